@@ -1,0 +1,244 @@
+//! Typed identifiers and validated values shared by every module.
+//!
+//! Nothing here does IO. Each id is a newtype so that a FreeSWITCH channel UUID can never be passed
+//! where a Bitrix24 call id is expected. [`PhoneNumber`] is the only way a number reaches a dial
+//! string: it admits digits with an optional leading `+` and nothing else.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+macro_rules! string_id {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(String);
+
+        impl $name {
+            /// Wraps a value that is already known to be well-formed.
+            pub fn new(value: impl Into<String>) -> Self {
+                Self(value.into())
+            }
+
+            /// The raw text.
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "{}({:?})", stringify!($name), self.0)
+            }
+        }
+
+        impl From<&str> for $name {
+            fn from(value: &str) -> Self {
+                Self(value.to_owned())
+            }
+        }
+    };
+}
+
+string_id!(
+    /// A FreeSWITCH channel `Unique-ID` (the caller leg of an outbound socket, or any other leg).
+    ChannelId
+);
+string_id!(
+    /// An agent leg we originate; its value is the `origination_uuid` we assign, so it equals the
+    /// new channel's `Unique-ID` once it exists.
+    LegId
+);
+string_id!(
+    /// A `bgapi` `Job-UUID`.
+    JobId
+);
+string_id!(
+    /// The `Event-UUID` of one `sendmsg execute`, echoed back as `Application-UUID`.
+    ExecId
+);
+string_id!(
+    /// An agent as named in the config (normally the SIP extension, e.g. `1001`).
+    AgentId
+);
+string_id!(
+    /// A queue as named in the config.
+    QueueName
+);
+string_id!(
+    /// Bitrix24's `CALL_ID` (`externalCall.<hex>.<unix seconds>`).
+    BitrixCallId
+);
+string_id!(
+    /// Our `EXTERNAL_CALL_ID`: stable per physical call and leg, so a retried register is safe.
+    ExternalCallId
+);
+
+impl LegId {
+    /// A fresh random leg id (UUID v4), used as `origination_uuid`.
+    pub fn random() -> Self {
+        Self(uuid::Uuid::new_v4().to_string())
+    }
+}
+
+impl ExecId {
+    /// A fresh random execute id (UUID v4), used as `Event-UUID`.
+    pub fn random() -> Self {
+        Self(uuid::Uuid::new_v4().to_string())
+    }
+}
+
+impl JobId {
+    /// A fresh random job id (UUID v4), used as `Job-UUID`.
+    pub fn random() -> Self {
+        Self(uuid::Uuid::new_v4().to_string())
+    }
+}
+
+impl From<LegId> for ChannelId {
+    fn from(leg: LegId) -> Self {
+        ChannelId(leg.0)
+    }
+}
+
+/// A Bitrix24 user id (`USER_ID`, `ASSIGNED_BY_ID`). Bitrix24 sends these as strings in CRM and
+/// user answers and as numbers in telephony answers; both decode here.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(transparent)]
+pub struct BitrixUserId(pub u64);
+
+impl fmt::Display for BitrixUserId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+impl fmt::Debug for BitrixUserId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "user#{}", self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for BitrixUserId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Either {
+            Num(u64),
+            Text(String),
+        }
+        match Either::deserialize(d)? {
+            Either::Num(n) => Ok(Self(n)),
+            Either::Text(s) => s
+                .trim()
+                .parse()
+                .map(Self)
+                .map_err(|_| serde::de::Error::custom(format!("invalid user id {s:?}"))),
+        }
+    }
+}
+
+/// Why a phone number was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PhoneError {
+    /// Nothing but formatting characters (or nothing at all).
+    #[error("phone number is empty")]
+    Empty,
+    /// A character that is neither a digit, a leading `+`, nor harmless formatting.
+    #[error("phone number contains {0:?}, which is not allowed")]
+    BadCharacter(char),
+    /// More digits than any E.164 number (15) plus a generous allowance for prefixes.
+    #[error("phone number has {0} digits; at most 20 are allowed")]
+    TooLong(usize),
+}
+
+/// A phone number reduced to an optional leading `+` and 1-20 ASCII digits.
+///
+/// This is the only type that may be interpolated into a FreeSWITCH dial string or originate
+/// command: it cannot carry `{`, `}`, `,`, `|`, `'`, `&`, spaces or newlines.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct PhoneNumber(String);
+
+impl PhoneNumber {
+    /// Parses a number as a human or Bitrix24 wrote it: spaces, `-`, `.`, `(`, `)` and `/` are
+    /// dropped; a `+` is allowed only first; anything else is refused.
+    pub fn parse(raw: &str) -> Result<Self, PhoneError> {
+        let mut out = String::with_capacity(raw.len());
+        for (i, c) in raw.trim().chars().enumerate() {
+            match c {
+                '0'..='9' => out.push(c),
+                '+' if i == 0 => out.push(c),
+                ' ' | '-' | '.' | '(' | ')' | '/' | '\u{a0}' => {}
+                other => return Err(PhoneError::BadCharacter(other)),
+            }
+        }
+        let digits = out.trim_start_matches('+').len();
+        if digits == 0 {
+            return Err(PhoneError::Empty);
+        }
+        if digits > 20 {
+            return Err(PhoneError::TooLong(digits));
+        }
+        Ok(Self(out))
+    }
+
+    /// The normalised text (`+` and digits only).
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for PhoneNumber {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for PhoneNumber {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "PhoneNumber({})", self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for PhoneNumber {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let raw = String::deserialize(d)?;
+        Self::parse(&raw).map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn phone_numbers_keep_only_digits_and_a_leading_plus() {
+        assert_eq!(PhoneNumber::parse("+49 (30) 123-456.789").unwrap().as_str(), "+4930123456789");
+        assert_eq!(PhoneNumber::parse(" 1001 ").unwrap().as_str(), "1001");
+    }
+
+    #[test]
+    fn phone_numbers_that_could_inject_into_a_dial_string_are_refused() {
+        for bad in ["1001,user/1002", "1001|x", "{a=b}1", "1'&socket(x)", "12\n34", "1+2", "abc"] {
+            assert!(PhoneNumber::parse(bad).is_err(), "{bad:?} must be refused");
+        }
+        assert_eq!(PhoneNumber::parse("+"), Err(PhoneError::Empty));
+        assert_eq!(PhoneNumber::parse(&"1".repeat(21)), Err(PhoneError::TooLong(21)));
+    }
+
+    #[test]
+    fn user_ids_decode_from_numbers_and_strings() {
+        let a: BitrixUserId = serde_json::from_str("17").unwrap();
+        let b: BitrixUserId = serde_json::from_str("\"17\"").unwrap();
+        assert_eq!(a, b);
+        assert!(serde_json::from_str::<BitrixUserId>("\"x\"").is_err());
+    }
+}

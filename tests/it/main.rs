@@ -1,0 +1,15 @@
+//! The one integration-test binary: real loopback sockets, a fake FreeSWITCH and a fake Bitrix24.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+mod bitrix_client;
+mod bitrix_methods;
+mod call_flow;
+mod cli;
+mod config_files;
+mod dialplan;
+mod esl_replay;
+mod esl_sessions;
+mod outbox_crash;
+mod tidy;
