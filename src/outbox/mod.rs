@@ -1,1 +1,3 @@
 //! TODO(owner): module doc.
+
+pub mod op;

@@ -1,0 +1,108 @@
+//! The Bitrix24 writes a call produces, as durable data: what the call machine emits, what the
+//! outbox stores (JSON) and what the dispatcher turns into REST calls. No IO here.
+
+use std::path::PathBuf;
+
+use chrono::{DateTime, FixedOffset};
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{BitrixCallId, BitrixUserId, ExternalCallId, PhoneNumber};
+
+/// `TYPE` of `telephony.externalcall.register`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CallType {
+    /// 1: outgoing.
+    Outgoing,
+    /// 2: incoming.
+    Incoming,
+    /// 3: incoming, redirected to a mobile or landline.
+    IncomingRedirected,
+    /// 4: callback.
+    Callback,
+}
+
+/// A CRM entity a call is bound to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CrmBinding {
+    /// `CONTACT`, `COMPANY`, `LEAD` or `DEAL`.
+    pub entity_type: String,
+    /// The entity id.
+    pub entity_id: u64,
+}
+
+/// Everything `register` needs. Stored whole when the call starts, so that a retry (after a
+/// timeout or a crash) sends byte-identical parameters and hits Bitrix24's re-registration key
+/// (phone + type + user + line + EXTERNAL_CALL_ID) instead of creating a second call.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegisterCall {
+    /// The Bitrix24 user who owns the call (gets the card when `show` is true).
+    pub user: BitrixUserId,
+    /// The client's number.
+    pub phone: PhoneNumber,
+    /// Direction.
+    pub call_type: CallType,
+    /// Our external line (`LINE_NUMBER`), normally the DID.
+    pub line_number: Option<String>,
+    /// When the call started on the PBX (sent with its offset as `CALL_START_DATE`).
+    pub started_at: DateTime<FixedOffset>,
+    /// `CRM_CREATE`.
+    pub crm_create: bool,
+    /// `SHOW`. The dispatcher forces 0 when the call is already over by the time it is sent.
+    pub show: bool,
+    /// Force a CRM binding (`CRM_ENTITY_TYPE` / `CRM_ENTITY_ID`).
+    pub crm: Option<CrmBinding>,
+}
+
+/// Everything `finish` needs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FinishCall {
+    /// Who talked (or the configured missed-call owner).
+    pub user: BitrixUserId,
+    /// Talk time in whole seconds (`DURATION`); 0 when nobody answered.
+    pub duration_secs: u32,
+    /// `STATUS_CODE` (`200`, `304`, `486`, `603-S`, ...).
+    pub status_code: String,
+    /// `ADD_TO_CHAT`.
+    pub add_to_chat: bool,
+    /// `FAILED_REASON`, if any.
+    pub failed_reason: Option<String>,
+}
+
+/// One Bitrix24 write belonging to one call. The outbox delivers a call's writes in order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum BitrixWrite {
+    /// `telephony.externalcall.register`; its `CALL_ID` is stored with the call for the writes after it.
+    Register(RegisterCall),
+    /// The call was registered by Bitrix24 itself (click-to-call, `ONEXTERNALCALLSTART`): remember
+    /// its `CALL_ID`; nothing is sent.
+    Adopt {
+        /// Bitrix24's `CALL_ID` from the event.
+        call_id: BitrixCallId,
+    },
+    /// `telephony.externalcall.show` for these users (one request with a `USER_ID` array).
+    Show {
+        /// Users who should see the card from now on.
+        users: Vec<BitrixUserId>,
+    },
+    /// `telephony.externalcall.hide` for these users.
+    Hide {
+        /// Users whose card closes now.
+        users: Vec<BitrixUserId>,
+    },
+    /// `telephony.externalcall.finish`.
+    Finish(FinishCall),
+    /// `telephony.externalcall.attachRecord` with the file at this path (after `finish`).
+    AttachRecord {
+        /// The recording on local disk (`.wav` or `.mp3`).
+        path: PathBuf,
+    },
+}
+
+/// A write addressed to its call.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CallWrite {
+    /// The call's stable key, also sent as `EXTERNAL_CALL_ID`.
+    pub call: ExternalCallId,
+    /// The write.
+    pub write: BitrixWrite,
+}
