@@ -43,6 +43,9 @@ pub(super) struct Hunt {
     give_up_at: Instant,
     /// Whether the outstanding request excluded nobody (a "nobody free" then means really nobody).
     fresh: bool,
+    /// Whether a phone actually rang this round. A round of only busy or unreachable phones does
+    /// not start the next one at once (that would spin); the queue waits or overflows instead.
+    rang_in_round: bool,
 }
 
 impl Plan {
@@ -108,6 +111,7 @@ impl Call {
             rung: 0,
             give_up_at,
             fresh: true,
+            rang_in_round: false,
         };
         self.state = State::Hunting {
             plan: Plan::Queue(hunt),
@@ -245,8 +249,9 @@ impl Call {
                 self.overflow(now, fallback, out);
             }
             // A round ended: start the next one through the whole list at once.
-            Plan::Queue(hunt) if !hunt.fresh => {
+            Plan::Queue(hunt) if !hunt.fresh && hunt.rang_in_round => {
                 hunt.tried.clear();
+                hunt.rang_in_round = false;
                 self.request(out);
             }
             Plan::Queue(hunt) => match hunt.route.when_none_free {
@@ -411,6 +416,7 @@ impl Call {
             && matches!(outcome, Outcome::NoAnswer | Outcome::Rejected)
         {
             hunt.rung += 1;
+            hunt.rang_in_round = true;
         }
         for l in &ring.legs {
             if let Some(cause) = &kill {
@@ -480,6 +486,7 @@ impl Call {
             *retry_at = None;
             if let Plan::Queue(hunt) = plan {
                 hunt.tried.clear();
+                hunt.rang_in_round = false;
             }
             self.request(out);
         }
