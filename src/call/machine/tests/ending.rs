@@ -412,3 +412,58 @@ fn a_missed_call_may_report_the_last_attempt_instead_of_304() {
     let done = w.feed(complete(0));
     assert_eq!(finish_of(&done).map(|f| f.status_code), Some("486".into()));
 }
+
+#[test]
+fn a_caller_who_leaves_during_the_lookup_is_finished_as_missed_for_the_fallback_owner() {
+    let mut w = World::new();
+    let target = Target::Responsible {
+        ring_timeout: 8 * S,
+        fallback: route("support", Strategy::Sequential, &[5], 60),
+    };
+    w.feed(started(target));
+    w.at(S, hung_up(Cause::ORIGINATOR_CANCEL));
+    assert_eq!(
+        w.feed(Input::LookupTimedOut),
+        [],
+        "the lookup result no longer matters"
+    );
+    let done = w.feed(complete(0));
+    let cards = w.cards();
+    assert!(
+        matches!(&cards[..], [BitrixWrite::Register(r), BitrixWrite::Finish(f)]
+        if !r.show && f.user == OWNER && f.status_code == "304")
+    );
+    assert_eq!(done.last(), Some(&Action::Exit));
+}
+
+#[test]
+fn an_anonymous_caller_is_registered_with_the_placeholder_number() {
+    let mut w = World::new();
+    let direct = DirectTarget {
+        agent: agent("a"),
+        ring_timeout: 20 * S,
+        fallback: Overflow::Hangup {
+            cause: Cause::NO_ANSWER,
+        },
+    };
+    let started_at = chrono::DateTime::parse_from_rfc3339("2026-05-04T09:15:02+02:00").unwrap();
+    w.feed(Input::Started {
+        target: Target::Agent(direct),
+        caller: Caller::Anonymous,
+        line: None,
+        started_at,
+    });
+    let cards = w.cards();
+    assert!(
+        matches!(&cards[..], [BitrixWrite::Register(r)] if r.phone.as_str() == "0000" && r.started_at == started_at)
+    );
+    w.at(S, Input::LegAnswered { leg: w.leg_of("a") });
+    let recording = w.log.iter().find_map(|(_, a)| match a {
+        Action::StartRecording { path } => Some(path.clone()),
+        _ => None,
+    });
+    assert_eq!(
+        recording,
+        Some("/rec/2026-05-04/caller-uuid-anonymous-a.wav".into())
+    );
+}
