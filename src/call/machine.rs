@@ -1,0 +1,253 @@
+//! One inbound call's lifecycle as a pure state machine: `handle(now, Input) -> Vec<Action>`.
+//! It decides whom to ring and when, mirrors every leg change onto the Bitrix24 card and builds the
+//! final `finish`. No IO, no clock reads, no spawning: the call task executes the actions and
+//! feeds back what happened. Ids for new legs and executes are random v4 UUIDs made here.
+
+mod cards;
+mod end;
+mod hand_over;
+mod ring;
+mod settings;
+mod vocabulary;
+
+use std::time::Duration;
+
+use chrono::{DateTime, FixedOffset};
+use tokio::time::Instant;
+
+use crate::call::status::{Attempt, Cause};
+use crate::ids::{AgentId, BitrixUserId, ExecId, PhoneNumber};
+use crate::queue::Outcome;
+
+use cards::Cards;
+
+pub use settings::{
+    CallInfo, CallSettings, DirectTarget, Overflow, QueueRoute, RecordingSettings, Strategy,
+    Target, WhenNoneFree,
+};
+pub use vocabulary::{Action, BridgeLeg, BridgeOutcome, Caller, Input, Pick, Transferee};
+
+// === Call ===
+
+/// Where a call stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum State {
+    Idle,
+    LookingUp {
+        until: Instant,
+        ring_timeout: Duration,
+        fallback: QueueRoute,
+    },
+    Hunting {
+        plan: ring::Plan,
+        ring: Option<ring::Ring>,
+        retry_at: Option<Instant>,
+    },
+    Talking,
+    /// We asked the switch to hang the caller up; waiting for it.
+    Closing,
+    /// The caller is gone; waiting for `HangupComplete`, then perhaps for the recording.
+    HungUp {
+        finish: Option<end::PendingFinish>,
+    },
+    Finished,
+}
+
+/// Who talks with the caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Talk {
+    /// `None` after a transfer to somebody who is not one of our agents.
+    agent: Option<AgentId>,
+    user: BitrixUserId,
+    reserved: bool,
+    exec: ExecId,
+    since: Instant,
+}
+
+/// What `Started` told us.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Meta {
+    caller: Caller,
+    line: Option<String>,
+    started_at: DateTime<FixedOffset>,
+}
+
+/// One call's state machine.
+#[derive(Debug)]
+pub struct Call {
+    settings: CallSettings,
+    info: CallInfo,
+    state: State,
+    meta: Option<Meta>,
+    cards: Cards,
+    awaiting_offer: bool,
+    talk: Option<Talk>,
+    transferred: bool,
+    recording: end::Recording,
+    last_attempt: Option<Attempt>,
+    caller_cause: Option<Cause>,
+    caller_gave_up: bool,
+}
+
+impl Call {
+    /// A call whose session just opened; it acts on [`Input::Started`].
+    pub fn new(settings: CallSettings, info: CallInfo, _now: Instant) -> Self {
+        Self {
+            settings,
+            info,
+            state: State::Idle,
+            meta: None,
+            cards: Cards::default(),
+            awaiting_offer: false,
+            talk: None,
+            transferred: false,
+            recording: end::Recording::Off,
+            last_attempt: None,
+            caller_cause: None,
+            caller_gave_up: false,
+        }
+    }
+
+    /// Applies one fact and returns what to do, in order.
+    pub fn handle(&mut self, now: Instant, input: Input) -> Vec<Action> {
+        let mut out = Vec::new();
+        match input {
+            Input::Started {
+                target,
+                caller,
+                line,
+                started_at,
+            } => self.start(
+                now,
+                target,
+                Meta {
+                    caller,
+                    line,
+                    started_at,
+                },
+                &mut out,
+            ),
+            Input::LookupFinished { responsible } => self.lookup_done(now, responsible, &mut out),
+            Input::LookupTimedOut => self.lookup_done(now, None, &mut out),
+            Input::AgentsOffered { agents } => self.offered(now, agents, &mut out),
+            Input::NoAgentFree => self.none_free(now, &mut out),
+            Input::BridgeStarted { exec } => self.bridge_started(now, &exec, &mut out),
+            Input::LegAnswered { leg } => self.leg_answered(now, &leg, &mut out),
+            Input::BridgeEnded { exec, outcome } => {
+                self.bridge_ended(now, &exec, outcome, &mut out)
+            }
+            Input::Unbridged => tracing::debug!("caller unbridged"),
+            Input::Transferred { to } => self.transferred(to, &mut out),
+            Input::RecordStarted { path } => self.recording = end::Recording::Started(path),
+            Input::RecordStopped { path } => self.record_stopped(path, &mut out),
+            Input::CallerHungUp { cause, .. } => self.caller_hung_up(now, cause, &mut out),
+            Input::HangupComplete { billsec, cause, .. } => {
+                self.hangup_complete(now, billsec, cause, &mut out)
+            }
+            Input::DeadlinePassed => self.deadline_passed(now, &mut out),
+            Input::Shutdown => self.shutdown(now, &mut out),
+        }
+        out
+    }
+
+    /// When the driver must deliver [`Input::DeadlinePassed`], if ever.
+    pub fn deadline(&self) -> Option<Instant> {
+        match &self.state {
+            State::LookingUp { until, .. } => Some(*until),
+            State::Hunting {
+                plan,
+                ring,
+                retry_at,
+            } => [plan.give_up_at(), ring.as_ref().map(|r| r.until), *retry_at]
+                .into_iter()
+                .flatten()
+                .min(),
+            State::HungUp {
+                finish: Some(pending),
+            } => Some(pending.until),
+            _ => None,
+        }
+    }
+
+    /// Whether the call is over for us (its last card write and `Exit` were emitted).
+    pub fn is_finished(&self) -> bool {
+        self.state == State::Finished
+    }
+
+    /// The Bitrix24 users whose card is open now (for logs and tests).
+    pub fn card_holders(&self) -> &[BitrixUserId] {
+        self.cards.open()
+    }
+
+    fn start(&mut self, now: Instant, target: Target, meta: Meta, out: &mut Vec<Action>) {
+        if self.state != State::Idle {
+            tracing::debug!("call started twice; ignored");
+            return;
+        }
+        let ringback = self.settings.ringback.clone();
+        let vars = [
+            ("continue_on_fail", "true"),
+            ("hangup_after_bridge", "false"),
+            ("ignore_early_media", "true"),
+            ("ringback", ringback.as_str()),
+            ("transfer_ringback", ringback.as_str()),
+        ];
+        out.push(Action::SetCallerVars {
+            vars: vars
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+        });
+        out.push(if self.settings.answer {
+            Action::Answer
+        } else {
+            Action::RingReady
+        });
+        self.meta = Some(meta);
+        match target {
+            Target::Agent(direct) => self.ring_direct(now, direct, out),
+            Target::Queue(route) => self.enter_queue(now, route, out),
+            Target::Responsible {
+                ring_timeout,
+                fallback,
+            } => {
+                self.cards.set_owner(fallback.owner);
+                self.register(fallback.owner, false, out);
+                out.push(Action::Lookup {
+                    phone: self.phone(),
+                });
+                let until = now + self.settings.lookup_timeout;
+                self.state = State::LookingUp {
+                    until,
+                    ring_timeout,
+                    fallback,
+                };
+            }
+        }
+    }
+
+    fn phone(&self) -> PhoneNumber {
+        match self.meta.as_ref().map(|m| &m.caller) {
+            Some(Caller::Number(number)) => number.clone(),
+            _ => self.settings.anonymous_number.clone(),
+        }
+    }
+}
+
+/// What an agent attempt's failure cause says about the agent.
+fn classify(cause: &Cause) -> Outcome {
+    match cause.as_str() {
+        "USER_BUSY" | "BUSY_EVERYWHERE" => Outcome::Busy,
+        "CALL_REJECTED" | "DECLINE" | "REJECT_ALL" | "UNWANTED" => Outcome::Rejected,
+        "NO_ANSWER"
+        | "ALLOTTED_TIMEOUT"
+        | "NO_USER_RESPONSE"
+        | "PROGRESS_TIMEOUT"
+        | "RECOVERY_ON_TIMER_EXPIRE" => Outcome::NoAnswer,
+        "ORIGINATOR_CANCEL" | "LOSE_RACE" | "PICKED_OFF" => Outcome::Cancelled,
+        _ => Outcome::Unreachable,
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,108 @@
+//! Card bookkeeping: who has the Bitrix24 card open, so every show has its hide and `finish` never
+//! leaves a card behind (finish closes it only for its own `USER_ID`).
+
+use crate::ids::BitrixUserId;
+use crate::outbox::op::{BitrixWrite, CallType, RegisterCall};
+
+use super::{Action, Call};
+
+/// Register state and open cards.
+#[derive(Debug, Default)]
+pub(super) struct Cards {
+    registered: bool,
+    open: Vec<BitrixUserId>,
+    owner: Option<BitrixUserId>,
+}
+
+impl Cards {
+    /// Users whose card is open.
+    pub(super) fn open(&self) -> &[BitrixUserId] {
+        &self.open
+    }
+
+    /// Who owns a missed call (the route's owner).
+    pub(super) fn owner(&self) -> Option<BitrixUserId> {
+        self.owner
+    }
+
+    /// Sets the missed-call owner if none is set yet (the first route wins).
+    pub(super) fn set_owner(&mut self, owner: BitrixUserId) {
+        self.owner.get_or_insert(owner);
+    }
+
+    /// Closes the card for those of `users` who have it, in one hide.
+    pub(super) fn close(&mut self, users: &[BitrixUserId], out: &mut Vec<Action>) {
+        let closing: Vec<_> = self
+            .open
+            .iter()
+            .copied()
+            .filter(|u| users.contains(u))
+            .collect();
+        if closing.is_empty() {
+            return;
+        }
+        self.open.retain(|u| !closing.contains(u));
+        out.push(Action::Card(BitrixWrite::Hide { users: closing }));
+    }
+
+    /// Closes every open card except `keep`'s, in one hide.
+    pub(super) fn close_all_except(&mut self, keep: Option<BitrixUserId>, out: &mut Vec<Action>) {
+        let others: Vec<_> = self
+            .open
+            .iter()
+            .copied()
+            .filter(|u| Some(*u) != keep)
+            .collect();
+        self.close(&others, out);
+    }
+}
+
+impl Call {
+    /// Registers the call once; with `show` the card opens for `user`.
+    pub(super) fn register(&mut self, user: BitrixUserId, show: bool, out: &mut Vec<Action>) {
+        if self.cards.registered {
+            return;
+        }
+        let Some(meta) = &self.meta else {
+            tracing::debug!("register before start; ignored");
+            return;
+        };
+        let register = RegisterCall {
+            user,
+            phone: self.phone(),
+            call_type: CallType::Incoming,
+            line_number: meta.line.clone(),
+            started_at: meta.started_at,
+            crm_create: self.settings.crm_create,
+            show,
+            crm: None,
+        };
+        self.cards.registered = true;
+        if show {
+            self.cards.open.push(user);
+        }
+        out.push(Action::Card(BitrixWrite::Register(register)));
+    }
+
+    /// Opens the card for `users` who do not have it: the first through the register (SHOW=1)
+    /// when the call is not registered yet, the rest in one show.
+    pub(super) fn open_cards(&mut self, users: &[BitrixUserId], out: &mut Vec<Action>) {
+        let mut new: Vec<_> = Vec::new();
+        for user in users {
+            if !self.cards.open.contains(user) && !new.contains(user) {
+                new.push(*user);
+            }
+        }
+        if new.is_empty() {
+            return;
+        }
+        if !self.cards.registered {
+            let first = new.remove(0);
+            self.register(first, true, out);
+        }
+        if !new.is_empty() {
+            self.cards.open.extend(new.iter().copied());
+            out.push(Action::Card(BitrixWrite::Show { users: new }));
+        }
+    }
+}

@@ -1,0 +1,318 @@
+//! The end of a call: the conversation, transfers, recording, hang-up, the final `finish` (after
+//! hiding every other card) and `attachRecord`, a late recording, deadlines and shutdown.
+
+use std::path::PathBuf;
+
+use tokio::time::Instant;
+
+use crate::call::status::{Cause, Direction, finish_status};
+use crate::ids::BitrixUserId;
+use crate::outbox::op::{BitrixWrite, FinishCall};
+use crate::queue::Outcome;
+
+use super::{Action, Call, Caller, State, Transferee};
+
+/// The recording of this call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Recording {
+    Off,
+    /// We asked for it; no `RECORD_START` yet.
+    Requested,
+    /// Being written.
+    Started(PathBuf),
+    /// Complete.
+    Stopped(PathBuf),
+}
+
+/// A `finish` held back until the recording is complete (or `until` passes).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct PendingFinish {
+    finish: FinishCall,
+    pub(super) until: Instant,
+}
+
+impl Call {
+    pub(super) fn start_recording(&mut self, out: &mut Vec<Action>) {
+        let Some(settings) = &self.settings.recording else {
+            return;
+        };
+        if self.recording != Recording::Off {
+            return;
+        }
+        let path = PathBuf::from(self.render_path(&settings.path_template));
+        self.recording = Recording::Requested;
+        out.push(Action::StartRecording { path });
+    }
+
+    fn render_path(&self, template: &str) -> String {
+        let (date, time) = self
+            .meta
+            .as_ref()
+            .map_or((String::new(), String::new()), |m| {
+                (
+                    m.started_at.format("%Y-%m-%d").to_string(),
+                    m.started_at.format("%H%M%S").to_string(),
+                )
+            });
+        let caller = match self.meta.as_ref().map(|m| &m.caller) {
+            Some(Caller::Number(number)) => number.to_string(),
+            _ => "anonymous".to_owned(),
+        };
+        let agent = self
+            .talk
+            .as_ref()
+            .and_then(|t| t.agent.as_ref())
+            .map(|a| a.to_string())
+            .unwrap_or_default();
+        template
+            .replace("{uuid}", &safe(self.info.channel.as_str()))
+            .replace("{date}", &date)
+            .replace("{time}", &time)
+            .replace("{caller}", &safe(&caller))
+            .replace("{agent}", &safe(&agent))
+    }
+
+    /// Our bridge returned after a conversation: the agent side is gone.
+    pub(super) fn talk_ended(&mut self, exec: &crate::ids::ExecId, out: &mut Vec<Action>) {
+        let ours = self.talk.as_ref().is_some_and(|t| t.exec == *exec);
+        // After a transfer the switch owns the conversation; only the caller's hang-up ends it.
+        if ours && !self.transferred {
+            out.push(Action::HangupCaller {
+                cause: Cause::NORMAL_CLEARING,
+            });
+            self.state = State::Closing;
+        }
+    }
+
+    pub(super) fn transferred(&mut self, to: Option<Transferee>, out: &mut Vec<Action>) {
+        let Some(talk) = &mut self.talk else {
+            tracing::debug!("transfer before an answer; ignored");
+            return;
+        };
+        self.transferred = true;
+        let Some(to) = to else { return };
+        let old = talk.user;
+        if talk.reserved
+            && let Some(agent) = &talk.agent
+        {
+            out.push(Action::ReleaseAgent {
+                agent: agent.clone(),
+                outcome: Outcome::Answered,
+            });
+        }
+        talk.reserved = false;
+        talk.agent = to.agent;
+        talk.user = to.user;
+        if old != to.user {
+            self.cards.close(&[old], out);
+            self.open_cards(&[to.user], out);
+        }
+    }
+
+    pub(super) fn record_stopped(&mut self, path: PathBuf, out: &mut Vec<Action>) {
+        self.recording = Recording::Stopped(path.clone());
+        if let State::HungUp { finish } = &mut self.state
+            && let Some(pending) = finish.take()
+        {
+            self.emit_finish(pending.finish, Some(path), true, out);
+        }
+    }
+
+    pub(super) fn caller_hung_up(&mut self, _now: Instant, cause: Cause, out: &mut Vec<Action>) {
+        match &self.state {
+            State::Finished | State::HungUp { .. } => return,
+            State::Idle | State::LookingUp { .. } | State::Hunting { .. } => {
+                self.caller_gave_up = true
+            }
+            State::Talking | State::Closing => {}
+        }
+        self.cancel_ringing(out);
+        self.awaiting_offer = false;
+        self.release_talker(out);
+        tracing::info!(cause = %cause, "caller hung up");
+        self.caller_cause = Some(cause);
+        self.state = State::HungUp { finish: None };
+    }
+
+    pub(super) fn hangup_complete(
+        &mut self,
+        now: Instant,
+        billsec: u32,
+        cause: Cause,
+        out: &mut Vec<Action>,
+    ) {
+        if self.state == State::Idle {
+            self.state = State::Finished;
+            out.push(Action::Exit);
+            return;
+        }
+        self.caller_hung_up(now, cause, out);
+        if self.state != (State::HungUp { finish: None }) {
+            return;
+        }
+        let finish = self.finish_call(now, Some(billsec));
+        let path = match &self.recording {
+            Recording::Started(_) if self.talk.is_some() => {
+                // Scenario 5: the file is not complete; close every card now, finish when it is.
+                self.cards.close_all_except(None, out);
+                let wait = self
+                    .settings
+                    .recording
+                    .as_ref()
+                    .map(|r| r.wait_after_hangup)
+                    .unwrap_or_default();
+                self.state = State::HungUp {
+                    finish: Some(PendingFinish {
+                        finish,
+                        until: now + wait,
+                    }),
+                };
+                return;
+            }
+            Recording::Stopped(path) if self.talk.is_some() => Some(path.clone()),
+            _ => None,
+        };
+        self.emit_finish(finish, path, true, out);
+    }
+
+    pub(super) fn deadline_passed(&mut self, now: Instant, out: &mut Vec<Action>) {
+        match &mut self.state {
+            State::LookingUp { until, .. } if *until <= now => self.lookup_done(now, None, out),
+            State::Hunting { .. } => self.hunting_deadline(now, out),
+            State::HungUp { finish } if finish.as_ref().is_some_and(|p| p.until <= now) => {
+                if let Some(pending) = finish.take() {
+                    tracing::warn!("recording not complete in time; finishing without it");
+                    self.emit_finish(pending.finish, None, true, out);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Shutdown: nobody new is rung. A waiting or ringing caller is released with a temporary
+    /// failure (SIP 503, so a carrier may route elsewhere) and the call is finished as missed; a
+    /// conversation goes on in the switch and its card is finished now with the talk time so far
+    /// (without the recording, which is not complete); a pending finish goes out without it.
+    pub(super) fn shutdown(&mut self, now: Instant, out: &mut Vec<Action>) {
+        match std::mem::replace(&mut self.state, State::HungUp { finish: None }) {
+            State::Finished => self.state = State::Finished,
+            State::Idle => {
+                self.state = State::Finished;
+                out.push(Action::Exit);
+            }
+            State::HungUp {
+                finish: Some(pending),
+            } => self.emit_finish(pending.finish, None, true, out),
+            State::Talking => {
+                let finish = self.finish_call(now, None);
+                // No exit: closing the socket must not end the conversation.
+                self.emit_finish(finish, None, false, out);
+            }
+            previous => {
+                let ringing =
+                    previous != State::Closing && previous != (State::HungUp { finish: None });
+                self.state = previous;
+                if ringing {
+                    self.cancel_ringing(out);
+                    out.push(Action::HangupCaller {
+                        cause: Cause::NORMAL_TEMPORARY_FAILURE,
+                    });
+                }
+                self.awaiting_offer = false;
+                self.release_talker(out);
+                self.state = State::HungUp { finish: None };
+                let finish = self.finish_call(now, None);
+                self.emit_finish(finish, None, true, out);
+            }
+        }
+    }
+
+    fn release_talker(&mut self, out: &mut Vec<Action>) {
+        if let Some(talk) = &mut self.talk
+            && talk.reserved
+            && let Some(agent) = &talk.agent
+        {
+            out.push(Action::ReleaseAgent {
+                agent: agent.clone(),
+                outcome: Outcome::Answered,
+            });
+            talk.reserved = false;
+        }
+    }
+
+    /// The finish for this call; `billsec` `None` means "measure the talk time ourselves".
+    fn finish_call(&self, now: Instant, billsec: Option<u32>) -> FinishCall {
+        let measured = |since: Instant| {
+            u32::try_from(now.saturating_duration_since(since).as_secs()).unwrap_or(u32::MAX)
+        };
+        let (user, duration_secs) = match &self.talk {
+            // A caller answered by the route before ringing has billsec that includes the wait.
+            Some(talk) => match billsec {
+                Some(billsec) if !self.settings.answer => (talk.user, billsec),
+                _ => (talk.user, measured(talk.since)),
+            },
+            None => (self.cards.owner().unwrap_or(BitrixUserId(0)), 0),
+        };
+        let answered = self.talk.is_some();
+        let status_code = finish_status(
+            Direction::Inbound,
+            answered,
+            self.caller_gave_up,
+            self.settings.missed_status,
+            self.last_attempt.as_ref(),
+        );
+        let failed_reason = if answered {
+            None
+        } else {
+            self.last_attempt
+                .as_ref()
+                .map(|a| &a.cause)
+                .or(self.caller_cause.as_ref())
+                .map(|c| c.to_string())
+        };
+        FinishCall {
+            user,
+            duration_secs,
+            status_code,
+            add_to_chat: self.settings.add_to_chat,
+            failed_reason,
+        }
+    }
+
+    /// Hides every other card, then finish, then the recording; `exit` closes the session.
+    fn emit_finish(
+        &mut self,
+        finish: FinishCall,
+        record: Option<PathBuf>,
+        exit: bool,
+        out: &mut Vec<Action>,
+    ) {
+        self.register(finish.user, false, out);
+        self.cards.close_all_except(Some(finish.user), out);
+        tracing::info!(status = %finish.status_code, duration = finish.duration_secs, "call finished");
+        out.push(Action::Card(BitrixWrite::Finish(finish)));
+        if let Some(path) = record {
+            out.push(Action::Card(BitrixWrite::AttachRecord { path }));
+        }
+        if exit {
+            out.push(Action::Exit);
+        }
+        self.state = State::Finished;
+    }
+}
+
+/// Keeps a substituted value safe inside a `record_session` path (no spaces, separators or dots
+/// that could climb directories).
+fn safe(value: &str) -> String {
+    let cleaned: String = value
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '+' | '_' | '-') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    cleaned
+}

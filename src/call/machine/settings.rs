@@ -1,0 +1,135 @@
+//! What a call is configured to do: per-call settings and the route's target (plain data the lead
+//! maps from the config).
+
+use std::time::Duration;
+
+use crate::call::status::{Cause, MissedStatus};
+use crate::ids::{BitrixUserId, ChannelId, PhoneNumber, QueueName};
+use crate::queue::AgentInfo;
+
+/// Per-call behaviour, mapped from the config by the lead. Plain data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallSettings {
+    /// What the caller hears while agents ring: a tone spec (`%(2000,4000,440,480)`) or a sound
+    /// URI, set as both `ringback` and `transfer_ringback`.
+    pub ringback: String,
+    /// Answer the caller before ringing anybody (the route plays something first). When false we
+    /// only signal ringing (`ring_ready`) and the caller is answered by the agent's answer.
+    pub answer: bool,
+    /// How long a client's responsible manager may take to be found (register result + lookup)
+    /// before the call goes to the fallback queue.
+    pub lookup_timeout: Duration,
+    /// How often a call asks again when nobody is free and the queue says wait.
+    pub retry_interval: Duration,
+    /// Added to each ring step for the switch's own `leg_timeout` (a safety net; we end legs
+    /// ourselves on time).
+    pub leg_timeout_margin: Duration,
+    /// `CRM_CREATE` of the register.
+    pub crm_create: bool,
+    /// `ADD_TO_CHAT` of the finish.
+    pub add_to_chat: bool,
+    /// `STATUS_CODE` policy for unanswered calls.
+    pub missed_status: MissedStatus,
+    /// The number registered for callers without one (Bitrix24 refuses `anonymous`).
+    pub anonymous_number: PhoneNumber,
+    /// Record answered calls.
+    pub recording: Option<RecordingSettings>,
+}
+
+/// Recording of answered calls.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordingSettings {
+    /// File path with placeholders `{uuid}` (caller channel), `{date}` (`YYYY-MM-DD`), `{time}`
+    /// (`HHMMSS`), `{caller}` and `{agent}`. Substituted values are reduced to `[A-Za-z0-9+_.-]`
+    /// because `record_session` splits its argument on spaces.
+    pub path_template: String,
+    /// How long after the hang-up we wait for the file to be closed before finishing without it.
+    pub wait_after_hangup: Duration,
+}
+
+/// Who a call is for, as the route resolved it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// An employee's own number (scenario 1): ring that extension.
+    Agent(DirectTarget),
+    /// A queue (scenario 2).
+    Queue(QueueRoute),
+    /// A known client (scenario 3): register without a card, look up the responsible manager and
+    /// ring them; anything short of their answer goes to `fallback`.
+    Responsible {
+        /// How long the manager's phone rings.
+        ring_timeout: Duration,
+        /// Where the call goes otherwise; its owner owns the register.
+        fallback: QueueRoute,
+    },
+}
+
+/// One extension rung directly (not through a queue, so not reserved there).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirectTarget {
+    /// The agent (extension, Bitrix24 user).
+    pub agent: AgentInfo,
+    /// How long it rings.
+    pub ring_timeout: Duration,
+    /// Where the call goes when it is not answered.
+    pub fallback: Overflow,
+}
+
+/// A queue as a call hunts through it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueRoute {
+    /// The queue (its agents and their rules live in the queue actor).
+    pub queue: QueueName,
+    /// One by one, or all at once.
+    pub strategy: Strategy,
+    /// Ring time per attempt (sequential: the k-th agent rings `ring[k]`, the last value repeats;
+    /// simultaneous: per round). Never empty (validated by the config).
+    pub ring: Vec<Duration>,
+    /// Longest time a caller spends in this queue before `overflow`.
+    pub max_wait: Duration,
+    /// What to do when nobody is free.
+    pub when_none_free: WhenNoneFree,
+    /// Who owns the call's register and its missed-call record until an agent's phone rings.
+    pub owner: BitrixUserId,
+    /// Where the call goes after `max_wait`.
+    pub overflow: Overflow,
+}
+
+/// How a queue rings its agents.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Strategy {
+    /// One free agent at a time, for one ring step each.
+    Sequential,
+    /// Every free agent at once; the first to answer wins.
+    Simultaneous,
+}
+
+/// What a queue does when no agent is free.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WhenNoneFree {
+    /// Keep the caller and ask again every `retry_interval` (until `max_wait`).
+    Wait,
+    /// Go to the overflow target at once.
+    Overflow,
+}
+
+/// Where a call goes when a queue or a direct target gives up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Overflow {
+    /// Another queue.
+    Queue(Box<QueueRoute>),
+    /// One extension.
+    Agent(Box<DirectTarget>),
+    /// Hang the caller up with this cause.
+    Hangup {
+        /// The cause sent to the caller.
+        cause: Cause,
+    },
+}
+
+/// Facts about the call known when its session opens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallInfo {
+    /// The caller's channel (`Unique-ID`), used in recording paths.
+    pub channel: ChannelId,
+}

@@ -1,0 +1,6 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! Pure scenario tests of the call machine (time passed explicitly). `sim` is the world around it.
+
+mod ending;
+mod scenarios;
+mod sim;
