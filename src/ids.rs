@@ -216,6 +216,7 @@ impl<'de> Deserialize<'de> for PhoneNumber {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -190,6 +190,7 @@ pub fn classify(format: AudioFormat, bytes: u64, head: &[u8]) -> Readiness {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
