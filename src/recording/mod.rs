@@ -9,13 +9,13 @@ use chrono::{DateTime, FixedOffset};
 use tokio::io::AsyncReadExt;
 
 /// The placeholders a path template may use.
-pub const PLACEHOLDERS: &[&str] = &["call", "date", "time", "caller", "destination"];
+pub const PLACEHOLDERS: &[&str] = &["call", "date", "time", "caller", "destination", "agent"];
 
 /// Why a template was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TemplateError {
     /// `{name}` with a name not in [`PLACEHOLDERS`].
-    #[error("unknown placeholder {{{0}}}; known: call, date, time, caller, destination")]
+    #[error("unknown placeholder {{{0}}}; known: call, date, time, caller, destination, agent")]
     UnknownPlaceholder(String),
     /// A `{` without its `}`.
     #[error("unclosed '{{'")]
@@ -45,6 +45,8 @@ pub struct RecordingVars<'a> {
     pub caller: &'a str,
     /// The dialled number (digits and `+` only).
     pub destination: &'a str,
+    /// The agent who answered (their config name).
+    pub agent: &'a str,
 }
 
 impl PathTemplate {
@@ -91,7 +93,8 @@ impl PathTemplate {
             .replace("{date}", &vars.started_at.format("%Y-%m-%d").to_string())
             .replace("{time}", &vars.started_at.format("%H%M%S").to_string())
             .replace("{caller}", &safe(vars.caller))
-            .replace("{destination}", &safe(vars.destination));
+            .replace("{destination}", &safe(vars.destination))
+            .replace("{agent}", &safe(vars.agent));
         PathBuf::from(out)
     }
 }
@@ -227,6 +230,7 @@ mod tests {
             started_at,
             caller: "+7 999",
             destination: "9000",
+            agent: "1001",
         };
         assert_eq!(
             t.render(&vars),
