@@ -70,6 +70,7 @@ pub fn decide(write: &BitrixWrite, state: &CallState) -> Decision {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
     use crate::ids::{BitrixUserId, PhoneNumber};

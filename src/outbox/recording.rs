@@ -155,6 +155,7 @@ impl Recording {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
     use futures_util::TryStreamExt as _;

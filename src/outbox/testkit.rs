@@ -1,4 +1,5 @@
 //! Test fixtures shared by the outbox's unit tests: sample writes and times.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use chrono::{DateTime, TimeZone as _, Utc};
 
