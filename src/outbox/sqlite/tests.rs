@@ -1,6 +1,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use super::*;
+use crate::outbox::op::BitrixWrite;
 use crate::outbox::plan::{Decision, decide};
 use crate::outbox::testkit::{call, cw, finish, hide, register, result, show, t};
 
