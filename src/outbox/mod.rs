@@ -289,3 +289,6 @@ pub async fn retry_dead_letters(path: &Path) -> Result<u64, OutboxError> {
     let store = SqliteStore::open(path).await?;
     Ok(store.retry_dead_letters(None).await?)
 }
+
+#[cfg(test)]
+mod tests;
