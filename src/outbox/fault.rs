@@ -44,6 +44,7 @@ pub struct FaultyStore {
     inner: SqliteStore,
     fault: Mutex<Option<(Fault, usize)>>,
     crashed: AtomicBool,
+    crash_seen: tokio::sync::watch::Sender<bool>,
 }
 
 impl FaultyStore {
@@ -53,12 +54,20 @@ impl FaultyStore {
             inner,
             fault: Mutex::new(Some((fault, 0))),
             crashed: AtomicBool::new(false),
+            crash_seen: tokio::sync::watch::channel(false).0,
         }
     }
 
     /// Whether the crash has happened.
     pub fn crashed(&self) -> bool {
         self.crashed.load(Ordering::SeqCst)
+    }
+
+    /// Resolves once the crash has happened (and its image is written).
+    pub async fn wait_crashed(&self) {
+        let mut rx = self.crash_seen.subscribe();
+        // The sender lives in `self`, so the channel cannot close while we wait.
+        let _ = rx.wait_for(|crashed| *crashed).await;
     }
 
     /// Counts a call of `op`; returns the fault if this is the one.
@@ -93,7 +102,9 @@ impl FaultyStore {
                 let _ = fut.await;
             }
             self.crashed.store(true, Ordering::SeqCst);
-            self.inner.crash_image(&fault.image_dir).await?;
+            let image = self.inner.crash_image(&fault.image_dir).await;
+            self.crash_seen.send_replace(true);
+            image?;
             Err(StoreError::Crashed { op })
         })
     }

@@ -255,3 +255,6 @@ impl<D: Deliver> Loop<D> {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod crash_tests;
