@@ -1,3 +1,4 @@
+//! Tests of the Outbox handle and the CLI-facing functions.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::time::Duration;

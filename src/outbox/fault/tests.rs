@@ -1,3 +1,4 @@
+//! Crash tests: push/ack with a simulated kill -9 before and after the commit, then reopen the image.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::Write as _;

@@ -1,3 +1,4 @@
+//! Store tests on real SQLite files in temp dirs: reopen, per-call order, dead letters, prune.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use super::*;

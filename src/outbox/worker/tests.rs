@@ -1,3 +1,4 @@
+//! Worker tests on paused time with a scripted FakeDeliver: retries, dead letters, order, replay.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::{HashMap, VecDeque};
