@@ -2,7 +2,7 @@
 //! many calls at once (so the Bitrix client can batch them), logs backlog progress and prunes
 //! finished entries. Stops on the shutdown token, leaving every unfinished entry durable.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -59,6 +59,8 @@ struct Loop<D> {
     dispatch: Arc<Dispatch<D>>,
     tasks: JoinSet<(ExternalCallId, Result<(), StoreError>)>,
     busy: HashSet<ExternalCallId>,
+    /// Which call each delivery task serves, so a panicked task still frees its call.
+    task_calls: HashMap<tokio::task::Id, ExternalCallId>,
     paused_until: Option<Instant>,
     next_progress: Instant,
     next_prune: Instant,
@@ -85,6 +87,7 @@ pub async fn run<D: Deliver>(
         }),
         tasks: JoinSet::new(),
         busy: HashSet::new(),
+        task_calls: HashMap::new(),
         paused_until: None,
         next_progress: now,
         next_prune: now,
@@ -101,13 +104,13 @@ pub async fn run<D: Deliver>(
         tokio::select! {
             biased;
             () = shutdown.cancelled() => break,
-            Some(joined) = lp.tasks.join_next() => lp.joined(joined),
+            Some(joined) = lp.tasks.join_next_with_id() => lp.joined(joined),
             () = outbox.wake().notified() => {}
             () = sleep_until(deadline) => {}
         }
         lp.housekeeping().await;
     }
-    while let Some(joined) = lp.tasks.join_next().await {
+    while let Some(joined) = lp.tasks.join_next_with_id().await {
         lp.joined(joined);
     }
     info!("outbox worker stopped");
@@ -158,10 +161,11 @@ impl<D: Deliver> Loop<D> {
             .collect();
         for entry in idle {
             self.busy.insert(entry.call.clone());
+            let call = entry.call.clone();
             let dispatch = Arc::clone(&self.dispatch);
             let metrics = outbox.metrics();
             let span = info_span!("outbox", call = %entry.call, entry = %entry.id);
-            self.tasks.spawn(
+            let handle = self.tasks.spawn(
                 async move {
                     OutboxMetrics::inc(&metrics.in_flight);
                     let call = entry.call.clone();
@@ -171,6 +175,7 @@ impl<D: Deliver> Loop<D> {
                 }
                 .instrument(span),
             );
+            self.task_calls.insert(handle.id(), call);
         }
         let next = outbox.store().next_due_at(now).await?;
         Ok(next.map(|at| outbox.clock().instant_at(at)))
@@ -178,10 +183,14 @@ impl<D: Deliver> Loop<D> {
 
     fn joined(
         &mut self,
-        joined: Result<(ExternalCallId, Result<(), StoreError>), tokio::task::JoinError>,
+        joined: Result<
+            (tokio::task::Id, (ExternalCallId, Result<(), StoreError>)),
+            tokio::task::JoinError,
+        >,
     ) {
         match joined {
-            Ok((call, res)) => {
+            Ok((id, (call, res))) => {
+                self.task_calls.remove(&id);
                 self.busy.remove(&call);
                 if let Err(err) = res {
                     warn!(call = %call, error = &err as &dyn std::error::Error, "outbox store failed; entry stays pending");
@@ -189,13 +198,15 @@ impl<D: Deliver> Loop<D> {
                 }
             }
             Err(err) => {
-                // A panicked delivery cannot name its call; drop every idle mark so nothing
-                // stays blocked (in-flight calls may get a second task, which only re-sends).
+                // A panicked delivery: free its call; the entry is still pending and is
+                // dispatched again (every write is safe to repeat).
                 warn!(
                     error = &err as &dyn std::error::Error,
                     "outbox delivery task failed"
                 );
-                self.busy.clear();
+                if let Some(call) = self.task_calls.remove(&err.id()) {
+                    self.busy.remove(&call);
+                }
             }
         }
     }
