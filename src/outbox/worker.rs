@@ -54,10 +54,13 @@ impl Default for WorkerConfig {
     }
 }
 
+/// What a delivery task hands back: its call and whether the store kept up.
+type TaskOutput = (ExternalCallId, Result<(), StoreError>);
+
 /// Worker loop state that is not the store.
 struct Loop<D> {
     dispatch: Arc<Dispatch<D>>,
-    tasks: JoinSet<(ExternalCallId, Result<(), StoreError>)>,
+    tasks: JoinSet<TaskOutput>,
     busy: HashSet<ExternalCallId>,
     /// Which call each delivery task serves, so a panicked task still frees its call.
     task_calls: HashMap<tokio::task::Id, ExternalCallId>,
@@ -181,13 +184,7 @@ impl<D: Deliver> Loop<D> {
         Ok(next.map(|at| outbox.clock().instant_at(at)))
     }
 
-    fn joined(
-        &mut self,
-        joined: Result<
-            (tokio::task::Id, (ExternalCallId, Result<(), StoreError>)),
-            tokio::task::JoinError,
-        >,
-    ) {
+    fn joined(&mut self, joined: Result<(tokio::task::Id, TaskOutput), tokio::task::JoinError>) {
         match joined {
             Ok((id, (call, res))) => {
                 self.task_calls.remove(&id);
