@@ -1,0 +1,466 @@
+//! The SQL behind [`super::SqliteStore`]: schema and one blocking function per store
+//! operation, each a single transaction. Called only from `spawn_blocking`.
+
+use std::path::Path;
+
+use chrono::{DateTime, Utc};
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::ids::{BitrixCallId, ExternalCallId};
+use crate::outbox::op::{BitrixWrite, CallWrite};
+use crate::outbox::store::{
+    CallState, Completion, DeadLetter, DueEntry, EntryId, RegisterResult, StatusReport, StoreError,
+    kind_of,
+};
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS entries (
+    seq        INTEGER PRIMARY KEY AUTOINCREMENT,
+    call       TEXT    NOT NULL,
+    kind       TEXT    NOT NULL,
+    body       TEXT    NOT NULL,
+    state      INTEGER NOT NULL DEFAULT 0, -- 0 pending, 1 done
+    attempts   INTEGER NOT NULL DEFAULT 0,
+    not_before INTEGER NOT NULL DEFAULT 0, -- unix ms
+    last_error TEXT,
+    created_at INTEGER NOT NULL,
+    done_at    INTEGER,
+    outcome    TEXT
+);
+CREATE INDEX IF NOT EXISTS entries_pending ON entries(call, seq) WHERE state = 0;
+CREATE INDEX IF NOT EXISTS entries_done ON entries(done_at) WHERE state = 1;
+CREATE TABLE IF NOT EXISTS calls (
+    call         TEXT PRIMARY KEY,
+    register     TEXT,
+    over         INTEGER NOT NULL DEFAULT 0,
+    cards_opened INTEGER NOT NULL DEFAULT 0,
+    updated_at   INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS dead_letters (
+    seq        INTEGER PRIMARY KEY,
+    call       TEXT    NOT NULL,
+    kind       TEXT    NOT NULL,
+    body       TEXT    NOT NULL,
+    attempts   INTEGER NOT NULL,
+    created_at INTEGER NOT NULL,
+    failed_at  INTEGER NOT NULL,
+    reason     TEXT    NOT NULL
+);
+";
+
+/// The head (oldest pending entry) of every call; `?1` = now (ms).
+const HEADS: &str = "FROM entries e LEFT JOIN calls c ON c.call = e.call
+    WHERE e.state = 0
+      AND e.seq = (SELECT MIN(p.seq) FROM entries p WHERE p.call = e.call AND p.state = 0)";
+
+pub(super) fn open_blocking(path: &Path) -> Result<Connection, StoreError> {
+    let err = |source| StoreError::Open {
+        path: path.display().to_string(),
+        source,
+    };
+    let conn = Connection::open(path).map_err(err)?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))
+        .map_err(err)?;
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
+        .map_err(err)?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(err(rusqlite::Error::InvalidParameterName(format!(
+            "journal_mode={mode}"
+        ))));
+    }
+    conn.execute_batch("PRAGMA synchronous=FULL;")
+        .map_err(err)?;
+    conn.execute_batch(SCHEMA).map_err(err)?;
+    Ok(conn)
+}
+
+pub(super) fn ms(t: DateTime<Utc>) -> i64 {
+    t.timestamp_millis()
+}
+
+pub(super) fn from_ms(v: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(v).unwrap_or_default()
+}
+
+pub(super) fn count(row: &rusqlite::Row<'_>, idx: usize) -> rusqlite::Result<u64> {
+    Ok(u64::try_from(row.get::<_, i64>(idx)?).unwrap_or_default())
+}
+
+pub(super) fn sql(op: &'static str) -> impl Fn(rusqlite::Error) -> StoreError {
+    move |source| StoreError::Sql { op, source }
+}
+
+pub(super) fn touch_call(
+    tx: &rusqlite::Transaction<'_>,
+    call: &str,
+    now: i64,
+) -> rusqlite::Result<()> {
+    tx.execute(
+        "INSERT INTO calls(call, updated_at) VALUES (?1, ?2)
+         ON CONFLICT(call) DO UPDATE SET updated_at = excluded.updated_at",
+        params![call, now],
+    )
+    .map(|_| ())
+}
+
+pub(super) fn push_blocking(
+    conn: &mut Connection,
+    write: &CallWrite,
+    now: i64,
+) -> Result<EntryId, StoreError> {
+    let e = sql("push");
+    let body = serde_json::to_string(&write.write)
+        .map_err(|source| StoreError::Encode { op: "push", source })?;
+    let tx = conn.transaction().map_err(&e)?;
+    let call = write.call.as_str();
+    tx.execute(
+        "INSERT INTO entries(call, kind, body, created_at) VALUES (?1, ?2, ?3, ?4)",
+        params![call, kind_of(&write.write), body, now],
+    )
+    .map_err(&e)?;
+    let seq = tx.last_insert_rowid();
+    touch_call(&tx, call, now).map_err(&e)?;
+    if matches!(write.write, BitrixWrite::Finish(_)) {
+        tx.execute("UPDATE calls SET over = 1 WHERE call = ?1", params![call])
+            .map_err(&e)?;
+    }
+    tx.commit().map_err(&e)?;
+    Ok(EntryId(seq))
+}
+
+/// One head row before decoding.
+struct RawHead {
+    seq: i64,
+    call: String,
+    body: String,
+    attempts: u32,
+    register: Option<String>,
+    over: bool,
+    cards_opened: bool,
+}
+
+pub(super) fn due_blocking(
+    conn: &mut Connection,
+    now: i64,
+    limit: usize,
+) -> Result<Vec<DueEntry>, StoreError> {
+    let e = sql("due");
+    let query = format!(
+        "SELECT e.seq, e.call, e.body, e.attempts, c.register, COALESCE(c.over, 0),
+                COALESCE(c.cards_opened, 0)
+         {HEADS} AND e.not_before <= ?1
+         ORDER BY COALESCE(c.over, 0), e.seq LIMIT ?2"
+    );
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let raw: Vec<RawHead> = {
+        let mut stmt = conn.prepare_cached(&query).map_err(&e)?;
+        let rows = stmt
+            .query_map(params![now, limit], |r| {
+                Ok(RawHead {
+                    seq: r.get(0)?,
+                    call: r.get(1)?,
+                    body: r.get(2)?,
+                    attempts: r.get(3)?,
+                    register: r.get(4)?,
+                    over: r.get(5)?,
+                    cards_opened: r.get(6)?,
+                })
+            })
+            .map_err(&e)?;
+        rows.collect::<Result<_, _>>().map_err(&e)?
+    };
+    let mut out = Vec::with_capacity(raw.len());
+    for head in raw {
+        match decode_head(&head) {
+            Ok(entry) => out.push(entry),
+            // An entry we cannot read back (hand-edited file, older format) would block its call
+            // forever: it goes to the dead letters where `outbox status` shows it.
+            Err(reason) => dead_letter_blocking(conn, EntryId(head.seq), &reason, now)?,
+        }
+    }
+    Ok(out)
+}
+
+fn decode_head(head: &RawHead) -> Result<DueEntry, String> {
+    let write: BitrixWrite =
+        serde_json::from_str(&head.body).map_err(|err| format!("undecodable entry: {err}"))?;
+    let registered = match &head.register {
+        Some(text) => Some(
+            serde_json::from_str::<RegisterResult>(text)
+                .map_err(|err| format!("undecodable register result: {err}"))?,
+        ),
+        None => None,
+    };
+    Ok(DueEntry {
+        id: EntryId(head.seq),
+        call: ExternalCallId::new(head.call.clone()),
+        write,
+        attempts: head.attempts,
+        state: CallState {
+            registered,
+            over: head.over,
+            cards_opened: head.cards_opened,
+        },
+    })
+}
+
+pub(super) fn ack_blocking(
+    conn: &mut Connection,
+    entry: EntryId,
+    done: &Completion,
+    now: i64,
+) -> Result<(), StoreError> {
+    let e = sql("ack");
+    let tx = conn.transaction().map_err(&e)?;
+    let call: Option<String> = tx
+        .query_row(
+            "SELECT call FROM entries WHERE seq = ?1 AND state = 0",
+            params![entry.0],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(&e)?;
+    let Some(call) = call else {
+        return Err(StoreError::NotPending { op: "ack", entry });
+    };
+    let (outcome, opened, register) = match done {
+        Completion::Sent { opened_card } => ("sent".to_owned(), *opened_card, None),
+        Completion::Registered {
+            result,
+            opened_card,
+        } => {
+            let text = serde_json::to_string(result)
+                .map_err(|source| StoreError::Encode { op: "ack", source })?;
+            (
+                format!("registered {}", result.call_id),
+                *opened_card,
+                Some(text),
+            )
+        }
+        Completion::Skipped { reason } => (format!("skipped: {reason}"), false, None),
+    };
+    tx.execute(
+        "UPDATE entries SET state = 1, done_at = ?2, outcome = ?3 WHERE seq = ?1",
+        params![entry.0, now, outcome],
+    )
+    .map_err(&e)?;
+    touch_call(&tx, &call, now).map_err(&e)?;
+    if let Some(text) = register {
+        tx.execute(
+            "UPDATE calls SET register = ?2 WHERE call = ?1",
+            params![call, text],
+        )
+        .map_err(&e)?;
+    }
+    if opened {
+        tx.execute(
+            "UPDATE calls SET cards_opened = 1 WHERE call = ?1",
+            params![call],
+        )
+        .map_err(&e)?;
+    }
+    tx.commit().map_err(&e)
+}
+
+pub(super) fn dead_letter_blocking(
+    conn: &mut Connection,
+    entry: EntryId,
+    reason: &str,
+    now: i64,
+) -> Result<(), StoreError> {
+    let e = sql("dead_letter");
+    let tx = conn.transaction().map_err(&e)?;
+    let moved = tx
+        .execute(
+            "INSERT INTO dead_letters(seq, call, kind, body, attempts, created_at, failed_at, reason)
+             SELECT seq, call, kind, body, attempts + 1, created_at, ?2, ?3
+             FROM entries WHERE seq = ?1 AND state = 0",
+            params![entry.0, now, reason],
+        )
+        .map_err(&e)?;
+    if moved == 0 {
+        return Err(StoreError::NotPending {
+            op: "dead_letter",
+            entry,
+        });
+    }
+    tx.execute("DELETE FROM entries WHERE seq = ?1", params![entry.0])
+        .map_err(&e)?;
+    tx.commit().map_err(&e)
+}
+
+pub(super) fn status_blocking(conn: &mut Connection, now: i64) -> Result<StatusReport, StoreError> {
+    let e = sql("status");
+    let (pending, waiting_retry, calls_pending, oldest): (u64, u64, u64, Option<i64>) = conn
+        .query_row(
+            "SELECT COUNT(*), COALESCE(SUM(not_before > ?1), 0), COUNT(DISTINCT call), MIN(created_at)
+             FROM entries WHERE state = 0",
+            params![now],
+            |r| Ok((count(r, 0)?, count(r, 1)?, count(r, 2)?, r.get(3)?)),
+        )
+        .map_err(&e)?;
+    let done: u64 = conn
+        .query_row("SELECT COUNT(*) FROM entries WHERE state = 1", [], |r| {
+            count(r, 0)
+        })
+        .map_err(&e)?;
+    let mut stmt = conn
+        .prepare(
+            "SELECT seq, call, kind, attempts, failed_at, reason FROM dead_letters ORDER BY seq",
+        )
+        .map_err(&e)?;
+    let dead_letters = stmt
+        .query_map([], |r| {
+            Ok(DeadLetter {
+                id: EntryId(r.get(0)?),
+                call: ExternalCallId::new(r.get::<_, String>(1)?),
+                kind: r.get(2)?,
+                attempts: r.get(3)?,
+                failed_at: from_ms(r.get(4)?),
+                reason: r.get(5)?,
+            })
+        })
+        .map_err(&e)?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(&e)?;
+    Ok(StatusReport {
+        pending,
+        waiting_retry,
+        done,
+        calls_pending,
+        oldest_pending: oldest.map(from_ms),
+        dead_letters,
+    })
+}
+
+pub(super) fn retry_dead_blocking(
+    conn: &mut Connection,
+    call: Option<&str>,
+) -> Result<u64, StoreError> {
+    let e = sql("retry_dead_letters");
+    let tx = conn.transaction().map_err(&e)?;
+    // Original seq numbers go back in, so the call's order is what it was.
+    let moved = tx
+        .execute(
+            "INSERT INTO entries(seq, call, kind, body, attempts, not_before, last_error, created_at)
+             SELECT seq, call, kind, body, 0, 0, 'retried after: ' || reason, created_at
+             FROM dead_letters WHERE ?1 IS NULL OR call = ?1",
+            params![call],
+        )
+        .map_err(&e)?;
+    tx.execute(
+        "DELETE FROM dead_letters WHERE ?1 IS NULL OR call = ?1",
+        params![call],
+    )
+    .map_err(&e)?;
+    tx.commit().map_err(&e)?;
+    Ok(moved as u64)
+}
+
+pub(super) fn prune_blocking(conn: &mut Connection, before: i64) -> Result<u64, StoreError> {
+    let e = sql("prune");
+    let tx = conn.transaction().map_err(&e)?;
+    let n = tx
+        .execute(
+            "DELETE FROM entries WHERE state = 1 AND done_at < ?1",
+            params![before],
+        )
+        .map_err(&e)?;
+    // Only calls that are over lose their CALL_ID, and only once nothing of theirs is left.
+    tx.execute(
+        "DELETE FROM calls WHERE over = 1 AND updated_at < ?1
+           AND NOT EXISTS (SELECT 1 FROM entries x WHERE x.call = calls.call)
+           AND NOT EXISTS (SELECT 1 FROM dead_letters d WHERE d.call = calls.call)",
+        params![before],
+    )
+    .map_err(&e)?;
+    tx.commit().map_err(&e)?;
+    Ok(n as u64)
+}
+
+pub(super) fn call_state_blocking(
+    conn: &mut Connection,
+    call: &str,
+) -> Result<CallState, StoreError> {
+    let e = sql("call_state");
+    let row: Option<(Option<String>, bool, bool)> = conn
+        .query_row(
+            "SELECT register, over, cards_opened FROM calls WHERE call = ?1",
+            params![call],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .optional()
+        .map_err(&e)?;
+    let Some((register, over, cards_opened)) = row else {
+        return Ok(CallState::default());
+    };
+    // An unreadable register result is treated as absent: the entries needing it dead-letter
+    // with a clear reason instead of the whole worker failing.
+    let registered = register.and_then(|t| serde_json::from_str(&t).ok());
+    Ok(CallState {
+        registered,
+        over,
+        cards_opened,
+    })
+}
+
+pub(super) fn next_due_blocking(
+    conn: &mut Connection,
+    after: i64,
+) -> Result<Option<DateTime<Utc>>, StoreError> {
+    let q = format!("SELECT MIN(e.not_before) {HEADS} AND e.not_before > ?1");
+    let at: Option<i64> = conn
+        .query_row(&q, params![after], |r| r.get(0))
+        .map_err(sql("next_due_at"))?;
+    Ok(at.map(from_ms))
+}
+
+pub(super) fn retry_at_blocking(
+    conn: &mut Connection,
+    entry: EntryId,
+    when: i64,
+    error: &str,
+) -> Result<(), StoreError> {
+    let n = conn
+        .execute(
+            "UPDATE entries SET attempts = attempts + 1, not_before = ?2, last_error = ?3
+             WHERE seq = ?1 AND state = 0",
+            params![entry.0, when, error],
+        )
+        .map_err(sql("retry_at"))?;
+    if n == 0 {
+        Err(StoreError::NotPending {
+            op: "retry_at",
+            entry,
+        })
+    } else {
+        Ok(())
+    }
+}
+
+pub(super) fn set_call_id_blocking(
+    conn: &mut Connection,
+    call: &ExternalCallId,
+    id: BitrixCallId,
+    now: i64,
+) -> Result<(), StoreError> {
+    let e = sql("set_call_id");
+    let result = RegisterResult {
+        call_id: id,
+        crm: None,
+        created_lead: None,
+    };
+    let text = serde_json::to_string(&result).map_err(|source| StoreError::Encode {
+        op: "set_call_id",
+        source,
+    })?;
+    let tx = conn.transaction().map_err(&e)?;
+    touch_call(&tx, call.as_str(), now).map_err(&e)?;
+    tx.execute(
+        "UPDATE calls SET register = ?2 WHERE call = ?1",
+        params![call.as_str(), text],
+    )
+    .map_err(&e)?;
+    tx.commit().map_err(&e)
+}

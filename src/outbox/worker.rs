@@ -1,0 +1,268 @@
+//! The dispatcher task: drains due entries from the store, at most one in flight per call and
+//! many calls at once (so the Bitrix client can batch them), logs backlog progress and prunes
+//! finished entries. Stops on the shutdown token, leaving every unfinished entry durable.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::task::JoinSet;
+use tokio::time::{Instant, sleep_until};
+use tokio_util::sync::CancellationToken;
+use tracing::{Instrument as _, info, info_span, warn};
+
+use crate::ids::ExternalCallId;
+use crate::outbox::Outbox;
+use crate::outbox::deliver::{Backoff, Deliver};
+use crate::outbox::dispatch::Dispatch;
+use crate::outbox::metrics::{OutboxMetrics, Progress};
+use crate::outbox::store::StoreError;
+
+/// Worker tuning.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    /// Calls with a delivery in flight at once (the client's limiter paces the actual requests).
+    pub max_in_flight: usize,
+    /// Retry schedule for retryable failures.
+    pub backoff: Backoff,
+    /// Attempts for an `attachRecord` that gets "call not found" before it is dead-lettered.
+    pub max_not_found_attempts: u32,
+    /// Longest sleep without looking at the store (picks up `fsb24 outbox retry` from the CLI).
+    pub idle_poll: Duration,
+    /// How often backlog progress is logged and the gauges refreshed.
+    pub progress_every: Duration,
+    /// Done entries older than this are pruned.
+    pub prune_after: Duration,
+    /// How often pruning runs.
+    pub prune_every: Duration,
+    /// Pause after a store failure before trying again.
+    pub store_error_pause: Duration,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        Self {
+            max_in_flight: 32,
+            backoff: Backoff::default(),
+            max_not_found_attempts: 6,
+            idle_poll: Duration::from_secs(5),
+            progress_every: Duration::from_secs(10),
+            prune_after: Duration::from_secs(7 * 24 * 3600),
+            prune_every: Duration::from_secs(600),
+            store_error_pause: Duration::from_secs(1),
+        }
+    }
+}
+
+/// What a delivery task hands back: its call and whether the store kept up.
+type TaskOutput = (ExternalCallId, Result<(), StoreError>);
+
+/// Worker loop state that is not the store.
+struct Loop<D> {
+    dispatch: Arc<Dispatch<D>>,
+    tasks: JoinSet<TaskOutput>,
+    busy: HashSet<ExternalCallId>,
+    /// Which call each delivery task serves, so a panicked task still frees its call.
+    task_calls: HashMap<tokio::task::Id, ExternalCallId>,
+    paused_until: Option<Instant>,
+    next_progress: Instant,
+    next_prune: Instant,
+    last_progress: (Instant, u64),
+}
+
+/// Runs the dispatcher until `shutdown` is cancelled; then abandons in-flight requests (their
+/// entries stay pending) and returns once every delivery task has ended.
+pub async fn run<D: Deliver>(
+    outbox: Outbox,
+    deliver: Arc<D>,
+    config: WorkerConfig,
+    shutdown: CancellationToken,
+) {
+    let now = Instant::now();
+    let completed = outbox.metrics().completed();
+    let config = Arc::new(config);
+    let mut lp = Loop {
+        dispatch: Arc::new(Dispatch {
+            outbox,
+            deliver,
+            config: Arc::clone(&config),
+            shutdown: shutdown.clone(),
+        }),
+        tasks: JoinSet::new(),
+        busy: HashSet::new(),
+        task_calls: HashMap::new(),
+        paused_until: None,
+        next_progress: now,
+        next_prune: now,
+        last_progress: (now, completed),
+    };
+    info!(
+        max_in_flight = config.max_in_flight,
+        "outbox worker started"
+    );
+    loop {
+        let wake_at = lp.fill().await;
+        let deadline = wake_at.min(lp.next_progress).min(lp.next_prune);
+        let outbox = lp.dispatch.outbox.clone();
+        tokio::select! {
+            biased;
+            () = shutdown.cancelled() => break,
+            Some(joined) = lp.tasks.join_next_with_id() => lp.joined(joined),
+            () = outbox.wake().notified() => {}
+            () = sleep_until(deadline) => {}
+        }
+        lp.housekeeping().await;
+    }
+    while let Some(joined) = lp.tasks.join_next_with_id().await {
+        lp.joined(joined);
+    }
+    info!("outbox worker stopped");
+}
+
+impl<D: Deliver> Loop<D> {
+    fn config(&self) -> &WorkerConfig {
+        &self.dispatch.config
+    }
+
+    /// Starts deliveries for due entries of idle calls; returns when to look again at the latest.
+    async fn fill(&mut self) -> Instant {
+        let now = Instant::now();
+        let idle = now + self.config().idle_poll;
+        if let Some(until) = self.paused_until {
+            if until > now {
+                return until;
+            }
+            self.paused_until = None;
+        }
+        let free = self.config().max_in_flight.saturating_sub(self.tasks.len());
+        if free == 0 {
+            return idle;
+        }
+        match self.spawn_due(free).await {
+            Ok(next) => next.map_or(idle, |at| at.min(idle)),
+            Err(err) => {
+                warn!(
+                    error = &err as &dyn std::error::Error,
+                    "outbox store failed; pausing"
+                );
+                let until = now + self.config().store_error_pause;
+                self.paused_until = Some(until);
+                until
+            }
+        }
+    }
+
+    async fn spawn_due(&mut self, free: usize) -> Result<Option<Instant>, StoreError> {
+        let outbox = &self.dispatch.outbox;
+        let now = outbox.now();
+        let limit = self.config().max_in_flight.saturating_mul(2).max(1);
+        let due = outbox.store().due(now, limit).await?;
+        let idle: Vec<_> = due
+            .into_iter()
+            .filter(|e| !self.busy.contains(&e.call))
+            .take(free)
+            .collect();
+        for entry in idle {
+            self.busy.insert(entry.call.clone());
+            let call = entry.call.clone();
+            let dispatch = Arc::clone(&self.dispatch);
+            let metrics = outbox.metrics();
+            let span = info_span!("outbox", call = %entry.call, entry = %entry.id);
+            let handle = self.tasks.spawn(
+                async move {
+                    OutboxMetrics::inc(&metrics.in_flight);
+                    let call = entry.call.clone();
+                    let res = dispatch.run(entry).await;
+                    OutboxMetrics::dec(&metrics.in_flight);
+                    (call, res)
+                }
+                .instrument(span),
+            );
+            self.task_calls.insert(handle.id(), call);
+        }
+        let next = outbox.store().next_due_at(now).await?;
+        Ok(next.map(|at| outbox.clock().instant_at(at)))
+    }
+
+    fn joined(&mut self, joined: Result<(tokio::task::Id, TaskOutput), tokio::task::JoinError>) {
+        match joined {
+            Ok((id, (call, res))) => {
+                self.task_calls.remove(&id);
+                self.busy.remove(&call);
+                if let Err(err) = res {
+                    warn!(call = %call, error = &err as &dyn std::error::Error, "outbox store failed; entry stays pending");
+                    self.paused_until = Some(Instant::now() + self.config().store_error_pause);
+                }
+            }
+            Err(err) => {
+                // A panicked delivery: free its call; the entry is still pending and is
+                // dispatched again (every write is safe to repeat).
+                warn!(
+                    error = &err as &dyn std::error::Error,
+                    "outbox delivery task failed"
+                );
+                if let Some(call) = self.task_calls.remove(&err.id()) {
+                    self.busy.remove(&call);
+                }
+            }
+        }
+    }
+
+    async fn housekeeping(&mut self) {
+        let now = Instant::now();
+        if now >= self.next_progress {
+            self.next_progress = now + self.config().progress_every;
+            self.progress(now).await;
+        }
+        if now >= self.next_prune {
+            self.next_prune = now + self.config().prune_every;
+            let outbox = &self.dispatch.outbox;
+            let before = outbox.now()
+                - chrono::Duration::from_std(self.config().prune_after).unwrap_or_default();
+            match outbox.store().prune(before).await {
+                Ok(0) => {}
+                Ok(pruned) => info!(pruned, "outbox pruned delivered entries"),
+                Err(err) => warn!(
+                    error = &err as &dyn std::error::Error,
+                    "outbox prune failed"
+                ),
+            }
+        }
+    }
+
+    async fn progress(&mut self, now: Instant) {
+        let outbox = &self.dispatch.outbox;
+        let metrics = outbox.metrics();
+        let completed = metrics.completed();
+        let (since, before) = self.last_progress;
+        self.last_progress = (now, completed);
+        let pending = match outbox.store().status(outbox.now()).await {
+            Ok(report) => report.pending,
+            Err(err) => {
+                warn!(
+                    error = &err as &dyn std::error::Error,
+                    "outbox status failed"
+                );
+                return;
+            }
+        };
+        let p = Progress::compute(pending, completed.saturating_sub(before), now - since);
+        p.publish(&metrics);
+        if p.pending > 0 || p.completed > 0 {
+            let eta_secs = p.eta.map(|d| d.as_secs());
+            info!(
+                pending = p.pending,
+                completed = p.completed,
+                per_sec = p.per_sec,
+                eta_secs,
+                "outbox progress"
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
+
+#[cfg(test)]
+mod crash_tests;
