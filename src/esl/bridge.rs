@@ -107,6 +107,7 @@ fn parse_causes(raw: &str) -> Vec<(LegId, Option<HangupCause>)> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 
