@@ -19,7 +19,7 @@ use super::command::{Domain, Extension, Name, OriginateRequest};
 use super::error::EslError;
 use super::presence::Presence;
 use super::switch_event::{JobOutcome, SwitchEvent, extension_of_channel_name};
-use crate::ids::{ChannelId, JobId};
+use crate::ids::{ChannelId, JobId, LegId};
 
 mod conn;
 
@@ -164,6 +164,13 @@ impl InboundHandle {
     /// `uuid_kill <channel> <cause>`. An already gone channel is `Rejected` (`No such channel`).
     pub async fn uuid_kill(&self, channel: &ChannelId, cause: HangupCause) -> Result<(), EslError> {
         self.api("uuid_kill", &format!("{channel} {cause}"))
+            .await
+            .map(|_| ())
+    }
+
+    /// `uuid_kill` of an agent leg we originated (its id is its `Unique-ID`).
+    pub async fn kill_leg(&self, leg: &LegId, cause: HangupCause) -> Result<(), EslError> {
+        self.api("uuid_kill", &format!("{leg} {cause}"))
             .await
             .map(|_| ())
     }

@@ -73,6 +73,8 @@ pub(super) async fn run(
                     resync(&handle, &presence, &options).await;
                     read(&client, events, &handle, &presence, &shutdown).await;
                     client_tx.send_replace(None);
+                    // Job results are delivered only on the connection that issued them.
+                    handle.jobs().waiting.clear();
                     if shutdown.is_cancelled() {
                         let _ = client.exit().await;
                         break;
