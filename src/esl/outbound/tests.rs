@@ -9,6 +9,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::time::timeout;
 
 use super::*;
+use crate::esl::HangupCause;
 
 const OWN: &str = "78db8cfe-db01-49e6-8b07-cdaf507e4fe4";
 const WAIT: Duration = Duration::from_secs(5);
@@ -207,4 +208,55 @@ async fn a_socket_without_async_full_is_refused_loudly() {
     .unwrap();
     expect(&mut fs, "exit\n").await;
     assert!(rig.calls.try_recv().is_err());
+}
+
+#[tokio::test]
+async fn command_errors_name_the_command_and_timeouts_are_bounded() {
+    let mut rig = rig(Duration::from_secs(2)).await;
+    let mut fs = dial(rig.addr).await;
+    handshake(&mut fs, OWN).await;
+    let call = next_call(&mut rig).await;
+    let (refused, ()) = tokio::join!(call.session.answer(), async {
+        expect(&mut fs, "sendmsg").await;
+        fs.reply_err("invalid session id [x]").await.unwrap();
+    });
+    assert!(
+        matches!(refused, Err(EslError::Rejected { command: "answer", ref reply }) if reply.contains("invalid session id")),
+        "{refused:?}"
+    );
+    let (silent, ()) = tokio::join!(call.session.hangup(HangupCause::NormalClearing), async {
+        let cmd = expect(&mut fs, "sendmsg").await.to_ascii_lowercase();
+        assert!(cmd.contains("execute-app-arg: normal_clearing"), "{cmd}");
+        // no reply: the command timeout (500 ms) must fire
+    });
+    assert!(
+        matches!(
+            silent,
+            Err(EslError::Timeout {
+                command: "hangup",
+                ..
+            })
+        ),
+        "{silent:?}"
+    );
+}
+
+#[tokio::test]
+async fn shutdown_releases_live_calls_to_the_dialplan_with_exit() {
+    let mut rig = rig(Duration::from_secs(2)).await;
+    let mut fs = dial(rig.addr).await;
+    handshake(&mut fs, OWN).await;
+    let mut call = next_call(&mut rig).await;
+    rig.shutdown.cancel();
+    expect(&mut fs, "exit\n").await;
+    fs.reply_ok_text("bye").await.unwrap();
+    fs.drop_connection().await;
+    assert_eq!(
+        next_event(&mut call).await,
+        CallEvent::Disconnected {
+            reason: DisconnectCause::ConnectionClosed
+        }
+    );
+    rig.tracker.close();
+    timeout(WAIT, rig.tracker.wait()).await.unwrap();
 }
