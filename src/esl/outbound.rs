@@ -44,6 +44,9 @@ pub struct OutboundOptions {
     pub event_capacity: usize,
     /// Channel variables copied into [`ChannelInfo::variables`].
     pub variables: Vec<String>,
+    /// Safety net: `exit` this long after `CHANNEL_HANGUP` even if `CHANNEL_HANGUP_COMPLETE`
+    /// never arrives, so a lingering channel cannot leak (default 10 s).
+    pub hangup_grace: Duration,
 }
 
 impl Default for OutboundOptions {
@@ -54,6 +57,7 @@ impl Default for OutboundOptions {
             linger: None,
             event_capacity: 256,
             variables: Vec::new(),
+            hangup_grace: Duration::from_secs(10),
         }
     }
 }
@@ -274,10 +278,20 @@ async fn pump(
     shutdown: &CancellationToken,
 ) {
     let mut exiting = false;
+    // Far future until CHANNEL_HANGUP arms it.
+    let grace = tokio::time::sleep(Duration::from_secs(86_400 * 365));
+    tokio::pin!(grace);
+    let mut grace_armed = false;
     let reason = loop {
         let next = tokio::select! {
             () = shutdown.cancelled(), if !exiting => {
                 info!("shutdown: releasing the call to the dialplan");
+                exiting = true;
+                send_exit(client, options).await;
+                continue;
+            }
+            () = &mut grace, if grace_armed && !exiting => {
+                warn!("no CHANNEL_HANGUP_COMPLETE after hangup; exiting anyway");
                 exiting = true;
                 send_exit(client, options).await;
                 continue;
@@ -312,6 +326,12 @@ async fn pump(
                 continue;
             }
         };
+        if matches!(call_event, CallEvent::Hangup { .. }) && !grace_armed {
+            grace_armed = true;
+            grace
+                .as_mut()
+                .reset(tokio::time::Instant::now() + options.hangup_grace);
+        }
         let last = matches!(call_event, CallEvent::HangupComplete(_));
         if tx.send(call_event).await.is_err() && !exiting {
             debug!("call task gone; exiting session");

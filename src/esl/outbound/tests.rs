@@ -28,6 +28,7 @@ async fn rig(handshake_timeout: Duration) -> Rig {
         handshake_timeout,
         command_timeout: Duration::from_millis(500),
         variables: vec!["sip_call_id".into()],
+        hangup_grace: Duration::from_millis(300),
         ..OutboundOptions::default()
     };
     let (tx, calls) = mpsc::channel(4);
@@ -259,4 +260,25 @@ async fn shutdown_releases_live_calls_to_the_dialplan_with_exit() {
     );
     rig.tracker.close();
     timeout(WAIT, rig.tracker.wait()).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_lost_hangup_complete_still_ends_the_session_after_the_grace() {
+    // Regression guard: with `linger` forever, a missing CHANNEL_HANGUP_COMPLETE would leak the
+    // channel (FreeSWITCH keeps it until we exit).
+    let mut rig = rig(Duration::from_secs(2)).await;
+    let mut fs = dial(rig.addr).await;
+    handshake(&mut fs, OWN).await;
+    let mut call = next_call(&mut rig).await;
+    fs.send_event_plain(
+        "CHANNEL_HANGUP",
+        [("Unique-ID", OWN), ("Hangup-Cause", "NORMAL_CLEARING")],
+    )
+    .await
+    .unwrap();
+    assert!(matches!(
+        next_event(&mut call).await,
+        CallEvent::Hangup { .. }
+    ));
+    expect(&mut fs, "exit\n").await;
 }
