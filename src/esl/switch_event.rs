@@ -191,12 +191,12 @@ fn channel(event: &EslEvent, ev: &'static str) -> Result<ChannelId, MapError> {
 
 /// The SIP user a sofia channel talks to: `sofia/internal/1011@127.0.0.1:5081` -> `1011`.
 /// For a phone calling in, that is the caller's own extension; for a leg we dial, the callee.
-pub fn extension_of(event: &EslEvent) -> Option<String> {
+pub(crate) fn extension_of(event: &EslEvent) -> Option<String> {
     extension_of_channel_name(event.channel_name()?)
 }
 
 /// [`extension_of`] for a bare channel name (e.g. a `show channels` row).
-pub fn extension_of_channel_name(name: &str) -> Option<String> {
+pub(crate) fn extension_of_channel_name(name: &str) -> Option<String> {
     let sofia = SofiaChannelName::parse(name)?;
     let user = sofia.user()?;
     let user = user.strip_prefix("sip:").unwrap_or(user);
