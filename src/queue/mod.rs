@@ -243,3 +243,14 @@ fn handle(policy: &mut Policy, presence: &impl AgentPresence, now: Instant, msg:
 
 #[cfg(test)]
 mod tests;
+
+/// The switch's view of agent phones, kept by the ESL inbound connection.
+impl AgentPresence for crate::esl::Presence {
+    fn is_registered(&self, extension: &str) -> bool {
+        crate::esl::Presence::is_registered(self, extension)
+    }
+
+    fn live_channels(&self, extension: &str) -> u32 {
+        u32::try_from(crate::esl::Presence::live_channels(self, extension)).unwrap_or(u32::MAX)
+    }
+}
