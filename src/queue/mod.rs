@@ -241,9 +241,6 @@ fn handle(policy: &mut Policy, presence: &impl AgentPresence, now: Instant, msg:
     }
 }
 
-#[cfg(test)]
-mod tests;
-
 /// The switch's view of agent phones, kept by the ESL inbound connection.
 impl AgentPresence for crate::esl::Presence {
     fn is_registered(&self, extension: &str) -> bool {
@@ -254,3 +251,6 @@ impl AgentPresence for crate::esl::Presence {
         u32::try_from(crate::esl::Presence::live_channels(self, extension)).unwrap_or(u32::MAX)
     }
 }
+
+#[cfg(test)]
+mod tests;
