@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::support::bitrix_peer::{BitrixPeer, BucketConfig, CrmEntity, PeerOptions, SeedUser};
+use crate::support::bitrix_peer::{
+    AuthKind, BitrixPeer, BucketConfig, CrmEntity, EntityKind, ErrorStyle, PeerOptions, SeedUser,
+};
 
 const CONTACT_PHONE: &str = "+4930123456789";
 const LEAD_PHONE: &str = "+4989555666";
@@ -428,5 +430,369 @@ async fn unknown_method_is_404_method_not_found() {
     assert_eq!(
         (status, error_of(&reply)),
         (404, ("ERROR_METHOD_NOT_FOUND", "Method not found!"))
+    );
+}
+
+#[tokio::test]
+async fn register_deduplicates_the_same_call_for_thirty_minutes() {
+    let peer = seeded(PeerOptions::default()).await;
+    let mut body = inbound(17, CONTACT_PHONE, "fs-d");
+    body.as_object_mut().unwrap().remove("CALL_START_DATE");
+    let first = register(&peer, body.clone()).await;
+    assert_eq!(
+        register(&peer, body.clone()).await,
+        first,
+        "a retried register returns the same CALL_ID"
+    );
+    let mut other = body.clone();
+    other["EXTERNAL_CALL_ID"] = json!("fs-other");
+    assert_ne!(
+        register(&peer, other).await,
+        first,
+        "another EXTERNAL_CALL_ID is another call"
+    );
+    assert_eq!(peer.call(&first).unwrap().dedup_hits, 1);
+    peer.advance_clock(Duration::from_secs(31 * 60));
+    let later = register(&peer, body.clone()).await;
+    assert_ne!(later, first, "the window is 30 minutes");
+    let (status, _) = json_call(
+        &peer,
+        "telephony.externalcall.finish",
+        json!({"CALL_ID": later, "USER_ID": 17}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_ne!(
+        register(&peer, body).await,
+        later,
+        "finished calls never match"
+    );
+    assert_eq!(peer.calls().len(), 4);
+}
+
+#[tokio::test]
+async fn register_with_crm_create_makes_a_lead_that_finish_reassigns() {
+    let peer = seeded(PeerOptions::default()).await;
+    let mut body = inbound(17, "+4917000000001", "fs-lead");
+    body["CRM_CREATE"] = json!(1);
+    body["CRM_SOURCE"] = json!("CALL");
+    let (status, reply) = json_call(&peer, "telephony.externalcall.register", body).await;
+    assert_eq!(status, 200, "{reply}");
+    let r = &reply["result"];
+    let lead = r["CRM_CREATED_LEAD"].as_u64().unwrap();
+    assert_eq!(
+        r["CRM_CREATED_ENTITIES"],
+        json!([{"ENTITY_TYPE": "LEAD", "ENTITY_ID": lead}])
+    );
+    assert_eq!(
+        (r["CRM_ENTITY_TYPE"].as_str(), r["CRM_ENTITY_ID"].as_u64()),
+        (Some("LEAD"), Some(lead))
+    );
+    assert_eq!(peer.entity(EntityKind::Lead, lead).unwrap().assigned_by, 17);
+    let call_id = r["CALL_ID"].as_str().unwrap();
+    let (status, _) = json_call(
+        &peer,
+        "telephony.externalcall.finish",
+        json!({"CALL_ID": call_id, "USER_ID": 21, "DURATION": 5}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        peer.entity(EntityKind::Lead, lead).unwrap().assigned_by,
+        21,
+        "finish makes the finisher responsible"
+    );
+    // Without CRM_CREATE an unknown number binds nothing.
+    let (_, reply) = json_call(
+        &peer,
+        "telephony.externalcall.register",
+        inbound(17, "+4917000000002", "fs-none"),
+    )
+    .await;
+    assert_eq!(
+        (
+            &reply["result"]["CRM_ENTITY_TYPE"],
+            &reply["result"]["CRM_ENTITY_ID"]
+        ),
+        (&json!(""), &Value::Null)
+    );
+}
+
+#[tokio::test]
+async fn register_of_an_internal_extension_binds_no_crm_and_creates_the_line() {
+    let peer = seeded(PeerOptions::default()).await;
+    peer.add_entity(CrmEntity::contact(312, "Clash", "206", 17));
+    let mut body = inbound(17, "206", "fs-int");
+    body["CRM_CREATE"] = json!(1);
+    body["LINE_NUMBER"] = json!(" 4930999000 ");
+    let (status, reply) = json_call(&peer, "telephony.externalcall.register", body).await;
+    assert_eq!(status, 200, "{reply}");
+    assert_eq!(reply["result"]["CRM_ENTITY_TYPE"], "");
+    assert_eq!(reply["result"]["CRM_CREATED_LEAD"], Value::Null);
+    let call = peer
+        .call(reply["result"]["CALL_ID"].as_str().unwrap())
+        .unwrap();
+    assert!(call.internal && call.crm.is_none());
+    let lines = peer.lines();
+    assert_eq!(lines.len(), 1);
+    assert_eq!(
+        (
+            lines[0].number.as_str(),
+            lines[0].name.as_str(),
+            lines[0].crm_auto_create
+        ),
+        ("4930999000", "", true)
+    );
+}
+
+#[tokio::test]
+async fn register_accepts_form_and_get_encodings_and_user_phone_inner() {
+    let peer = seeded(PeerOptions::default()).await;
+    // reqwest percent-encodes '+' as %2B in forms, so the number survives.
+    let (status, reply) = form_call(
+        &peer,
+        "telephony.externalcall.register",
+        &[
+            ("USER_PHONE_INNER", "206"),
+            ("PHONE_NUMBER", LEAD_PHONE),
+            ("TYPE", "1"),
+            ("SHOW", "false"),
+        ],
+    )
+    .await;
+    assert_eq!(status, 200, "{reply}");
+    let call = peer
+        .call(reply["result"]["CALL_ID"].as_str().unwrap())
+        .unwrap();
+    assert_eq!(
+        (call.user_id, call.phone.as_str(), call.call_type),
+        (21, LEAD_PHONE, 1)
+    );
+    assert!(call.show, "the string \"false\" is truthy in PHP");
+    assert_eq!(reply["result"]["CRM_ENTITY_TYPE"], "LEAD");
+    // GET with the query string, mixed-case method name.
+    let url = format!(
+        "{}TELEPHONY.externalCall.searchCrmEntities",
+        peer.rest_url()
+    );
+    let token = peer.latest_tokens().access;
+    let resp = client()
+        .get(url)
+        .query(&[("PHONE_NUMBER", COMPANY_PHONE), ("auth", &token)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let reply: Value = resp.json().await.unwrap();
+    assert_eq!(reply["result"][0]["CRM_ENTITY_TYPE"], "COMPANY");
+    assert_eq!(
+        peer.requests().last().unwrap().method_as_sent,
+        "TELEPHONY.externalCall.searchCrmEntities"
+    );
+}
+
+#[tokio::test]
+async fn finish_validates_user_call_id_type_and_flags_missed_incoming_calls() {
+    let peer = seeded(PeerOptions::default()).await;
+    let call_id = register(&peer, inbound(17, CONTACT_PHONE, "fs-m")).await;
+    let cases = [
+        (
+            json!({"CALL_ID": call_id}),
+            400,
+            "ERROR_CORE",
+            "USER_ID or USER_PHONE_INNER should be set",
+        ),
+        (
+            json!({"CALL_ID": 12345, "USER_ID": 17}),
+            400,
+            "INVALID_ARGUMENT",
+            "CALL_ID must be a string",
+        ),
+        (
+            json!({"CALL_ID": "externalCall.nope.1", "USER_ID": 17}),
+            400,
+            "ERROR_CORE",
+            "Call is not found (call should be registered prior to finishing",
+        ),
+        (
+            json!({"CALL_ID": call_id, "USER_ID": 30}),
+            400,
+            "ERROR_CORE",
+            "User is not found or is not active",
+        ),
+    ];
+    for (body, status, code, text) in cases {
+        let (got, reply) = json_call(&peer, "telephony.externalcall.finish", body.clone()).await;
+        assert_eq!((got, error_of(&reply)), (status, (code, text)), "{body}");
+    }
+    let (status, reply) = json_call(
+        &peer,
+        "telephony.externalcall.finish",
+        json!({"CALL_ID": call_id, "USER_PHONE_INNER": "205"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{reply}");
+    assert_eq!(
+        (
+            reply["result"]["CALL_FAILED_CODE"].as_str(),
+            reply["result"]["CALL_STATUS"].as_i64()
+        ),
+        (Some("304"), Some(0))
+    );
+    assert!(
+        peer.call(&call_id).unwrap().finished.unwrap().missed,
+        "304 on an incoming call is a missed call"
+    );
+    // An outgoing 304 is not missed; ring time passed as DURATION marks the call successful.
+    let mut out = inbound(17, CONTACT_PHONE, "fs-o");
+    out["TYPE"] = json!(1);
+    let out_id = register(&peer, out).await;
+    let (_, reply) = json_call(
+        &peer,
+        "telephony.externalcall.finish",
+        json!({"CALL_ID": out_id, "USER_ID": 17, "DURATION": 12, "STATUS_CODE": "304"}),
+    )
+    .await;
+    assert_eq!(reply["result"]["CALL_STATUS"], 1);
+    assert!(!peer.call(&out_id).unwrap().finished.unwrap().missed);
+}
+
+#[tokio::test]
+async fn error_style_switch_emits_an_empty_error_code() {
+    let peer = seeded(PeerOptions {
+        error_style: ErrorStyle::Empty,
+        ..PeerOptions::default()
+    })
+    .await;
+    let body = json!({"CALL_ID": "externalCall.gone.1", "USER_ID": 17});
+    let (status, reply) = json_call(&peer, "telephony.externalcall.finish", body.clone()).await;
+    assert_eq!(
+        (status, error_of(&reply)),
+        (
+            400,
+            (
+                "",
+                "Call is not found (call should be registered prior to finishing"
+            )
+        )
+    );
+    peer.set_error_style(ErrorStyle::ErrorCore);
+    let (_, reply) = json_call(&peer, "telephony.externalcall.finish", body).await;
+    assert_eq!(error_of(&reply).0, "ERROR_CORE");
+}
+
+#[tokio::test]
+async fn webhook_auth_is_accepted_when_the_switch_allows_it() {
+    let peer = seeded(PeerOptions {
+        webhook_wrong_auth_type: false,
+        ..PeerOptions::default()
+    })
+    .await;
+    let (status, reply) = webhook_call(
+        &peer,
+        "telephony.externalcall.register",
+        inbound(17, CONTACT_PHONE, "fs-w"),
+    )
+    .await;
+    assert_eq!(status, 200, "{reply}");
+    let call_id = reply["result"]["CALL_ID"].as_str().unwrap().to_owned();
+    let (status, reply) = webhook_call(
+        &peer,
+        "telephony.externalcall.finish",
+        json!({"CALL_ID": call_id, "USER_ID": 17}),
+    )
+    .await;
+    assert_eq!(status, 200, "{reply}");
+    assert_eq!(
+        (
+            &reply["result"]["REST_APP_NAME"],
+            &reply["result"]["REST_APP_ID"]
+        ),
+        (&json!(false), &Value::Null)
+    );
+    assert!(matches!(
+        peer.requests()[0].auth,
+        AuthKind::Webhook { user_id: 1, .. }
+    ));
+    peer.set_webhook_wrong_auth_type(true);
+    let (status, reply) = webhook_call(&peer, "telephony.externalLine.get", json!({})).await;
+    assert_eq!((status, error_of(&reply).0), (403, "WRONG_AUTH_TYPE"));
+    // show/hide/searchCrmEntities stay open to webhooks.
+    let (status, _) = webhook_call(
+        &peer,
+        "telephony.externalcall.searchCrmEntities",
+        json!({"PHONE_NUMBER": CONTACT_PHONE}),
+    )
+    .await;
+    assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn credentials_are_checked_before_anything_else() {
+    let peer = seeded(PeerOptions::default()).await;
+    let bad_hook = format!("{}/rest/1/wrong-secret/user.get.json", peer.base_url());
+    let resp = client()
+        .post(bad_hook)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 401);
+    assert_eq!(
+        resp.json::<Value>().await.unwrap()["error"],
+        "INVALID_CREDENTIALS"
+    );
+    let resp = client()
+        .post(format!("{}user.get", peer.rest_url()))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 401);
+    assert_eq!(
+        resp.json::<Value>().await.unwrap()["error"],
+        "NO_AUTH_FOUND"
+    );
+    let resp = client()
+        .post(format!("{}user.get", peer.rest_url()))
+        .json(&json!({"auth": "garbage"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 401);
+    assert_eq!(
+        resp.json::<Value>().await.unwrap()["error"],
+        "invalid_token"
+    );
+    let token = peer.tokens().access;
+    let resp = client()
+        .post(format!("{}user.get", peer.rest_url()))
+        .bearer_auth(token)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        resp.status().as_u16(),
+        200,
+        "the bearer header is accepted [impl]"
+    );
+    let opts = peer.options().clone();
+    let bad = [
+        ("grant_type", "refresh_token"),
+        ("client_id", opts.client_id.as_str()),
+        ("client_secret", "nope"),
+        ("refresh_token", "x"),
+    ];
+    let resp = client()
+        .post(peer.token_url())
+        .form(&bad)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 400);
+    assert_eq!(
+        resp.json::<Value>().await.unwrap()["error"],
+        "invalid_client"
     );
 }

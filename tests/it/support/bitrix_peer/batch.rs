@@ -12,7 +12,7 @@ use serde_json::{Map, Value, json};
 use super::envelope::{ApiError, MethodOk, time_object};
 use super::methods::{self, Ctx};
 use super::params::{Params, listify, scalar_string};
-use super::server::Incoming;
+use super::request::Incoming;
 use super::state::{Shared, SubCall};
 
 const MAX_COMMANDS: usize = 50;

@@ -9,7 +9,7 @@ use super::crm::EntityKind;
 use super::envelope::{ApiError, MethodOk, Operating};
 use super::params::Params;
 use super::state::{PeerState, Shared};
-use super::{events, lines, record, telephony};
+use super::{events, lines, record, telephony, users};
 
 /// Who is calling and when.
 #[derive(Debug, Clone)]
@@ -107,7 +107,7 @@ fn call_sync(
         "telephony.externalline.get" => lines::get(st, ctx),
         "telephony.externalline.update" => lines::update(st, ctx, p),
         "telephony.externalline.delete" => lines::delete(st, ctx, p),
-        "user.get" => Ok(st.crm.user_get(p)),
+        "user.get" => Ok(users::user_get(&st.crm.users, p)),
         "user.current" => user_current(st, ctx),
         "crm.lead.get" => st.crm.entity_get(EntityKind::Lead, p),
         "crm.contact.get" => st.crm.entity_get(EntityKind::Contact, p),
@@ -129,7 +129,7 @@ fn user_current(st: &PeerState, ctx: &Ctx) -> Result<MethodOk, ApiError> {
     filter
         .0
         .insert("ID".to_owned(), json!(ctx.user_id.to_string()));
-    let found = st.crm.user_get(&filter).result;
+    let found = users::user_get(&st.crm.users, &filter).result;
     match found.as_array().and_then(|a| a.first()) {
         Some(user) => Ok(MethodOk::of(user.clone())),
         None => Err(ApiError::new(

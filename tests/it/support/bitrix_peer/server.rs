@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
@@ -20,8 +20,9 @@ use super::envelope::{ApiError, MethodOk, Operating, time_object};
 use super::methods::{self, Ctx};
 use super::options::Outage;
 use super::params::Params;
+use super::request::{Incoming, authenticate, bearer, read_params};
 use super::state::{RecordedRequest, Shared, SubCall};
-use super::{batch, multipart, record};
+use super::{batch, record};
 
 const BODY_LIMIT: usize = 256 << 20;
 
@@ -62,23 +63,6 @@ impl Running {
     pub fn cancel(&self) {
         self.cancel.cancel();
     }
-}
-
-/// One request as read off the wire.
-#[derive(Debug)]
-pub struct Incoming {
-    /// HTTP verb.
-    pub http_method: String,
-    /// URI path.
-    pub path: String,
-    /// Raw query string.
-    pub query: String,
-    /// `Content-Type`.
-    pub content_type: Option<String>,
-    /// Headers.
-    pub headers: HeaderMap,
-    /// Raw body.
-    pub body: bytes::Bytes,
 }
 
 /// What the handler decided, before recording.
@@ -320,79 +304,6 @@ pub fn envelope(
         }
     }
     body
-}
-
-fn bearer(shared: &Shared, headers: &HeaderMap) -> Option<String> {
-    if !shared.opts.accept_bearer_header {
-        return None;
-    }
-    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    value.strip_prefix("Bearer ").map(|t| t.trim().to_owned())
-}
-
-fn authenticate(shared: &Shared, auth: &AuthKind) -> Result<u64, ApiError> {
-    match auth {
-        AuthKind::Webhook { user_id, secret } => match &shared.opts.webhook {
-            Some(hook) if hook.user_id == *user_id && hook.secret == *secret => Ok(*user_id),
-            _ => Err(ApiError::invalid_credentials()),
-        },
-        AuthKind::OAuth { token } => {
-            let st = shared.lock();
-            st.tokens.check(token, st.now())
-        }
-        AuthKind::None => Err(ApiError::no_auth()),
-    }
-}
-
-/// Query parameters with the body's on top (JSON, form or multipart text parts).
-pub fn read_params(incoming: &Incoming) -> Result<Params, ApiError> {
-    let mut params = Params::from_form(&incoming.query);
-    let content_type = incoming
-        .content_type
-        .as_deref()
-        .unwrap_or_default()
-        .to_ascii_lowercase();
-    if incoming.body.is_empty() {
-        return Ok(params);
-    }
-    let body = if content_type.starts_with("application/json") {
-        match serde_json::from_slice::<Value>(&incoming.body) {
-            Ok(Value::Object(map)) => Params(map),
-            _ => {
-                return Err(ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    "INVALID_REQUEST",
-                    "Invalid JSON body",
-                ));
-            }
-        }
-    } else if content_type.starts_with("multipart/form-data") {
-        multipart_params(incoming)?
-    } else {
-        Params::from_form(&String::from_utf8_lossy(&incoming.body))
-    };
-    params.merge(body);
-    Ok(params)
-}
-
-fn multipart_params(incoming: &Incoming) -> Result<Params, ApiError> {
-    let parts = incoming
-        .content_type
-        .as_deref()
-        .and_then(multipart::boundary)
-        .and_then(|b| multipart::parse(&incoming.body, &b))
-        .ok_or_else(|| {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "INVALID_REQUEST",
-                "Malformed multipart body",
-            )
-        })?;
-    let mut params = Params::default();
-    for part in parts.into_iter().filter(|p| p.filename.is_none()) {
-        params.insert_form_field(&part.name, String::from_utf8_lossy(&part.data).into_owned());
-    }
-    Ok(params.finish_form())
 }
 
 fn upload(shared: &Shared, incoming: &Incoming, start_unix: f64) -> Outcome {

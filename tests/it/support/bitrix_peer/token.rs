@@ -4,7 +4,8 @@
 use serde_json::{Value, json};
 
 use super::auth::OAuthError;
-use super::server::{Incoming, Outcome, read_params};
+use super::request::{Incoming, read_params};
+use super::server::Outcome;
 use super::state::Shared;
 
 /// Method name under which token requests appear in the request log.
