@@ -796,3 +796,445 @@ async fn credentials_are_checked_before_anything_else() {
         "invalid_client"
     );
 }
+
+fn wav_bytes() -> Vec<u8> {
+    let mut bytes = b"RIFF\x24\x08\x00\x00WAVEfmt \x10\x00\x00\x00\x01\x00\x01\x00".to_vec();
+    bytes.extend((0..=255u8).cycle().take(2048));
+    bytes
+}
+
+fn mp3_bytes() -> Vec<u8> {
+    let mut bytes = b"ID3\x03\x00\x00\x00\x00\x00\x00".to_vec();
+    bytes.extend((0..=255u8).rev().cycle().take(4096));
+    bytes
+}
+
+async fn finished_call(peer: &BitrixPeer, ext: &str) -> String {
+    let call_id = register(peer, inbound(17, CONTACT_PHONE, ext)).await;
+    let (status, _) = json_call(
+        peer,
+        "telephony.externalcall.finish",
+        json!({"CALL_ID": call_id, "USER_ID": 17, "DURATION": 9}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    call_id
+}
+
+#[tokio::test]
+async fn attach_record_inline_base64_stores_the_exact_bytes() {
+    use base64::Engine;
+    let peer = seeded(PeerOptions::default()).await;
+    let open_call = register(&peer, inbound(17, CONTACT_PHONE, "fs-open")).await;
+    let call_id = finished_call(&peer, "fs-rec").await;
+    let wav = wav_bytes();
+    let content = base64::engine::general_purpose::STANDARD.encode(&wav);
+    let cases = [
+        (
+            json!({"CALL_ID": call_id}),
+            "Required parameters are not set. Request should contain or URL or FILENAME parameter",
+        ),
+        (
+            json!({"CALL_ID": open_call, "FILENAME": "a.wav", "FILE_CONTENT": content}),
+            "Call is not found in the statistic table. Call is not finished yet.",
+        ),
+        (
+            json!({"CALL_ID": call_id, "FILENAME": "", "FILE_CONTENT": content}),
+            "File name is empty",
+        ),
+        (
+            json!({"CALL_ID": call_id, "FILENAME": "a.ogg", "FILE_CONTENT": content}),
+            "Wrong file extension. Only wav and mp3 are allowed",
+        ),
+        (
+            json!({"CALL_ID": call_id, "FILENAME": "a.wav", "FILE_CONTENT": ""}),
+            "File content is empty.",
+        ),
+        (
+            json!({"CALL_ID": call_id, "FILENAME": "a.wav", "FILE_CONTENT": "@@not base64@@"}),
+            "File content is not properly encoded. Base64 encoding is expected.",
+        ),
+    ];
+    for (body, text) in cases {
+        let (status, reply) =
+            json_call(&peer, "telephony.externalcall.attachRecord", body.clone()).await;
+        assert_eq!(
+            (status, error_of(&reply)),
+            (400, ("ERROR_CORE", text)),
+            "{body}"
+        );
+    }
+    let (status, reply) = json_call(
+        &peer,
+        "telephony.externalcall.attachRecord",
+        json!({"CALL_ID": call_id, "FILENAME": "call.wav", "FILE_CONTENT": content}),
+    )
+    .await;
+    assert_eq!(status, 200, "{reply}");
+    let stored = peer.record_of(&call_id).unwrap();
+    assert_eq!(reply["result"]["FILE_ID"].as_u64(), Some(stored.file_id));
+    assert_eq!(
+        (stored.filename.as_str(), stored.mode, stored.bytes == wav),
+        ("call.wav", "inline", true)
+    );
+}
+
+/// Serves `/rec/call.mp3` (the MP3 bytes) and 404 elsewhere, like a recording host.
+async fn recording_host(bytes: Vec<u8>) -> (String, tokio::task::JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let app = axum::Router::new().route(
+        "/rec/call.mp3",
+        axum::routing::get(move || async move { bytes.clone() }),
+    );
+    let task = tokio::spawn(async move {
+        axum::serve(listener, app).await.unwrap();
+    });
+    (base, task)
+}
+
+#[tokio::test]
+async fn attach_record_by_url_downloads_the_file_and_reports_http_errors() {
+    let peer = seeded(PeerOptions::default()).await;
+    let call_id = finished_call(&peer, "fs-url").await;
+    let mp3 = mp3_bytes();
+    let (host, task) = recording_host(mp3.clone()).await;
+    let (status, reply) = json_call(
+        &peer,
+        "telephony.externalcall.attachRecord",
+        json!({"CALL_ID": call_id, "RECORD_URL": format!("{host}/missing.mp3")}),
+    )
+    .await;
+    assert_eq!(
+        (status, error_of(&reply)),
+        (400, ("ERROR_CORE", "Server returns HTTP error code 404"))
+    );
+    let (status, reply) = json_call(
+        &peer,
+        "telephony.externalcall.attachRecord",
+        json!({"CALL_ID": call_id, "RECORD_URL": format!("{host}/rec/call.mp3")}),
+    )
+    .await;
+    assert_eq!(status, 200, "{reply}");
+    let stored = peer.record_of(&call_id).unwrap();
+    assert_eq!(
+        (stored.filename.as_str(), stored.mode, stored.bytes == mp3),
+        ("call.mp3", "url", true)
+    );
+    task.abort();
+}
+
+#[tokio::test]
+async fn attach_record_two_step_upload_accepts_a_multipart_file() {
+    let peer = seeded(PeerOptions::default()).await;
+    let call_id = finished_call(&peer, "fs-up").await;
+    let (status, reply) = json_call(
+        &peer,
+        "telephony.externalcall.attachRecord",
+        json!({"CALL_ID": call_id, "FILENAME": "call.mp3"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{reply}");
+    assert_eq!(reply["result"]["fieldName"], "file");
+    let upload_url = reply["result"]["uploadUrl"].as_str().unwrap().to_owned();
+    assert!(
+        upload_url.starts_with(&format!("{}/rest/upload.json?auth=", peer.base_url())),
+        "{upload_url}"
+    );
+    let mp3 = mp3_bytes();
+    let bad = reqwest::multipart::Form::new().part(
+        "file",
+        reqwest::multipart::Part::bytes(mp3.clone()).file_name("call.flac"),
+    );
+    let resp = client()
+        .post(&upload_url)
+        .multipart(bad)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 400);
+    assert_eq!(
+        resp.json::<Value>().await.unwrap()["error_description"],
+        "Wrong file extension. Only wav and mp3 are allowed"
+    );
+    let form = reqwest::multipart::Form::new().part(
+        "file",
+        reqwest::multipart::Part::bytes(mp3.clone()).file_name("call.mp3"),
+    );
+    let resp = client()
+        .post(&upload_url)
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let reply: Value = resp.json().await.unwrap();
+    let stored = peer.record_of(&call_id).unwrap();
+    assert_eq!(reply["result"]["FILE_ID"].as_u64(), Some(stored.file_id));
+    assert_eq!((stored.mode, stored.bytes == mp3), ("upload", true));
+    let again = reqwest::multipart::Form::new().part(
+        "file",
+        reqwest::multipart::Part::bytes(mp3).file_name("call.mp3"),
+    );
+    let resp = client()
+        .post(&upload_url)
+        .multipart(again)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 401, "an upload URL is single-use");
+}
+
+#[tokio::test]
+async fn search_crm_entities_puts_contacts_before_leads_and_companies() {
+    let peer = seeded(PeerOptions::default()).await;
+    peer.add_entity(CrmEntity::company(
+        502,
+        "Shared line Ltd",
+        "+49 30 123456789",
+        22,
+    ));
+    peer.add_entity(CrmEntity::lead(701, "Same number", "004930123456789", 21));
+    let (status, reply) = json_call(
+        &peer,
+        "telephony.externalCall.searchCrmEntities",
+        json!({"PHONE_NUMBER": CONTACT_PHONE}),
+    )
+    .await;
+    assert_eq!(status, 200, "{reply}");
+    let kinds: Vec<(&str, u64)> = reply["result"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["CRM_ENTITY_TYPE"].as_str().unwrap(),
+                e["CRM_ENTITY_ID"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [("CONTACT", 311), ("COMPANY", 502)],
+        "digits-only matching: 0049… is another number"
+    );
+    let first = &reply["result"][0];
+    assert_eq!(
+        (
+            first["ASSIGNED_BY_ID"].as_u64(),
+            first["ASSIGNED_BY"]["USER_PHONE_INNER"].as_str()
+        ),
+        (Some(17), Some("205"))
+    );
+    assert_eq!(first["ASSIGNED_BY"]["ID"], "17");
+    let (_, reply) = json_call(
+        &peer,
+        "telephony.externalcall.searchcrmentities",
+        json!({"PHONE_NUMBER": "+1555"}),
+    )
+    .await;
+    assert_eq!(reply["result"], json!([]));
+    let (status, reply) =
+        json_call(&peer, "telephony.externalcall.searchcrmentities", json!({})).await;
+    assert_eq!(
+        (status, error_of(&reply)),
+        (400, ("ERROR_CORE", "PHONE_NUMBER is empty"))
+    );
+}
+
+#[tokio::test]
+async fn external_lines_are_added_listed_updated_and_deleted() {
+    let peer = seeded(PeerOptions::default()).await;
+    let (status, reply) = json_call(
+        &peer,
+        "telephony.externalLine.add",
+        json!({"NUMBER": "4930555000", "NAME": "Berlin DID", "CRM_AUTO_CREATE": "N"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{reply}");
+    let id = reply["result"]["ID"].as_u64().unwrap();
+    let (_, reply) = json_call(
+        &peer,
+        "telephony.externalLine.add",
+        json!({"NUMBER": "4930555000"}),
+    )
+    .await;
+    assert_eq!(error_of(&reply), ("ERROR_CORE", "Line already exists"));
+    let (_, reply) = json_call(&peer, "telephony.externalLine.add", json!({"NUMBER": "  "})).await;
+    assert_eq!(
+        error_of(&reply),
+        ("ERROR_CORE", "NUMBER should not be empty")
+    );
+    let (_, reply) = json_call(&peer, "telephony.externalLine.get", json!({})).await;
+    assert_eq!(
+        reply["result"],
+        json!([{"NUMBER": "4930555000", "NAME": "Berlin DID", "CRM_AUTO_CREATE": "N"}])
+    );
+    let (_, reply) = json_call(
+        &peer,
+        "telephony.externalLine.update",
+        json!({"NUMBER": "4930555000"}),
+    )
+    .await;
+    assert_eq!(
+        error_of(&reply),
+        ("ERROR_CORE", "There are no fields to update")
+    );
+    let (_, reply) = json_call(
+        &peer,
+        "telephony.externalLine.update",
+        json!({"NUMBER": "111", "NAME": "x"}),
+    )
+    .await;
+    assert_eq!(
+        error_of(&reply),
+        ("ERROR_CORE", "Could not find line with number 111")
+    );
+    let (_, reply) = json_call(
+        &peer,
+        "telephony.externalLine.update",
+        json!({"NUMBER": "4930555000", "CRM_AUTO_CREATE": "Y"}),
+    )
+    .await;
+    assert_eq!(
+        reply["result"],
+        json!({"ID": id.to_string()}),
+        "update answers a string ID"
+    );
+    let (_, reply) = json_call(
+        &peer,
+        "telephony.externalLine.delete",
+        json!({"NUMBER": "4930555000"}),
+    )
+    .await;
+    assert_eq!(reply["result"], json!([]));
+    assert!(peer.lines().is_empty());
+}
+
+#[tokio::test]
+async fn user_get_filters_by_extension_and_pages_by_fifty() {
+    let peer = seeded(PeerOptions::default()).await;
+    for id in 100..160 {
+        peer.add_user(SeedUser::new(id, "Agent", Some(&format!("{}", 1000 + id))));
+    }
+    let (status, reply) = json_call(
+        &peer,
+        "user.get",
+        json!({"FILTER": {"UF_PHONE_INNER": "205", "ACTIVE": true}, "select": ["ID"]}),
+    )
+    .await;
+    assert_eq!(status, 200, "{reply}");
+    assert_eq!(reply["result"][0]["ID"], "17", "IDs are strings");
+    assert_eq!(
+        (
+            reply["result"][0]["ACTIVE"].as_bool(),
+            reply["total"].as_u64()
+        ),
+        (Some(true), Some(1))
+    );
+    let (_, reply) = form_call(
+        &peer,
+        "user.get",
+        &[("FILTER[UF_PHONE_INNER]", "299"), ("FILTER[ACTIVE]", "Y")],
+    )
+    .await;
+    assert_eq!(
+        reply["result"],
+        json!([]),
+        "fired users do not match ACTIVE"
+    );
+    let (_, page1) = json_call(
+        &peer,
+        "user.get",
+        json!({"filter": {"!UF_PHONE_INNER": ""}}),
+    )
+    .await;
+    assert_eq!(
+        (
+            page1["result"].as_array().unwrap().len(),
+            page1["total"].as_u64(),
+            page1["next"].as_u64()
+        ),
+        (50, Some(64), Some(50))
+    );
+    let (_, page2) = json_call(
+        &peer,
+        "user.get",
+        json!({"filter": {"!UF_PHONE_INNER": ""}, "start": 50}),
+    )
+    .await;
+    assert_eq!(
+        (page2["result"].as_array().unwrap().len(), page2.get("next")),
+        (14, None)
+    );
+}
+
+#[tokio::test]
+async fn crm_get_methods_return_string_fields_and_not_found() {
+    let peer = seeded(PeerOptions::default()).await;
+    for (method, id, field, value) in [
+        ("crm.contact.get", 311, "NAME", "Erika Mustermann"),
+        ("crm.lead.get", 700, "TITLE", "Lead from web"),
+        ("crm.company.get", 501, "TITLE", "ACME GmbH"),
+        ("crm.deal.get", 800, "CONTACT_ID", "311"),
+    ] {
+        let (status, reply) = json_call(&peer, method, json!({"id": id})).await;
+        assert_eq!(status, 200, "{method}: {reply}");
+        assert_eq!(
+            (
+                reply["result"]["ID"].as_str(),
+                reply["result"][field].as_str()
+            ),
+            (Some(id.to_string().as_str()), Some(value))
+        );
+        assert!(reply["result"]["ASSIGNED_BY_ID"].is_string());
+    }
+    let (status, reply) = form_call(&peer, "crm.contact.get", &[("ID", "999")]).await;
+    assert_eq!((status, error_of(&reply)), (400, ("", "Not found")));
+    let (status, reply) = json_call(&peer, "crm.deal.get", json!({"id": "abc"})).await;
+    assert_eq!(
+        (status, error_of(&reply)),
+        (400, ("", "ID is not defined or invalid"))
+    );
+}
+
+#[tokio::test]
+async fn event_binding_is_app_only_and_reports_duplicates() {
+    let peer = seeded(PeerOptions::default()).await;
+    let bind =
+        json!({"event": "onExternalCallStart", "handler": "https://pbx.example.com/bitrix/event"});
+    let (status, reply) = json_call(&peer, "event.bind", bind.clone()).await;
+    assert_eq!((status, &reply["result"]), (200, &json!(true)), "{reply}");
+    let (status, reply) = json_call(&peer, "event.bind", bind.clone()).await;
+    assert_eq!(
+        (status, error_of(&reply)),
+        (
+            400,
+            (
+                "ERROR_CORE",
+                "Unable to set event handler: Handler already binded"
+            )
+        )
+    );
+    let (status, reply) = json_call(
+        &peer,
+        "event.bind",
+        json!({"event": "ONNOPE", "handler": "https://a.b/c"}),
+    )
+    .await;
+    assert_eq!((status, error_of(&reply).0), (400, "ERROR_EVENT_NOT_FOUND"));
+    let (status, reply) = json_call(&peer, "event.bind", json!({"handler": "https://a.b/c"})).await;
+    assert_eq!((status, error_of(&reply).0), (400, "ERROR_ARGUMENT"));
+    let (_, reply) = json_call(&peer, "event.get", json!({})).await;
+    assert_eq!(
+        reply["result"],
+        json!([{"event": "ONEXTERNALCALLSTART", "handler": "https://pbx.example.com/bitrix/event", "auth_type": "0", "offline": 0}])
+    );
+    let (status, reply) = webhook_call(&peer, "event.get", json!({})).await;
+    assert_eq!((status, error_of(&reply).0), (403, "WRONG_AUTH_TYPE"));
+    let (_, reply) = json_call(&peer, "event.offline.get", json!({})).await;
+    assert_eq!(reply["result"]["events"], json!([]));
+    let (_, reply) = json_call(&peer, "event.unbind", bind).await;
+    assert_eq!(reply["result"], json!({"count": 1}));
+    assert!(peer.event_bindings().is_empty());
+}
