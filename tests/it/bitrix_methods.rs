@@ -7,7 +7,8 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::support::bitrix_peer::{
-    AuthKind, BitrixPeer, BucketConfig, CrmEntity, EntityKind, ErrorStyle, PeerOptions, SeedUser,
+    AuthKind, BitrixPeer, BucketConfig, CrmEntity, EntityKind, ErrorStyle, OperatingBudget, Outage,
+    PeerOptions, SeedUser,
 };
 
 const CONTACT_PHONE: &str = "+4930123456789";
@@ -1237,4 +1238,229 @@ async fn event_binding_is_app_only_and_reports_duplicates() {
     let (_, reply) = json_call(&peer, "event.unbind", bind).await;
     assert_eq!(reply["result"], json!({"count": 1}));
     assert!(peer.event_bindings().is_empty());
+}
+
+#[tokio::test]
+async fn batch_runs_sequentially_with_substitution_halt_and_php_empty_maps() {
+    let peer = seeded(PeerOptions::default()).await;
+    // Raw JSON text: serde_json maps sort their keys, and the order sent is the order run.
+    let body = format!(
+        r#"{{"halt": 1, "auth": "{}", "cmd": {{
+            "reg": "telephony.externalcall.register?USER_ID=17&PHONE_NUMBER=%2B4930123456789&TYPE=2&SHOW=1&EXTERNAL_CALL_ID=fs-b",
+            "show": "telephony.externalCall.show?CALL_ID=$result[reg][CALL_ID]&USER_ID[]=21&USER_ID[]=22",
+            "hide": "telephony.externalCall.hide?CALL_ID=$result[reg][CALL_ID]&USER_ID[]=17&USER_ID[]=22",
+            "fin": "telephony.externalCall.finish?CALL_ID=$result[reg][CALL_ID]&USER_ID=21&DURATION=74&STATUS_CODE=200&ADD_TO_CHAT=0"
+        }}}}"#,
+        peer.latest_tokens().access
+    );
+    let resp = client()
+        .post(format!("{}batch", peer.rest_url()))
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    let reply: Value = resp.json().await.unwrap();
+    assert_eq!(status, 200, "{reply}");
+    let result = &reply["result"];
+    assert_eq!(
+        result["result_error"],
+        json!([]),
+        "empty maps are PHP empty arrays"
+    );
+    assert_eq!(result["result_total"], json!([]));
+    assert_eq!(
+        (&result["result"]["show"], &result["result"]["hide"]),
+        (&json!(true), &json!(true))
+    );
+    assert_eq!(result["result"]["fin"]["CALL_DURATION"], 74);
+    let call_id = result["result"]["reg"]["CALL_ID"].as_str().unwrap();
+    assert!(result["result_time"]["fin"]["start"].is_number());
+    // Executed in the order sent, not alphabetically: show before hide before finish.
+    let intervals: Vec<(u64, bool)> = peer
+        .timeline(call_id)
+        .iter()
+        .map(|i| (i.user, i.to.is_some()))
+        .collect();
+    assert_eq!(intervals, [(17, true), (21, true), (22, true)]);
+    assert_eq!(peer.requests().len(), 1);
+    assert_eq!(
+        peer.arrivals().len(),
+        1,
+        "a batch is one request for the bucket"
+    );
+    let finishes = peer.method_calls("telephony.externalcall.finish");
+    assert_eq!(
+        (finishes.len(), finishes[0].batch_name.as_deref()),
+        (1, Some("fin"))
+    );
+
+    // halt stops at the first failure; without halt the rest still runs.
+    let failing = json!({"a": "telephony.externalcall.finish?CALL_ID=nope&USER_ID=17", "b": "user.get?ID=17"});
+    let (_, reply) = json_call(&peer, "batch", json!({"halt": true, "cmd": failing})).await;
+    assert_eq!(reply["result"]["result"], json!([]));
+    assert_eq!(
+        reply["result"]["result_error"]["a"]["error_description"],
+        "Call is not found (call should be registered prior to finishing"
+    );
+    let (_, reply) = json_call(&peer, "batch", json!({"halt": 0, "cmd": failing})).await;
+    assert_eq!(reply["result"]["result"]["b"][0]["ID"], "17");
+}
+
+#[tokio::test]
+async fn batch_form_encoding_lists_and_limits() {
+    let peer = seeded(PeerOptions::default()).await;
+    let (status, reply) = form_call(
+        &peer,
+        "batch",
+        &[
+            ("cmd[0]", "user.get?ID=21"),
+            ("cmd[1]", "crm.contact.get?id=311"),
+            ("cmd[2]", "batch?cmd[x]=user.get"),
+        ],
+    )
+    .await;
+    assert_eq!(status, 200, "{reply}");
+    assert_eq!(
+        reply["result"]["result"][0][0]["ID"], "21",
+        "list commands answer lists"
+    );
+    assert_eq!(reply["result"]["result"][1]["ID"], "311");
+    assert_eq!(
+        reply["result"]["result_error"]["2"]["error"],
+        "ERROR_BATCH_METHOD_NOT_ALLOWED"
+    );
+    let too_many: serde_json::Map<String, Value> = (0..51)
+        .map(|i| (format!("c{i}"), json!("user.get")))
+        .collect();
+    let (status, reply) = json_call(&peer, "batch", json!({"cmd": too_many})).await;
+    assert_eq!(
+        (status, error_of(&reply).0),
+        (400, "ERROR_BATCH_LENGTH_EXCEEDED")
+    );
+}
+
+#[tokio::test]
+async fn operating_budget_answers_429_for_that_method_only() {
+    let budget = OperatingBudget {
+        limit: Duration::from_secs(10),
+        cost: Duration::from_millis(10),
+        per_method: [(
+            "telephony.externalcall.searchcrmentities".to_owned(),
+            Duration::from_secs(6),
+        )]
+        .into(),
+    };
+    let peer = seeded(PeerOptions {
+        operating: Some(budget),
+        ..PeerOptions::default()
+    })
+    .await;
+    let search = json!({"PHONE_NUMBER": CONTACT_PHONE});
+    let mut statuses = Vec::new();
+    for _ in 0..3 {
+        let (status, reply) = json_call(
+            &peer,
+            "telephony.externalcall.searchCrmEntities",
+            search.clone(),
+        )
+        .await;
+        statuses.push(status);
+        assert!(
+            reply["time"]["operating"].is_number() || status == 429,
+            "{reply}"
+        );
+    }
+    assert_eq!(statuses, [200, 200, 429]);
+    let (status, reply) = json_call(&peer, "user.get", json!({})).await;
+    assert_eq!(status, 200, "other methods are unaffected: {reply}");
+    peer.advance_clock(Duration::from_secs(601));
+    let (status, _) = json_call(&peer, "telephony.externalcall.searchCrmEntities", search).await;
+    assert_eq!(status, 200, "the budget recovers once the buckets expire");
+}
+
+#[tokio::test]
+async fn refused_outage_closes_the_port_and_restore_reopens_it() {
+    let peer = seeded(PeerOptions::default()).await;
+    let addr = peer.addr();
+    let (status, _) = json_call(&peer, "user.get", json!({})).await;
+    assert_eq!(status, 200);
+    peer.go_down(Outage::Refuse).await;
+    let err = client()
+        .post(format!("{}user.get", peer.rest_url()))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap_err();
+    assert!(err.is_connect(), "{err:?}");
+    peer.restore().await;
+    assert_eq!(peer.addr(), addr);
+    let (status, _) = json_call(&peer, "user.get", json!({})).await;
+    assert_eq!(status, 200, "served again on the same port");
+}
+
+#[tokio::test]
+async fn http500_and_slow_outages_answer_as_configured() {
+    let peer = seeded(PeerOptions::default()).await;
+    peer.go_down(Outage::Http500).await;
+    let (status, reply) = json_call(
+        &peer,
+        "telephony.externalcall.register",
+        inbound(17, CONTACT_PHONE, "fs-5"),
+    )
+    .await;
+    assert_eq!((status, error_of(&reply).0), (500, "INTERNAL_SERVER_ERROR"));
+    assert!(
+        peer.calls().is_empty(),
+        "nothing happens during a 500 outage"
+    );
+    let delay = Duration::from_millis(300);
+    peer.go_down(Outage::Slow(delay)).await;
+    let started = tokio::time::Instant::now();
+    let (status, _) = json_call(&peer, "user.get", json!({})).await;
+    assert_eq!(status, 200);
+    assert!(started.elapsed() >= delay, "answered only after the delay");
+    peer.restore().await;
+    let (status, _) = json_call(&peer, "user.get", json!({})).await;
+    assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn redirect_mode_answers_302_to_the_renamed_base() {
+    let peer = seeded(PeerOptions::default()).await;
+    peer.set_redirect(true);
+    let token = peer.latest_tokens().access;
+    let resp = client()
+        .post(format!("{}user.get.json?start=0", peer.rest_url()))
+        .form(&[("auth", &token)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 302);
+    let location = resp.headers()[reqwest::header::LOCATION]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        location,
+        format!("{}user.get.json?start=0", peer.renamed_rest_url())
+    );
+    // reqwest's default policy turns the POST into a bodiless GET: the auth is lost.
+    let following = reqwest::Client::new();
+    let resp = following
+        .post(format!("{}user.get.json", peer.rest_url()))
+        .form(&[("auth", &token)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 401);
+    // Re-POSTing to the new base works.
+    let resp = client()
+        .post(location)
+        .form(&[("auth", &token)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
 }
