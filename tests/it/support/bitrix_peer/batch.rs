@@ -161,32 +161,38 @@ pub async fn run(
             params: Value::Object(params.0),
             ok: outcome.is_ok(),
         });
-        match outcome {
-            Ok(ok) => {
-                out.time.insert(
-                    name.clone(),
-                    time_object(start, finish, shared.opts.utc_offset_secs, None),
-                );
-                if let Some(total) = ok.total {
-                    out.total.insert(name.clone(), json!(total));
-                }
-                if let Some(next) = ok.next {
-                    out.next.insert(name.clone(), json!(next));
-                }
-                out.result.insert(name, ok.result);
-            }
-            Err(err) => {
-                out.error.insert(name, err.body());
-                if halt {
-                    break;
-                }
-            }
+        let failed = outcome.is_err();
+        out.add(
+            name,
+            outcome,
+            time_object(start, finish, shared.opts.utc_offset_secs, None),
+        );
+        if failed && halt {
+            break;
         }
     }
     (Ok(MethodOk::of(out.into_json(is_list))), subs)
 }
 
 impl Outputs {
+    fn add(&mut self, name: String, outcome: Result<MethodOk, ApiError>, time: Value) {
+        match outcome {
+            Ok(ok) => {
+                self.time.insert(name.clone(), time);
+                if let Some(total) = ok.total {
+                    self.total.insert(name.clone(), json!(total));
+                }
+                if let Some(next) = ok.next {
+                    self.next.insert(name.clone(), json!(next));
+                }
+                self.result.insert(name, ok.result);
+            }
+            Err(err) => {
+                self.error.insert(name, err.body());
+            }
+        }
+    }
+
     fn into_json(self, is_list: bool) -> Value {
         let shape = |map: Map<String, Value>| -> Value {
             // PHP serialises an empty array as `[]`, and a 0..n keyed one as a list.

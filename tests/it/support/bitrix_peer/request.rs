@@ -27,6 +27,18 @@ pub struct Incoming {
     pub body: bytes::Bytes,
 }
 
+/// Credentials from the webhook path segments or the token.
+pub fn auth_kind(webhook: Option<(&str, &str)>, token: Option<String>) -> AuthKind {
+    match (webhook, token) {
+        (Some((user, secret)), _) => AuthKind::Webhook {
+            user_id: user.parse().unwrap_or(0),
+            secret: secret.to_owned(),
+        },
+        (None, Some(token)) => AuthKind::OAuth { token },
+        (None, None) => AuthKind::None,
+    }
+}
+
 /// The token of an `Authorization: Bearer` header, when the peer accepts it.
 pub fn bearer(shared: &Shared, headers: &HeaderMap) -> Option<String> {
     if !shared.opts.accept_bearer_header {

@@ -20,7 +20,7 @@ use super::envelope::{ApiError, MethodOk, Operating, time_object};
 use super::methods::{self, Ctx};
 use super::options::Outage;
 use super::params::Params;
-use super::request::{Incoming, authenticate, bearer, read_params};
+use super::request::{Incoming, auth_kind, authenticate, bearer, read_params};
 use super::state::{RecordedRequest, Shared, SubCall};
 use super::{batch, record};
 
@@ -126,14 +126,11 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
 }
 
 fn respond(shared: &Shared, incoming: &Incoming, arrived: Instant, outcome: Outcome) -> Response {
-    let mut response = if let Some(location) = &outcome.location {
+    let response = if let Some(location) = &outcome.location {
         (StatusCode::FOUND, [(header::LOCATION, location.clone())]).into_response()
     } else {
         (outcome.status, axum::Json(outcome.body.clone())).into_response()
     };
-    if outcome.location.is_some() {
-        *response.status_mut() = StatusCode::FOUND;
-    }
     let recorded = RecordedRequest {
         method: outcome.method,
         method_as_sent: outcome.method_as_sent,
@@ -235,23 +232,15 @@ async fn rest_call(shared: &Arc<Shared>, incoming: &Incoming, call: RestCall<'_>
         .and_then(super::params::scalar_string)
         .or_else(|| bearer(shared, &incoming.headers));
     outcome.params = Value::Object(params.0.clone());
-    outcome.auth = match (call.webhook, &token) {
-        (Some((user, secret)), _) => AuthKind::Webhook {
-            user_id: user.parse().unwrap_or(0),
-            secret: secret.to_owned(),
-        },
-        (None, Some(token)) => AuthKind::OAuth {
-            token: token.clone(),
-        },
-        (None, None) => AuthKind::None,
-    };
+    outcome.auth = auth_kind(call.webhook, token);
+    // The bucket counts every REST request, also those refused for their credentials.
+    if !shared.update(|st| st.limiter.admit(call.arrived)) {
+        return with_error(outcome, &ApiError::query_limit());
+    }
     let user_id = match authenticate(shared, &outcome.auth) {
         Ok(user_id) => user_id,
         Err(err) => return with_error(outcome, &err),
     };
-    if !shared.update(|st| st.limiter.admit(call.arrived)) {
-        return with_error(outcome, &ApiError::query_limit());
-    }
     if !methods::is_known(&method) {
         return with_error(outcome, &ApiError::method_not_found());
     }
@@ -263,17 +252,28 @@ async fn rest_call(shared: &Arc<Shared>, incoming: &Incoming, call: RestCall<'_>
         app_name: shared.opts.app_name.clone(),
         utc_offset_secs: shared.opts.utc_offset_secs,
     };
-    let (result, operating) = if method == "batch" {
+    dispatch(shared, incoming, &ctx, params, call.start_unix, outcome).await
+}
+
+async fn dispatch(
+    shared: &Arc<Shared>,
+    incoming: &Incoming,
+    ctx: &Ctx,
+    params: Params,
+    start_unix: f64,
+    mut outcome: Outcome,
+) -> Outcome {
+    let (result, operating) = if outcome.method == "batch" {
         let order = batch::cmd_order(incoming);
-        let (result, subs) = batch::run(shared, &ctx, &params, &order).await;
+        let (result, subs) = batch::run(shared, ctx, &params, &order).await;
         outcome.sub_calls = subs;
         (result, None)
     } else {
-        methods::call(shared, &ctx, &method, params).await
+        methods::call(shared, ctx, &outcome.method, params).await
     };
     match result {
         Ok(ok) => {
-            outcome.body = envelope(shared, &ok, call.start_unix, operating);
+            outcome.body = envelope(shared, &ok, start_unix, operating);
             outcome
         }
         Err(err) => with_error(outcome, &err),

@@ -12,8 +12,19 @@ use super::state::{CallRecord, FinishRecord, PeerState};
 
 const DEDUP_WINDOW_SECS: i64 = 30 * 60;
 
-/// `telephony.externalcall.register`.
-pub fn register(st: &mut PeerState, ctx: &Ctx, p: &Params) -> Result<MethodOk, ApiError> {
+/// A `register` request that passed validation.
+struct Registration {
+    user_id: u64,
+    call_type: u8,
+    start_unix: i64,
+    phone: String,
+    line: Option<String>,
+    external: Option<String>,
+    show: bool,
+}
+
+/// Checks in the order of §6.6: auth kind, user given, TYPE, date, phone, user active.
+fn validate_register(st: &PeerState, ctx: &Ctx, p: &Params) -> Result<Registration, ApiError> {
     let style = st.switches.error_style;
     if ctx.auth.is_webhook() && st.switches.webhook_wrong_auth_type {
         return Err(ApiError::wrong_auth_type());
@@ -37,50 +48,38 @@ pub fn register(st: &mut PeerState, ctx: &Ctx, p: &Params) -> Result<MethodOk, A
     if st.crm.active_user(user_id).is_none() {
         return Err(ApiError::core(style, "User is not found or is not active"));
     }
-    let line = p.non_empty("LINE_NUMBER");
-    if let Some(number) = &line {
+    Ok(Registration {
+        user_id,
+        call_type,
+        start_unix,
+        phone,
+        line: p.non_empty("LINE_NUMBER"),
+        external: p.non_empty("EXTERNAL_CALL_ID"),
+        show: p.truthy("SHOW", true),
+    })
+}
+
+/// `telephony.externalcall.register`.
+pub fn register(st: &mut PeerState, ctx: &Ctx, p: &Params) -> Result<MethodOk, ApiError> {
+    let reg = validate_register(st, ctx, p)?;
+    if let Some(number) = &reg.line {
         lines::ensure_line(st, number, ctx.auth.is_webhook());
     }
-    let external = p.non_empty("EXTERNAL_CALL_ID");
-    let show = p.truthy("SHOW", true);
-    let probe = DedupProbe {
-        phone: &phone,
-        call_type,
-        user_id,
-        line: line.as_deref(),
-        external: external.as_deref(),
-    };
-    if let Some(index) = find_duplicate(st, ctx, &probe) {
+    if let Some(index) = find_duplicate(st, ctx, &reg) {
         let call = &mut st.calls[index];
         call.dedup_hits += 1;
         let (call_id, result) = (call.call_id.clone(), register_result(call, true));
-        if show {
-            st.timeline.open(&call_id, user_id, ctx.arrived);
+        if reg.show {
+            st.timeline.open(&call_id, reg.user_id, ctx.arrived);
         }
         return Ok(MethodOk::of(result));
     }
-    let forced = p
-        .str("CRM_ENTITY_TYPE")
-        .and_then(|t| EntityKind::parse(&t))
-        .zip(p.int("CRM_ENTITY_ID").filter(|id| *id > 0));
     let crm_create = p.truthy("CRM_CREATE", false);
-    let internal = st.crm.is_internal(&phone);
+    let internal = st.crm.is_internal(&reg.phone);
     let (crm, created) = if internal {
         (None, Vec::new())
-    } else if let Some((kind, id)) = forced {
-        (Some((kind, id as u64)), Vec::new())
-    } else if let Some(found) = st.crm.find_by_phone(&phone).first() {
-        (Some((found.kind, found.id)), Vec::new())
-    } else if crm_create {
-        let lead = st
-            .crm
-            .create_lead(&phone, user_id, p.non_empty("CRM_SOURCE"));
-        (
-            Some((EntityKind::Lead, lead)),
-            vec![(EntityKind::Lead, lead)],
-        )
     } else {
-        (None, Vec::new())
+        bind_crm(st, p, &reg, crm_create)
     };
     let call_id = format!(
         "externalCall.{}.{}",
@@ -89,13 +88,13 @@ pub fn register(st: &mut PeerState, ctx: &Ctx, p: &Params) -> Result<MethodOk, A
     );
     let call = CallRecord {
         call_id: call_id.clone(),
-        external_call_id: external,
-        user_id,
-        phone,
-        call_type,
-        line,
-        start_unix,
-        show,
+        external_call_id: reg.external,
+        user_id: reg.user_id,
+        phone: reg.phone,
+        call_type: reg.call_type,
+        line: reg.line,
+        start_unix: reg.start_unix,
+        show: reg.show,
         crm_create,
         internal,
         crm,
@@ -107,34 +106,53 @@ pub fn register(st: &mut PeerState, ctx: &Ctx, p: &Params) -> Result<MethodOk, A
     };
     let result = register_result(&call, false);
     st.calls.push(call);
-    if show {
-        st.timeline.open(&call_id, user_id, ctx.arrived);
+    if reg.show {
+        st.timeline.open(&call_id, reg.user_id, ctx.arrived);
     }
     Ok(MethodOk::of(result))
 }
 
-struct DedupProbe<'a> {
-    phone: &'a str,
-    call_type: u8,
-    user_id: u64,
-    line: Option<&'a str>,
-    external: Option<&'a str>,
+type Binding = (Option<(EntityKind, u64)>, Vec<(EntityKind, u64)>);
+
+/// Forced `CRM_ENTITY_*` (not validated [impl]), else a phone match, else a new lead on `CRM_CREATE`.
+fn bind_crm(st: &mut PeerState, p: &Params, reg: &Registration, crm_create: bool) -> Binding {
+    let forced = p
+        .str("CRM_ENTITY_TYPE")
+        .and_then(|t| EntityKind::parse(&t))
+        .zip(p.int("CRM_ENTITY_ID").filter(|id| *id > 0));
+    if let Some((kind, id)) = forced {
+        return (Some((kind, id as u64)), Vec::new());
+    }
+    if let Some(found) = st.crm.find_by_phone(&reg.phone).first() {
+        return (Some((found.kind, found.id)), Vec::new());
+    }
+    if !crm_create {
+        return (None, Vec::new());
+    }
+    let lead = st
+        .crm
+        .create_lead(&reg.phone, reg.user_id, p.non_empty("CRM_SOURCE"));
+    (
+        Some((EntityKind::Lead, lead)),
+        vec![(EntityKind::Lead, lead)],
+    )
 }
 
 // De-dup key (§6.6): phone + TYPE + user + LINE_NUMBER (if given) + EXTERNAL_CALL_ID (if
 // given), unfinished, same app namespace, stored start within the last 30 minutes.
-fn find_duplicate(st: &PeerState, ctx: &Ctx, probe: &DedupProbe<'_>) -> Option<usize> {
+fn find_duplicate(st: &PeerState, ctx: &Ctx, reg: &Registration) -> Option<usize> {
     let now = st.now_unix() as i64;
     st.calls.iter().position(|c| {
         c.finished.is_none()
             && c.via_webhook == ctx.auth.is_webhook()
-            && c.phone == probe.phone
-            && c.call_type == probe.call_type
-            && c.user_id == probe.user_id
-            && probe.line.is_none_or(|l| c.line.as_deref() == Some(l))
-            && probe
+            && c.phone == reg.phone
+            && c.call_type == reg.call_type
+            && c.user_id == reg.user_id
+            && reg.line.as_ref().is_none_or(|l| c.line.as_ref() == Some(l))
+            && reg
                 .external
-                .is_none_or(|e| c.external_call_id.as_deref() == Some(e))
+                .as_ref()
+                .is_none_or(|e| c.external_call_id.as_ref() == Some(e))
             && now - c.start_unix < DEDUP_WINDOW_SECS
     })
 }
@@ -251,12 +269,27 @@ pub fn finish(st: &mut PeerState, ctx: &Ctx, p: &Params) -> Result<MethodOk, Api
     if st.crm.active_user(user_id).is_none() {
         return Err(ApiError::core(style, "User is not found or is not active"));
     }
+    let stat_id = st.next_id();
+    let record = finish_record(p, ctx, stat_id, user_id, call_type);
+    let activity_id = st.next_id();
+    st.timeline.close(&call_id, user_id, ctx.arrived);
+    let call = st.call_mut(&call_id).ok_or_else(not_found)?;
+    call.finished = Some(record);
+    let call = call.clone();
+    for (kind, id) in &call.created {
+        st.crm.reassign(*kind, *id, user_id);
+    }
+    Ok(MethodOk::of(finish_result(&call, ctx, activity_id)))
+}
+
+/// The statistics row: STATUS_CODE defaults from DURATION, CALL_STATUS is 1 iff DURATION > 0,
+/// and only 304 on an incoming call (TYPE 2/3) is a missed call (§6.9).
+fn finish_record(p: &Params, ctx: &Ctx, stat_id: u64, user_id: u64, call_type: u8) -> FinishRecord {
     let duration = p.int("DURATION").unwrap_or(0).max(0);
     let status_code = p
         .non_empty("STATUS_CODE")
         .unwrap_or_else(|| if duration > 0 { "200" } else { "304" }.to_owned());
-    let stat_id = st.next_id();
-    let record = FinishRecord {
+    FinishRecord {
         stat_id,
         user_id,
         duration,
@@ -273,16 +306,7 @@ pub fn finish(st: &mut PeerState, ctx: &Ctx, p: &Params) -> Result<MethodOk, Api
         add_to_chat: p.raw("ADD_TO_CHAT").map(super::params::truthy),
         record_url: p.non_empty("RECORD_URL"),
         at: ctx.arrived,
-    };
-    let activity_id = st.next_id();
-    st.timeline.close(&call_id, user_id, ctx.arrived);
-    let call = st.call_mut(&call_id).ok_or_else(not_found)?;
-    call.finished = Some(record);
-    let call = call.clone();
-    for (kind, id) in &call.created {
-        st.crm.reassign(*kind, *id, user_id);
     }
-    Ok(MethodOk::of(finish_result(&call, ctx, activity_id)))
 }
 
 fn finish_result(call: &CallRecord, ctx: &Ctx, activity_id: u64) -> Value {
