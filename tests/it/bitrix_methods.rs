@@ -7,8 +7,8 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::support::bitrix_peer::{
-    AuthKind, BitrixPeer, BucketConfig, CrmEntity, EntityKind, ErrorStyle, OperatingBudget, Outage,
-    PeerOptions, SeedUser,
+    AuthKind, BitrixPeer, BucketConfig, ClickToCall, CrmEntity, EntityKind, ErrorStyle,
+    OperatingBudget, Outage, PeerOptions, SeedUser,
 };
 
 const CONTACT_PHONE: &str = "+4930123456789";
@@ -1463,4 +1463,107 @@ async fn redirect_mode_answers_302_to_the_renamed_base() {
         .await
         .unwrap();
     assert_eq!(resp.status().as_u16(), 200);
+}
+
+/// A connector stand-in: answers 200 and hands every form body to the test.
+async fn event_sink() -> (
+    String,
+    tokio::sync::mpsc::Receiver<Vec<(String, String)>>,
+    tokio::task::JoinHandle<()>,
+) {
+    let (tx, rx) = tokio::sync::mpsc::channel(8);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/bitrix/event", listener.local_addr().unwrap());
+    let app = axum::Router::new().route(
+        "/bitrix/event",
+        axum::routing::post(move |body: String| {
+            let tx = tx.clone();
+            async move {
+                let form: Vec<(String, String)> = url::form_urlencoded::parse(body.as_bytes())
+                    .into_owned()
+                    .collect();
+                tx.send(form).await.unwrap();
+                "ok"
+            }
+        }),
+    );
+    let task = tokio::spawn(async move {
+        axum::serve(listener, app).await.unwrap();
+    });
+    (url, rx, task)
+}
+
+fn field<'a>(form: &'a [(String, String)], key: &str) -> &'a str {
+    form.iter()
+        .find(|(k, _)| k == key)
+        .map_or("<missing>", |(_, v)| v.as_str())
+}
+
+#[tokio::test]
+async fn click_to_call_registers_the_call_and_posts_the_event_form() {
+    let peer = seeded(PeerOptions::default()).await;
+    let (handler, mut events, task) = event_sink().await;
+    let click = ClickToCall {
+        user_id: 17,
+        phone: "+49 30 123456789".to_owned(),
+        line_number: "4930555000".to_owned(),
+        crm: Some((EntityKind::Contact, 311)),
+    };
+    let (call_id, status) = peer.click_to_call(&handler, "app-token-1", &click).await;
+    assert_eq!(status, Some(200));
+    let form = tokio::time::timeout(Duration::from_secs(5), events.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(field(&form, "event"), "ONEXTERNALCALLSTART");
+    assert_eq!(field(&form, "data[CALL_ID]"), call_id);
+    assert_eq!(field(&form, "data[USER_ID]"), "17");
+    assert_eq!(
+        field(&form, "data[PHONE_NUMBER_INTERNATIONAL]"),
+        CONTACT_PHONE
+    );
+    assert_eq!(
+        (
+            field(&form, "data[CRM_ENTITY_TYPE]"),
+            field(&form, "data[CRM_ENTITY_ID]")
+        ),
+        ("CONTACT", "311")
+    );
+    assert_eq!(field(&form, "auth[application_token]"), "app-token-1");
+    assert_eq!(field(&form, "auth[client_endpoint]"), peer.rest_url());
+    let call = peer.call(&call_id).unwrap();
+    assert_eq!(
+        (call.call_type, call.external_call_id.as_deref(), call.show),
+        (1, None, false)
+    );
+    // Duplicate delivery of the same CALL_ID [field].
+    assert_eq!(peer.redeliver(0).await, Some(200));
+    let again = tokio::time::timeout(Duration::from_secs(5), events.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(again, form);
+    // The connector finishes the clicked call with that CALL_ID; no register.
+    let (status, _) = json_call(
+        &peer,
+        "telephony.externalcall.finish",
+        json!({"CALL_ID": call_id, "USER_ID": 17, "STATUS_CODE": "603-S"}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (tokens, status) = peer.app_install(&handler, "app-token-1").await;
+    assert_eq!(status, Some(200));
+    let install = tokio::time::timeout(Duration::from_secs(5), events.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (
+            field(&install, "event"),
+            field(&install, "auth[refresh_token]")
+        ),
+        ("ONAPPINSTALL", tokens.refresh.as_str())
+    );
+    assert_eq!(peer.deliveries().len(), 3);
+    task.abort();
 }

@@ -15,6 +15,7 @@ mod methods;
 mod multipart;
 mod observe;
 mod options;
+mod outgoing;
 mod params;
 mod record;
 mod request;
@@ -48,6 +49,8 @@ pub use methods::METHODS;
 pub use options::{
     BucketConfig, ErrorStyle, OperatingBudget, Outage, PeerOptions, WebhookCredential,
 };
+#[allow(unused_imports)]
+pub use outgoing::{ClickToCall, Delivery};
 #[allow(unused_imports)]
 pub use record::is_audio;
 #[allow(unused_imports)]

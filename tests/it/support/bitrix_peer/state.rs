@@ -210,6 +210,8 @@ pub struct PeerState {
     pub records: Vec<StoredRecord>,
     /// Mode C uploads by token.
     pub uploads: HashMap<String, PendingUpload>,
+    /// Events POSTed to the connector.
+    pub deliveries: Vec<super::outgoing::Delivery>,
     /// Switches.
     pub switches: Switches,
     /// How far the peer clock runs ahead of real time.
@@ -232,6 +234,7 @@ impl PeerState {
             events: Vec::new(),
             records: Vec::new(),
             uploads: HashMap::new(),
+            deliveries: Vec::new(),
             switches: Switches {
                 error_style: opts.error_style,
                 webhook_wrong_auth_type: opts.webhook_wrong_auth_type,
