@@ -1384,20 +1384,29 @@ async fn operating_budget_answers_429_for_that_method_only() {
 async fn refused_outage_closes_the_port_and_restore_reopens_it() {
     let peer = seeded(PeerOptions::default()).await;
     let addr = peer.addr();
-    let (status, _) = json_call(&peer, "user.get", json!({})).await;
-    assert_eq!(status, 200);
+    // One client throughout: its pooled keep-alive connection must not outlive the outage.
+    let http = client();
+    let url = format!("{}user.get", peer.rest_url());
+    let body = json!({"auth": peer.tokens().access});
+    assert_eq!(
+        http.post(&url)
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+        200
+    );
     peer.go_down(Outage::Refuse).await;
-    let err = client()
-        .post(format!("{}user.get", peer.rest_url()))
-        .json(&json!({}))
-        .send()
-        .await
-        .unwrap_err();
+    let err = http.post(&url).json(&body).send().await.unwrap_err();
+    assert!(err.is_connect(), "{err:?}");
+    let err = client().post(&url).json(&body).send().await.unwrap_err();
     assert!(err.is_connect(), "{err:?}");
     peer.restore().await;
     assert_eq!(peer.addr(), addr);
-    let (status, _) = json_call(&peer, "user.get", json!({})).await;
-    assert_eq!(status, 200, "served again on the same port");
+    let resp = http.post(&url).json(&body).send().await.unwrap();
+    assert_eq!(resp.status().as_u16(), 200, "served again on the same port");
 }
 
 #[tokio::test]
@@ -1566,4 +1575,69 @@ async fn click_to_call_registers_the_call_and_posts_the_event_form() {
     );
     assert_eq!(peer.deliveries().len(), 3);
     task.abort();
+}
+
+#[tokio::test]
+async fn php_bracket_forms_with_indices_parse_like_php() {
+    let peer = seeded(PeerOptions::default()).await;
+    let call_id = register(&peer, inbound(17, CONTACT_PHONE, "fs-br")).await;
+    let (_, reply) = form_call(
+        &peer,
+        "telephony.externalcall.show",
+        &[
+            ("CALL_ID", &call_id),
+            ("USER_ID[0]", "21"),
+            ("USER_ID[1]", "22"),
+        ],
+    )
+    .await;
+    assert_eq!(reply["result"], true);
+    assert_eq!(peer.shown(&call_id), [21, 22]);
+    assert_eq!(
+        peer.requests().last().unwrap().params["USER_ID"],
+        json!(["21", "22"]),
+        "indexed keys become a list"
+    );
+    // Nested filter in a GET query; user.get also takes top-level filter fields.
+    let token = peer.latest_tokens().access;
+    let resp = client()
+        .get(format!("{}user.get", peer.rest_url()))
+        .query(&[("FILTER[UF_PHONE_INNER]", "207"), ("auth", &token)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.json::<Value>().await.unwrap()["result"][0]["ID"], "22");
+    let (_, reply) = form_call(&peer, "user.get", &[("UF_PHONE_INNER", "206")]).await;
+    assert_eq!(reply["result"][0]["ID"], "21");
+}
+
+#[tokio::test]
+async fn webhook_lines_live_in_their_own_namespace() {
+    let peer = seeded(PeerOptions {
+        webhook_wrong_auth_type: false,
+        ..PeerOptions::default()
+    })
+    .await;
+    let (status, _) = webhook_call(
+        &peer,
+        "telephony.externalLine.add",
+        json!({"NUMBER": "777"}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (_, reply) = json_call(&peer, "telephony.externalLine.get", json!({})).await;
+    assert_eq!(
+        reply["result"],
+        json!([]),
+        "the app does not see app-less lines"
+    );
+    let (status, _) = json_call(
+        &peer,
+        "telephony.externalLine.add",
+        json!({"NUMBER": "777"}),
+    )
+    .await;
+    assert_eq!(status, 200, "the same NUMBER is free in the app namespace");
+    let (_, reply) = webhook_call(&peer, "telephony.externalLine.get", json!({})).await;
+    assert_eq!(reply["result"][0]["NUMBER"], "777");
 }
