@@ -119,3 +119,47 @@ impl OperatingLedger {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bucket_admits_the_burst_then_drains_at_the_rate() {
+        let t0 = Instant::now();
+        let mut bucket = Limiter::new(BucketConfig {
+            drain_per_sec: 2.0,
+            burst: 3,
+        });
+        let first: Vec<bool> = (0..4).map(|_| bucket.admit(t0)).collect();
+        assert_eq!(first, [true, true, true, false]);
+        assert!(
+            !bucket.admit(t0 + Duration::from_millis(400)),
+            "0.8 drained is not a whole slot"
+        );
+        assert!(bucket.admit(t0 + Duration::from_millis(500)));
+        assert_eq!(bucket.max_in_window(Duration::from_millis(500)), 5);
+        assert_eq!(bucket.max_in_window(Duration::from_secs(1)), 6);
+    }
+
+    #[test]
+    fn operating_budget_blocks_after_the_limit_and_recovers_after_ten_minutes() {
+        let budget = OperatingBudget {
+            limit: Duration::from_secs(5),
+            cost: Duration::from_secs(3),
+            per_method: HashMap::new(),
+        };
+        let mut ledger = OperatingLedger::default();
+        for at in [0.0, 1.0] {
+            assert!(!ledger.blocked(&budget, "m", at));
+            ledger.charge(&budget, "m", at);
+        }
+        assert!(ledger.blocked(&budget, "m", 2.0));
+        assert!(!ledger.blocked(&budget, "other", 2.0));
+        assert_eq!(ledger.figures("m", 2.0).reset_at, 600);
+        assert!(
+            !ledger.blocked(&budget, "m", 600.5),
+            "the first charge dropped out"
+        );
+    }
+}

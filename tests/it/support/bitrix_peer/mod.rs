@@ -269,6 +269,18 @@ impl BitrixPeer {
         self.shared.update(|st| st.switches.outage = None);
     }
 
+    /// Stops the server and waits until its listener is closed.
+    pub async fn shutdown(self) {
+        let running = self
+            .running
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        if let Some(running) = running {
+            running.stop().await;
+        }
+    }
+
     async fn ensure_listening(&self) {
         if self
             .running

@@ -228,3 +228,78 @@ pub fn listify(value: Value) -> Value {
         Value::Object(map)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn php_bracket_keys_become_nested_json() {
+        let p = Params::from_form(
+            "USER_ID[]=5&USER_ID[]=9&FILTER[ACTIVE]=Y&FILTER[UF_PHONE_INNER]=205&a[0]=x&a[2]=y&PHONE_NUMBER=%2B49+30",
+        );
+        assert_eq!(p.raw("USER_ID"), Some(&json!(["5", "9"])));
+        assert_eq!(
+            p.raw("FILTER"),
+            Some(&json!({"ACTIVE": "Y", "UF_PHONE_INNER": "205"}))
+        );
+        assert_eq!(
+            p.raw("a"),
+            Some(&json!({"0": "x", "2": "y"})),
+            "gaps keep the map shape"
+        );
+        assert_eq!(p.str("PHONE_NUMBER").as_deref(), Some("+49 30"));
+        let many: String = (0..12).map(|i| format!("L[{i}]={i}&")).collect();
+        assert_eq!(
+            Params::from_form(&many)
+                .raw("L")
+                .and_then(|v| v.as_array())
+                .map(Vec::len),
+            Some(12)
+        );
+        assert_eq!(
+            Params::from_form("[x]=1&b[=2").raw("[x]"),
+            Some(&json!("1")),
+            "malformed keys stay literal"
+        );
+    }
+
+    #[test]
+    fn php_loose_typing_of_scalars() {
+        assert_eq!(
+            [
+                intval(&json!("17abc")),
+                intval(&json!(" -3")),
+                intval(&json!("x")),
+                intval(&json!(4.9))
+            ],
+            [17, -3, 0, 4]
+        );
+        let t = [json!("false"), json!("N"), json!(1), json!(true)];
+        assert!(
+            t.iter().all(truthy),
+            "non-empty strings other than \"0\" are true"
+        );
+        let f = [
+            json!("0"),
+            json!(""),
+            json!(0),
+            json!(false),
+            json!(null),
+            json!([]),
+        ];
+        assert!(!f.iter().any(truthy));
+        let p = Params(
+            json!({"U": [21, "22", 0], "V": "17", "W": []})
+                .as_object()
+                .cloned()
+                .unwrap_or_default(),
+        );
+        assert_eq!(
+            (p.user_ids("U"), p.user_ids("V"), p.user_ids("W")),
+            (Some(vec![21, 22]), Some(vec![17]), None)
+        );
+    }
+}

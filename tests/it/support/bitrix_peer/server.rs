@@ -183,6 +183,7 @@ async fn route(
         return outcome;
     }
     if path == "/rest/upload.json" || path == "/rest/upload" {
+        // Upload URLs are signed by their token; they are not REST calls for the bucket.
         return upload(shared, incoming, start_unix);
     }
     let segments: Vec<&str> = path
