@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::support::bitrix_peer::{
-    AuthKind, BitrixPeer, BucketConfig, ClickToCall, CrmEntity, EntityKind, ErrorStyle,
+    AuthKind, BitrixPeer, BucketConfig, ClickToCall, CrmEntity, EntityKind, ErrorStyle, Fault,
     OperatingBudget, Outage, PeerOptions, SeedUser,
 };
 
@@ -1640,4 +1640,53 @@ async fn webhook_lines_live_in_their_own_namespace() {
     assert_eq!(status, 200, "the same NUMBER is free in the app namespace");
     let (_, reply) = webhook_call(&peer, "telephony.externalLine.get", json!({})).await;
     assert_eq!(reply["result"][0]["NUMBER"], "777");
+}
+
+#[tokio::test]
+async fn lost_register_response_is_safe_to_retry_with_the_same_external_call_id() {
+    let peer = seeded(PeerOptions::default()).await;
+    peer.fail_next("telephony.externalCall.register", 1, Fault::LoseResponse);
+    let mut body = inbound(17, CONTACT_PHONE, "fs-lost");
+    // The 30-minute window is measured from CALL_START_DATE [impl]: send a current one.
+    body["CALL_START_DATE"] = json!(chrono::Utc::now().to_rfc3339());
+    let (status, reply) = json_call(&peer, "telephony.externalcall.register", body.clone()).await;
+    assert_eq!((status, error_of(&reply).0), (500, "INTERNAL_SERVER_ERROR"));
+    assert_eq!(
+        peer.calls().len(),
+        1,
+        "the call was registered before the answer was lost"
+    );
+    let retried = register(&peer, body).await;
+    assert_eq!(
+        retried,
+        peer.calls()[0].call_id,
+        "de-duplication returns the same CALL_ID"
+    );
+    let reject = Fault::Reject {
+        status: 503,
+        code: "QUERY_LIMIT_EXCEEDED".to_owned(),
+        description: "Too many requests".to_owned(),
+    };
+    peer.fail_next("telephony.externalcall.finish", 1, reject);
+    let finish = json!({"CALL_ID": retried, "USER_ID": 17, "DURATION": 3});
+    let (status, _) = json_call(&peer, "telephony.externalcall.finish", finish.clone()).await;
+    assert_eq!(status, 503);
+    assert!(
+        peer.call(&retried).unwrap().finished.is_none(),
+        "a rejected call does nothing"
+    );
+    let (status, _) = json_call(&peer, "telephony.externalcall.finish", finish).await;
+    assert_eq!(status, 200, "the fault was one-shot");
+}
+
+#[tokio::test]
+async fn overload_outage_answers_503_overload_limit() {
+    let peer = seeded(PeerOptions::default()).await;
+    peer.go_down(Outage::Overload).await;
+    let (status, reply) = json_call(&peer, "user.get", json!({})).await;
+    assert_eq!((status, error_of(&reply).0), (503, "OVERLOAD_LIMIT"));
+    assert_eq!(peer.count_rejected(), 0, "not a bucket rejection");
+    peer.restore().await;
+    let (status, _) = json_call(&peer, "user.get", json!({})).await;
+    assert_eq!(status, 200);
 }

@@ -83,6 +83,15 @@ impl ApiError {
         )
     }
 
+    /// 503 `OVERLOAD_LIMIT` (outage mode).
+    pub fn overload() -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "OVERLOAD_LIMIT",
+            "REST API is blocked due to overload.",
+        )
+    }
+
     /// 401 `expired_token`.
     pub fn expired_token() -> Self {
         Self::new(

@@ -7,6 +7,7 @@ use tokio::time::Instant;
 use super::auth::AuthKind;
 use super::crm::EntityKind;
 use super::envelope::{ApiError, MethodOk, Operating};
+use super::options::Fault;
 use super::params::Params;
 use super::state::{PeerState, Shared};
 use super::{events, lines, record, telephony, users};
@@ -77,6 +78,17 @@ pub async fn call(
             return (Err(ApiError::operation_time_limit()), Some(figures));
         }
     }
+    let fault = shared.update(|st| take_fault(st, method));
+    if let Some(Fault::Reject {
+        status,
+        code,
+        description,
+    }) = &fault
+    {
+        let status = axum::http::StatusCode::from_u16(*status)
+            .unwrap_or(axum::http::StatusCode::INTERNAL_SERVER_ERROR);
+        return (Err(ApiError::new(status, code, description.clone())), None);
+    }
     let outcome = if method == "telephony.externalcall.attachrecord" {
         record::attach(shared, ctx, &p).await
     } else {
@@ -88,7 +100,15 @@ pub async fn call(
         st.operating.charge(budget, method, now);
         st.operating.figures(method, now)
     });
+    if fault == Some(Fault::LoseResponse) {
+        return (Err(ApiError::internal()), figures);
+    }
     (outcome, figures)
+}
+
+fn take_fault(st: &mut PeerState, method: &str) -> Option<Fault> {
+    let index = st.faults.iter().position(|(m, _)| m == method)?;
+    Some(st.faults.remove(index).1)
 }
 
 fn call_sync(

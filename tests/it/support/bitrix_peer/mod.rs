@@ -47,7 +47,7 @@ pub use limiter::Arrival;
 pub use methods::METHODS;
 #[allow(unused_imports)]
 pub use options::{
-    BucketConfig, ErrorStyle, OperatingBudget, Outage, PeerOptions, WebhookCredential,
+    BucketConfig, ErrorStyle, Fault, OperatingBudget, Outage, PeerOptions, WebhookCredential,
 };
 #[allow(unused_imports)]
 pub use outgoing::{ClickToCall, Delivery};
@@ -267,6 +267,15 @@ impl BitrixPeer {
     pub async fn restore(&self) {
         self.ensure_listening().await;
         self.shared.update(|st| st.switches.outage = None);
+    }
+
+    /// Makes the next `times` calls of `method` (any case; direct or in a batch) fail with `fault`.
+    pub fn fail_next(&self, method: &str, times: usize, fault: Fault) {
+        let method = method.to_ascii_lowercase();
+        self.shared.update(|st| {
+            st.faults
+                .extend(std::iter::repeat_n((method, fault), times))
+        });
     }
 
     /// Stops the server and waits until its listener is closed.

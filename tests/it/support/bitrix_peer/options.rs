@@ -133,4 +133,22 @@ pub enum Outage {
     Http500,
     /// Every request is answered normally, but only after this delay.
     Slow(Duration),
+    /// Every request is answered `503 OVERLOAD_LIMIT` (manual block by Bitrix24 staff; not transient).
+    Overload,
+}
+
+/// A one-shot failure injected for the next calls of one method ([`super::BitrixPeer::fail_next`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fault {
+    /// The call is not executed and answered with this error.
+    Reject {
+        /// HTTP status.
+        status: u16,
+        /// `error` code.
+        code: String,
+        /// `error_description`.
+        description: String,
+    },
+    /// The call IS executed, but the answer is `500 INTERNAL_SERVER_ERROR` (a lost response).
+    LoseResponse,
 }

@@ -116,8 +116,12 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
         body,
     };
     let start_unix = shared.lock().now_unix();
-    let outcome = if outage == Some(Outage::Http500) {
-        let err = ApiError::internal();
+    let refused = match outage {
+        Some(Outage::Http500) => Some(ApiError::internal()),
+        Some(Outage::Overload) => Some(ApiError::overload()),
+        _ => None,
+    };
+    let outcome = if let Some(err) = refused {
         Outcome::bare(err.status, err.body(), &method_hint(&incoming.path))
     } else {
         route(&shared, &incoming, arrived, start_unix).await

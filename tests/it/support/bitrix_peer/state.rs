@@ -210,6 +210,8 @@ pub struct PeerState {
     pub records: Vec<StoredRecord>,
     /// Mode C uploads by token.
     pub uploads: HashMap<String, PendingUpload>,
+    /// Injected one-shot faults by lower-case method, consumed in order.
+    pub faults: Vec<(String, super::options::Fault)>,
     /// Events POSTed to the connector.
     pub deliveries: Vec<super::outgoing::Delivery>,
     /// Switches.
@@ -235,6 +237,7 @@ impl PeerState {
             records: Vec::new(),
             uploads: HashMap::new(),
             deliveries: Vec::new(),
+            faults: Vec::new(),
             switches: Switches {
                 error_style: opts.error_style,
                 webhook_wrong_auth_type: opts.webhook_wrong_auth_type,
