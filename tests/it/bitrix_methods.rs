@@ -1690,3 +1690,64 @@ async fn overload_outage_answers_503_overload_limit() {
     let (status, _) = json_call(&peer, "user.get", json!({})).await;
     assert_eq!(status, 200);
 }
+
+#[tokio::test]
+async fn attach_transcription_validates_messages_and_needs_a_finished_call() {
+    let peer = seeded(PeerOptions::default()).await;
+    let open_call = register(&peer, inbound(17, CONTACT_PHONE, "fs-tr-open")).await;
+    let call_id = finished_call(&peer, "fs-tr").await;
+    let good = json!([{"SIDE": "User", "START_TIME": 0, "STOP_TIME": 3, "MESSAGE": "Hello"},
+                      {"SIDE": "Client", "START_TIME": 3, "STOP_TIME": 5, "MESSAGE": "Hi"}]);
+    let cases = [
+        (
+            json!({"MESSAGES": good}),
+            "CALL_ID should be set".to_owned(),
+        ),
+        (
+            json!({"CALL_ID": call_id, "MESSAGES": "x"}),
+            "MESSAGES should be an array".to_owned(),
+        ),
+        (
+            json!({"CALL_ID": call_id, "MESSAGES": [{"SIDE": "Bot", "START_TIME": 0, "STOP_TIME": 1, "MESSAGE": "x"}]}),
+            "MESSAGES[0][SIDE] should be either Client or User".to_owned(),
+        ),
+        (
+            json!({"CALL_ID": call_id, "MESSAGES": [good[0], {"SIDE": "User", "START_TIME": -1, "STOP_TIME": 1, "MESSAGE": "x"}]}),
+            "MESSAGES[1][START_TIME] should be greater or equal to zero".to_owned(),
+        ),
+        (
+            json!({"CALL_ID": call_id, "MESSAGES": [{"SIDE": "User", "START_TIME": 0, "STOP_TIME": 0, "MESSAGE": "x"}]}),
+            "MESSAGES[0][STOP_TIME] should be greater than zero".to_owned(),
+        ),
+        (
+            json!({"CALL_ID": call_id, "MESSAGES": [{"SIDE": "User", "START_TIME": 0, "STOP_TIME": 1, "MESSAGE": " "}]}),
+            "MESSAGES[0][MESSAGE] is empty".to_owned(),
+        ),
+        (
+            json!({"CALL_ID": open_call, "MESSAGES": good}),
+            format!("Call {open_call} is not found. Is it finished?"),
+        ),
+    ];
+    for (body, text) in cases {
+        let (status, reply) =
+            json_call(&peer, "telephony.call.attachTranscription", body.clone()).await;
+        assert_eq!(
+            (status, error_of(&reply)),
+            (400, ("ERROR_CORE", text.as_str())),
+            "{body}"
+        );
+    }
+    let (status, reply) = json_call(
+        &peer,
+        "telephony.call.attachTranscription",
+        json!({"CALL_ID": call_id, "MESSAGES": good}),
+    )
+    .await;
+    assert_eq!(status, 200, "{reply}");
+    let transcripts = peer.transcripts();
+    assert_eq!(
+        reply["result"]["TRANSCRIPT_ID"].as_u64(),
+        Some(transcripts[0].id)
+    );
+    assert_eq!(transcripts[0].messages, good);
+}

@@ -10,7 +10,7 @@ use super::envelope::{ApiError, MethodOk, Operating};
 use super::options::Fault;
 use super::params::Params;
 use super::state::{PeerState, Shared};
-use super::{events, lines, record, telephony, users};
+use super::{events, lines, record, telephony, transcript, users};
 
 /// Who is calling and when.
 #[derive(Debug, Clone)]
@@ -30,13 +30,14 @@ pub struct Ctx {
 }
 
 /// Every method the peer implements (lower case), `batch` included.
-pub const METHODS: [&str; 22] = [
+pub const METHODS: [&str; 23] = [
     "telephony.externalcall.register",
     "telephony.externalcall.show",
     "telephony.externalcall.hide",
     "telephony.externalcall.finish",
     "telephony.externalcall.attachrecord",
     "telephony.externalcall.searchcrmentities",
+    "telephony.call.attachtranscription",
     "telephony.externalline.add",
     "telephony.externalline.get",
     "telephony.externalline.update",
@@ -123,6 +124,7 @@ fn call_sync(
         "telephony.externalcall.hide" => telephony::show_hide(st, ctx, p, false),
         "telephony.externalcall.finish" => telephony::finish(st, ctx, p),
         "telephony.externalcall.searchcrmentities" => telephony::search_crm_entities(st, p),
+        "telephony.call.attachtranscription" => transcript::attach(st, p),
         "telephony.externalline.add" => lines::add(st, ctx, p),
         "telephony.externalline.get" => lines::get(st, ctx),
         "telephony.externalline.update" => lines::update(st, ctx, p),

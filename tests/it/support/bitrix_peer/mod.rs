@@ -24,6 +24,7 @@ mod state;
 mod telephony;
 mod timeline;
 mod token;
+mod transcript;
 mod users;
 
 use std::net::SocketAddr;
@@ -61,6 +62,8 @@ pub use state::{
 pub use timeline::CardInterval;
 #[allow(unused_imports)]
 pub use token::TOKEN_METHOD;
+#[allow(unused_imports)]
+pub use transcript::Transcript;
 
 use server::Running;
 use state::Shared;

@@ -140,6 +140,11 @@ impl BitrixPeer {
             .cloned()
     }
 
+    /// Accepted transcripts.
+    pub fn transcripts(&self) -> Vec<super::Transcript> {
+        self.shared.lock().transcripts.clone()
+    }
+
     /// External lines.
     pub fn lines(&self) -> Vec<Line> {
         self.shared.lock().lines.clone()

@@ -210,6 +210,8 @@ pub struct PeerState {
     pub records: Vec<StoredRecord>,
     /// Mode C uploads by token.
     pub uploads: HashMap<String, PendingUpload>,
+    /// Accepted transcripts.
+    pub transcripts: Vec<super::transcript::Transcript>,
     /// Injected one-shot faults by lower-case method, consumed in order.
     pub faults: Vec<(String, super::options::Fault)>,
     /// Events POSTed to the connector.
@@ -238,6 +240,7 @@ impl PeerState {
             uploads: HashMap::new(),
             deliveries: Vec::new(),
             faults: Vec::new(),
+            transcripts: Vec::new(),
             switches: Switches {
                 error_style: opts.error_style,
                 webhook_wrong_auth_type: opts.webhook_wrong_auth_type,
