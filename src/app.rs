@@ -105,6 +105,7 @@ async fn reload_on_sighup(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 

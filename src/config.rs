@@ -182,4 +182,5 @@ impl TryFrom<RawConfig> for Config {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests;

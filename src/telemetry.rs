@@ -65,6 +65,7 @@ pub fn init(configured: LogFormat) -> Result<(), TelemetryError> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 

@@ -112,7 +112,7 @@ pub enum BitrixAuth {
         url: Secret,
     },
     /// A local or Market application with OAuth 2.0 tokens.
-    OAuth(OAuthConfig),
+    OAuth(Box<OAuthConfig>),
 }
 
 /// `[bitrix.auth.oauth]`.

@@ -52,9 +52,10 @@ pub(crate) fn agents(p: &mut Problems, raw: Vec<RawAgent>) -> Vec<AgentConfig> {
     let mut seen_extensions: HashMap<String, usize> = HashMap::new();
     let mut out = Vec::with_capacity(raw.len());
     for (i, agent) in raw.into_iter().enumerate() {
+        let explicit_id = agent.id.is_some();
         let id = agent.id.unwrap_or_else(|| agent.extension.clone());
         let key = label("agents", &id, i);
-        if !is_name(&id) {
+        if explicit_id && !is_name(&id) {
             p.push(
                 format!("{key}.id"),
                 format!("{id:?} must be letters, digits, '_', '-' or '.'"),
@@ -140,7 +141,7 @@ impl Known<'_> {
             let list: Vec<&str> = self.agents.iter().map(|a| a.id.as_str()).collect();
             p.push(
                 key,
-                format!("unknown agent {id:?}; known agents: {}", list.join(", ")),
+                format!("unknown agent {id:?}; known agents: {}", listing(&list)),
             );
         }
         AgentId::new(id)
@@ -148,15 +149,21 @@ impl Known<'_> {
 
     pub(crate) fn queue(&self, p: &mut Problems, key: String, name: &str) -> QueueName {
         if !self.queues.iter().any(|q| q == name) {
+            let list: Vec<&str> = self.queues.iter().map(String::as_str).collect();
             p.push(
                 key,
-                format!(
-                    "unknown queue {name:?}; known queues: {}",
-                    self.queues.join(", ")
-                ),
+                format!("unknown queue {name:?}; known queues: {}", listing(&list)),
             );
         }
         QueueName::new(name)
+    }
+}
+
+fn listing(names: &[&str]) -> String {
+    if names.is_empty() {
+        "(none)".to_owned()
+    } else {
+        names.join(", ")
     }
 }
 

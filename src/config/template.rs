@@ -69,13 +69,14 @@ pub struct DialTemplate {
 impl DialTemplate {
     /// Checks a template: `{extension}` required, `{domain}` optional, and no character that
     /// would change the meaning of a FreeSWITCH dial string (`,` `|` `{` `[` quotes, spaces).
+    /// `%` stays allowed for `sofia/<profile>/<user>%<domain>`.
     pub fn parse(raw: &str) -> Result<Self, String> {
         let segments = parse(raw, &["extension", "domain"])?;
         if !uses(&segments, "extension") {
             return Err(format!("{raw:?} lacks {{extension}}"));
         }
         if let Some(bad) = literal_text(&segments)
-            .find(|c| !(c.is_ascii_alphanumeric() || "/@._:-+=;".contains(*c)))
+            .find(|c| !(c.is_ascii_alphanumeric() || "/@._:-+=;%".contains(*c)))
         {
             return Err(format!("{bad:?} is not allowed in a dial string template"));
         }
@@ -204,6 +205,7 @@ impl fmt::Debug for RecordingTemplate {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 

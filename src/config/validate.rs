@@ -218,7 +218,7 @@ fn dial(p: &mut Problems, raw: RawDial) -> Option<DialConfig> {
 pub(crate) fn bitrix(p: &mut Problems, raw: RawBitrix) -> Option<BitrixConfig> {
     let auth = match raw.auth {
         Some(RawAuth::Webhook(w)) => webhook_url(p, w.url).map(|url| BitrixAuth::Webhook { url }),
-        Some(RawAuth::OAuth(o)) => oauth(p, o).map(BitrixAuth::OAuth),
+        Some(RawAuth::OAuth(o)) => oauth(p, o).map(|o| BitrixAuth::OAuth(Box::new(o))),
         None => {
             p.push(
                 "bitrix.auth",
