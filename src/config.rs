@@ -6,6 +6,7 @@
 
 use std::path::Path;
 
+mod bitrix;
 mod error;
 mod model;
 mod queues;
@@ -130,7 +131,7 @@ impl TryFrom<RawConfig> for Config {
             std::time::Duration::from_secs(600),
         );
         let esl = validate::esl(&mut p, raw.esl);
-        let bitrix = validate::bitrix(&mut p, raw.bitrix);
+        let bitrix = bitrix::bitrix(&mut p, raw.bitrix);
         let agents = queues::agents(&mut p, raw.agents);
         let queue_names: Vec<String> = raw.queues.iter().map(|q| q.name.clone()).collect();
         let queues = queues::queues(&mut p, raw.queues, &agents);

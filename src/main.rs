@@ -34,21 +34,12 @@ enum Command {
 
 fn main() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
-    let config = match Config::load(&cli.config) {
-        Ok(config) => config,
-        Err(errors) => {
-            eprintln!("{errors}");
-            return Ok(ExitCode::FAILURE);
-        }
+    let Ok(config) = Config::load(&cli.config).map_err(|errors| eprintln!("{errors}")) else {
+        return Ok(ExitCode::FAILURE);
     };
     if cli.command == Some(Command::CheckConfig) {
-        let mut out = std::io::stdout().lock();
-        write!(
-            out,
-            "{}: config OK\n{}",
-            cli.config.display(),
-            config.summary()
-        )?;
+        let (path, summary) = (cli.config.display(), config.summary());
+        write!(std::io::stdout().lock(), "{path}: config OK\n{summary}")?;
         return Ok(ExitCode::SUCCESS);
     }
     fsb24::telemetry::init(config.log.format).context("setting up logging")?;
