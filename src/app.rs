@@ -132,6 +132,20 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn run_with_a_config_file_stops_its_reload_watcher_on_shutdown() {
+        // The SIGHUP watcher is a tracked task; run() only returns early if it saw the token.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("fsb24.toml");
+        tokio::fs::write(&path, MINIMAL.replace("\"1s\"", "\"30s\""))
+            .await
+            .unwrap();
+        let config = read_config(&path).await.unwrap();
+        let app = tokio::spawn(run(config, async {}));
+        let done = tokio::time::timeout(std::time::Duration::from_secs(5), app).await;
+        done.unwrap().unwrap().unwrap();
+    }
+
+    #[tokio::test]
     async fn read_config_reports_a_missing_file_with_its_path() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("absent.toml");
