@@ -1,0 +1,121 @@
+//! Raw → typed for `[[routes]]`: matchers, targets, per-route Bitrix24 overrides, and the rule
+//! that every route can match some call an earlier route does not already take.
+
+use std::time::Duration;
+
+use super::error::Problems;
+use super::model::{LineMatch, RouteConfig, RouteTarget};
+use super::queues::Known;
+use super::raw::{RawLine, RawRoute, RawTarget};
+use super::validate::{duration, in_range, line_number, token};
+
+pub(crate) fn routes(p: &mut Problems, raw: Vec<RawRoute>, known: &Known<'_>) -> Vec<RouteConfig> {
+    let out: Vec<RouteConfig> = raw
+        .into_iter()
+        .enumerate()
+        .map(|(i, r)| route(p, i, r, known))
+        .collect();
+    for (j, later) in out.iter().enumerate() {
+        if let Some(i) = out[..j].iter().position(|earlier| covers(earlier, later)) {
+            let problem =
+                format!("never used: routes[{i}] already matches every call this one would");
+            p.push(format!("routes[{j}]"), problem);
+        }
+    }
+    out
+}
+
+/// Whether every call `later` matches is already taken by `earlier`.
+fn covers(earlier: &RouteConfig, later: &RouteConfig) -> bool {
+    let dest = earlier.destination.is_none() || earlier.destination == later.destination;
+    let line = earlier.line.is_none() || earlier.line == later.line;
+    dest && line
+}
+
+fn route(p: &mut Problems, i: usize, raw: RawRoute, known: &Known<'_>) -> RouteConfig {
+    let key = format!("routes[{i}]");
+    let destination = raw.destination.map(|d| {
+        let ok = |c: char| c.is_ascii_alphanumeric() || "+*#_-.".contains(c);
+        if d.is_empty() || !d.chars().all(ok) {
+            let why =
+                "must be the exact dialled number (digits, letters, '+', '*', '#', '_', '-', '.')";
+            p.push(format!("{key}.destination"), format!("{d:?} {why}"));
+        }
+        d
+    });
+    RouteConfig {
+        destination,
+        line: raw.line.and_then(|l| line(p, &key, l)),
+        target: target(p, &key, raw.target, known),
+        line_number: raw
+            .line_number
+            .map(|l| line_number(p, &format!("{key}.line_number"), l)),
+        crm_create: raw.crm_create,
+    }
+}
+
+fn line(p: &mut Problems, key: &str, raw: RawLine) -> Option<LineMatch> {
+    let key = format!("{key}.line");
+    match (raw.socket_path, raw.variable, raw.value) {
+        (Some(path), None, None) => {
+            // FreeSWITCH sets `socket_path` to what follows the port in `socket host:port/path`.
+            let path = path.trim_start_matches('/').to_owned();
+            Some(LineMatch::SocketPath(token(
+                p,
+                &format!("{key}.socket_path"),
+                &path,
+            )))
+        }
+        (None, Some(name), Some(value)) => {
+            let name = token(p, &format!("{key}.variable"), &name);
+            if value.is_empty() || value.chars().any(char::is_control) {
+                p.push(
+                    format!("{key}.value"),
+                    format!("{value:?} must be non-empty printable text"),
+                );
+            }
+            Some(LineMatch::Variable { name, value })
+        }
+        (None, Some(_), None) => {
+            p.push(
+                format!("{key}.value"),
+                "missing; a variable match needs the value to compare",
+            );
+            None
+        }
+        _ => {
+            let how =
+                "give either socket_path = \"...\" or variable = \"...\" with value = \"...\"";
+            p.push(key, how);
+            None
+        }
+    }
+}
+
+fn target(p: &mut Problems, key: &str, raw: RawTarget, known: &Known<'_>) -> RouteTarget {
+    let key = format!("{key}.target");
+    match raw {
+        RawTarget::Agent(id) => RouteTarget::Agent(known.agent(p, format!("{key}.agent"), &id)),
+        RawTarget::Queue(name) => RouteTarget::Queue(known.queue(p, format!("{key}.queue"), &name)),
+        RawTarget::Responsible(r) => {
+            let fallback_queue = known.queue(
+                p,
+                format!("{key}.responsible.fallback_queue"),
+                &r.fallback_queue,
+            );
+            let ring_key = format!("{key}.responsible.ring");
+            let ring = duration(p, &ring_key, r.ring.as_deref(), "20s");
+            in_range(
+                p,
+                &ring_key,
+                ring,
+                Duration::from_secs(1),
+                Duration::from_secs(600),
+            );
+            RouteTarget::Responsible {
+                fallback_queue,
+                ring,
+            }
+        }
+    }
+}

@@ -1,0 +1,185 @@
+use std::time::Duration;
+
+use super::*;
+use crate::ids::{AgentId, QueueName};
+
+const BASE: &str = r#"
+[esl.inbound]
+password = "esl-pass-123"
+[esl.dial]
+domain = "pbx.local"
+[bitrix.auth.webhook]
+url = "https://example.bitrix24.de/rest/1/webhook-key-xyz/"
+"#;
+
+fn with(extra: &str) -> Result<Config, ConfigErrors> {
+    Config::from_toml_str(&format!("{BASE}\n{extra}"))
+}
+
+fn keys(errors: &ConfigErrors) -> Vec<&str> {
+    errors.errors.iter().map(|e| e.key.as_str()).collect()
+}
+
+const AGENTS: &str = r#"
+[[agents]]
+extension = "1001"
+bitrix_user = 1
+[[agents]]
+extension = "1002"
+bitrix_user = 2
+"#;
+
+#[test]
+fn minimal_config_takes_documented_defaults() {
+    let c = with("").unwrap();
+    assert_eq!(c.esl.listen.to_string(), "127.0.0.1:8084");
+    assert_eq!(c.esl.inbound.port, 8021);
+    assert_eq!(c.esl.inbound.reconnect_min, Duration::from_millis(500));
+    assert_eq!(
+        c.bitrix.rate,
+        RateConfig {
+            per_second: 2,
+            burst: 50
+        }
+    );
+    assert_eq!(c.bitrix.lookup_timeout, Duration::from_millis(1500));
+    assert_eq!(c.outbox.path, std::path::PathBuf::from("fsb24-outbox.db"));
+    assert_eq!(c.outbox.prune_after, Duration::from_secs(7 * 86_400));
+    assert_eq!(c.shutdown_grace, Duration::from_secs(10));
+    assert!(c.http.is_none());
+    assert_eq!(
+        c.esl.dial.template.render("1001", "pbx.local"),
+        "user/1001@pbx.local"
+    );
+}
+
+#[test]
+fn every_value_error_is_reported_not_just_the_first() {
+    let errors = with(&format!(
+        r#"{AGENTS}
+[[queues]]
+name = "sales"
+agents = ["1001", "nobody"]
+ring = ["3s", "5 parsecs"]
+max_wait = "soon"
+[[routes]]
+target = {{ queue = "missing" }}
+"#
+    ))
+    .unwrap_err();
+    assert_eq!(
+        keys(&errors),
+        [
+            "queues.sales.agents[1]",
+            "queues.sales.ring[1]",
+            "queues.sales.max_wait",
+            "routes[0].target.queue"
+        ]
+    );
+}
+
+#[test]
+fn sequential_ring_steps_repeat_the_last_time() {
+    let c = with(&format!(
+        "{AGENTS}\n[[queues]]\nname = \"q\"\nagents = [\"1001\"]\nring = [\"3s\", \"5s\", \"7s\"]"
+    ))
+    .unwrap();
+    let q = c.queue(&QueueName::new("q")).unwrap();
+    let steps: Vec<u64> = (0..5).map(|s| q.ring_for_step(s).as_secs()).collect();
+    assert_eq!(steps, [3, 5, 7, 7, 7]);
+}
+
+#[test]
+fn overflow_cycle_is_reported_once_with_its_path() {
+    let errors = with(&format!(
+        r#"{AGENTS}
+[[queues]]
+name = "a"
+agents = ["1001"]
+overflow = {{ queue = "b" }}
+[[queues]]
+name = "b"
+agents = ["1002"]
+overflow = {{ queue = "a" }}
+"#
+    ))
+    .unwrap_err();
+    assert_eq!(keys(&errors), ["queues.a.overflow.queue"]);
+    assert!(errors.errors[0].problem.contains("a -> b -> a"));
+}
+
+#[test]
+fn route_after_a_catch_all_is_refused_as_unreachable() {
+    let errors = with(&format!(
+        "{AGENTS}\n[[routes]]\ntarget = {{ agent = \"1001\" }}\n[[routes]]\ndestination = \"100\"\ntarget = {{ agent = \"1002\" }}"
+    ))
+    .unwrap_err();
+    assert_eq!(keys(&errors), ["routes[1]"]);
+}
+
+#[test]
+fn agent_id_defaults_to_extension_and_is_found_by_id() {
+    let c = with(AGENTS).unwrap();
+    let agent = c.agent(&AgentId::new("1002")).unwrap();
+    assert_eq!(agent.extension.as_str(), "1002");
+    assert_eq!(agent.name, "1002");
+}
+
+#[test]
+fn unknown_key_is_reported_with_its_path_and_line() {
+    let errors = with("[outbox]\nretry_minimum = \"1s\"").unwrap_err();
+    assert_eq!(errors.errors.len(), 1);
+    let error = &errors.errors[0];
+    assert!(error.key.starts_with("outbox"), "{error}");
+    assert!(error.problem.contains("retry_minimum"), "{error}");
+    assert!(error.problem.contains("line"), "{error}");
+}
+
+#[test]
+fn missing_required_key_names_the_key_itself() {
+    let errors = with("[[agents]]\nextension = \"1001\"").unwrap_err();
+    assert_eq!(keys(&errors), ["agents[0].bitrix_user"]);
+}
+
+#[test]
+fn debug_output_and_errors_never_contain_secrets() {
+    let c = with("[bitrix]\napplication_token = \"app-token-777\"").unwrap();
+    let debug = format!("{c:?}");
+    for secret in ["esl-pass-123", "webhook-key-xyz", "app-token-777"] {
+        assert!(!debug.contains(secret), "{secret} leaked into Debug");
+        assert!(
+            !c.summary().contains(secret),
+            "{secret} leaked into the summary"
+        );
+    }
+    let bad = BASE.replace(
+        "https://example.bitrix24.de/rest/1/webhook-key-xyz/",
+        "http://x/rest/1/webhook-key-xyz/",
+    );
+    let errors = Config::from_toml_str(&bad).unwrap_err();
+    assert_eq!(keys(&errors), ["bitrix.auth.webhook.url"]);
+    assert!(!errors.to_string().contains("webhook-key-xyz"));
+}
+
+#[test]
+fn http_without_application_token_is_refused() {
+    let errors = with("[http]\nlisten = \"127.0.0.1:8085\"").unwrap_err();
+    assert_eq!(keys(&errors), ["bitrix.application_token"]);
+}
+
+#[test]
+fn oauth_takes_the_default_token_server() {
+    let text = BASE.replace(
+        "[bitrix.auth.webhook]\nurl = \"https://example.bitrix24.de/rest/1/webhook-key-xyz/\"",
+        "[bitrix.auth.oauth]\nportal = \"https://acme.bitrix24.de/rest\"\nclient_id = \"local.1\"\nclient_secret = \"s\"",
+    );
+    let c = Config::from_toml_str(&text).unwrap();
+    let BitrixAuth::OAuth(oauth) = &c.bitrix.auth else {
+        panic!("expected oauth")
+    };
+    assert_eq!(oauth.portal.as_str(), "https://acme.bitrix24.de/rest/");
+    assert_eq!(
+        oauth.server_endpoint.as_str(),
+        "https://oauth.bitrix.info/rest/"
+    );
+}

@@ -1,0 +1,343 @@
+//! Raw → typed for the scalar sections (`[esl]`, `[recording]`, `[outbox]`, `[http]`,
+//! `[click_to_call]`, `[log]`), plus the value parsers every section shares.
+//!
+//! Each function records every problem it finds and returns a value anyway (the default where the
+//! input was bad), so one pass reports all mistakes; the caller discards the result if any exist.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::Secret;
+use super::error::Problems;
+use super::model::{
+    ClickToCallConfig, DialConfig, EslConfig, EslInboundConfig, HttpConfig, LogConfig, LogFormat,
+    OutboxConfig, RecordingConfig,
+};
+use super::raw::{
+    RawClickToCall, RawDial, RawEsl, RawEslInbound, RawHttp, RawLog, RawOutbox, RawRecording,
+};
+use super::template::{DialTemplate, RecordingTemplate};
+use crate::ids::PhoneNumber;
+
+// === Shared value parsers ===
+
+/// Parses a humantime duration (`"3s"`, `"1m30s"`, `"500ms"`), or `default` when absent.
+pub(crate) fn duration(p: &mut Problems, key: &str, raw: Option<&str>, default: &str) -> Duration {
+    let text = raw.unwrap_or(default);
+    match humantime::parse_duration(text) {
+        Ok(d) => d,
+        Err(e) => {
+            p.push(
+                key,
+                format!("invalid duration {text:?} ({e}); write e.g. \"3s\", \"1m30s\""),
+            );
+            humantime::parse_duration(default).unwrap_or_default()
+        }
+    }
+}
+
+/// Records a problem unless `min <= value <= max`.
+pub(crate) fn in_range(p: &mut Problems, key: &str, value: Duration, min: Duration, max: Duration) {
+    let show = |d: Duration| humantime::format_duration(d).to_string();
+    if value < min {
+        p.push(
+            key,
+            format!("{} is too short; use at least {}", show(value), show(min)),
+        );
+    } else if value > max {
+        p.push(
+            key,
+            format!("{} is too long; use at most {}", show(value), show(max)),
+        );
+    }
+}
+
+fn socket_addr(p: &mut Problems, key: &str, raw: Option<&str>, default: &str) -> SocketAddr {
+    let text = raw.unwrap_or(default);
+    text.parse().unwrap_or_else(|e| {
+        p.push(
+            key,
+            format!("invalid listen address {text:?} ({e}); write e.g. \"127.0.0.1:8084\""),
+        );
+        SocketAddr::from(([127, 0, 0, 1], 0))
+    })
+}
+
+/// A plain token (dialplan context, variable name...): ASCII letters, digits, `_`, `-`, `.`.
+pub(crate) fn token(p: &mut Problems, key: &str, raw: &str) -> String {
+    let ok = |c: char| c.is_ascii_alphanumeric() || "_-.".contains(c);
+    if raw.is_empty() || !raw.chars().all(ok) {
+        p.push(
+            key,
+            format!("{raw:?} must be non-empty letters, digits, '_', '-' or '.'"),
+        );
+    }
+    raw.to_owned()
+}
+
+pub(crate) fn secret(p: &mut Problems, key: &str, raw: Option<Secret>, what: &str) -> Secret {
+    match raw {
+        Some(s) if !s.expose().trim().is_empty() => s,
+        Some(_) => {
+            p.push(key, format!("{what} is empty"));
+            Secret::new("")
+        }
+        None => {
+            p.push(key, format!("missing; set the {what}"));
+            Secret::new("")
+        }
+    }
+}
+
+pub(crate) fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+pub(crate) fn secs(n: u64) -> Duration {
+    Duration::from_secs(n)
+}
+
+// === [esl] ===
+
+pub(crate) fn esl(p: &mut Problems, raw: RawEsl) -> Option<EslConfig> {
+    let handshake_timeout = duration(
+        p,
+        "esl.handshake_timeout",
+        raw.handshake_timeout.as_deref(),
+        "5s",
+    );
+    in_range(
+        p,
+        "esl.handshake_timeout",
+        handshake_timeout,
+        ms(100),
+        secs(60),
+    );
+    let command_timeout = duration(
+        p,
+        "esl.command_timeout",
+        raw.command_timeout.as_deref(),
+        "5s",
+    );
+    in_range(p, "esl.command_timeout", command_timeout, ms(100), secs(60));
+    let linger = duration(p, "esl.linger", raw.linger.as_deref(), "30s");
+    in_range(p, "esl.linger", linger, secs(1), secs(600));
+    let listen = socket_addr(p, "esl.listen", raw.listen.as_deref(), "127.0.0.1:8084");
+    let inbound = esl_inbound(p, raw.inbound);
+    Some(EslConfig {
+        listen,
+        handshake_timeout,
+        command_timeout,
+        linger,
+        inbound,
+        dial: dial(p, raw.dial)?,
+    })
+}
+
+fn esl_inbound(p: &mut Problems, raw: RawEslInbound) -> EslInboundConfig {
+    let host = raw.host.unwrap_or_else(|| "127.0.0.1".to_owned());
+    if host.is_empty() || host.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        p.push(
+            "esl.inbound.host",
+            format!("{host:?} is not a host name or address"),
+        );
+    }
+    let reconnect_min = duration(
+        p,
+        "esl.inbound.reconnect_min",
+        raw.reconnect_min.as_deref(),
+        "500ms",
+    );
+    in_range(
+        p,
+        "esl.inbound.reconnect_min",
+        reconnect_min,
+        ms(10),
+        secs(60),
+    );
+    let reconnect_max = duration(
+        p,
+        "esl.inbound.reconnect_max",
+        raw.reconnect_max.as_deref(),
+        "30s",
+    );
+    if reconnect_max < reconnect_min {
+        p.push(
+            "esl.inbound.reconnect_max",
+            "must not be shorter than esl.inbound.reconnect_min",
+        );
+    }
+    EslInboundConfig {
+        host,
+        port: raw.port.unwrap_or(8021),
+        password: secret(
+            p,
+            "esl.inbound.password",
+            raw.password,
+            "mod_event_socket password",
+        ),
+        reconnect_min,
+        reconnect_max,
+    }
+}
+
+fn dial(p: &mut Problems, raw: RawDial) -> Option<DialConfig> {
+    let text = raw
+        .template
+        .as_deref()
+        .unwrap_or("user/{extension}@{domain}");
+    let template = DialTemplate::parse(text)
+        .map_err(|e| p.push("esl.dial.template", e))
+        .ok()?;
+    let domain = raw.domain.map(|d| {
+        let ok = |c: char| c.is_ascii_alphanumeric() || "-.:_".contains(c);
+        if d.is_empty() || !d.chars().all(ok) {
+            p.push(
+                "esl.dial.domain",
+                format!("{d:?} is not a SIP domain or address"),
+            );
+        }
+        d
+    });
+    if template.uses_domain() && domain.is_none() {
+        p.push(
+            "esl.dial.domain",
+            "missing; esl.dial.template uses {domain}",
+        );
+    }
+    Some(DialConfig { domain, template })
+}
+
+/// A Bitrix24 `LINE_NUMBER`: 1-64 printable characters.
+pub(crate) fn line_number(p: &mut Problems, key: &str, raw: String) -> String {
+    if raw.trim().is_empty() || raw.len() > 64 || raw.chars().any(char::is_control) {
+        p.push(key, format!("{raw:?} must be 1-64 printable characters"));
+    }
+    raw
+}
+
+// === [recording], [outbox], [http], [click_to_call], [log] ===
+
+pub(crate) fn recording(p: &mut Problems, raw: RawRecording) -> Option<RecordingConfig> {
+    let wait = duration(
+        p,
+        "recording.wait_after_hangup",
+        raw.wait_after_hangup.as_deref(),
+        "30s",
+    );
+    in_range(
+        p,
+        "recording.wait_after_hangup",
+        wait,
+        Duration::ZERO,
+        secs(3600),
+    );
+    let text = raw
+        .path_template
+        .as_deref()
+        .unwrap_or("/var/lib/fsb24/recordings/{date}/{call}.wav");
+    let path_template = RecordingTemplate::parse(text)
+        .map_err(|e| p.push("recording.path_template", e))
+        .ok()?;
+    Some(RecordingConfig {
+        enabled: raw.enabled.unwrap_or(true),
+        path_template,
+        stereo: raw.stereo.unwrap_or(true),
+        wait_after_hangup: wait,
+        inline_max_bytes: raw.inline_max_bytes.unwrap_or(4 * 1024 * 1024),
+    })
+}
+
+pub(crate) fn outbox(p: &mut Problems, raw: RawOutbox) -> OutboxConfig {
+    let prune_after = duration(p, "outbox.prune_after", raw.prune_after.as_deref(), "7d");
+    in_range(
+        p,
+        "outbox.prune_after",
+        prune_after,
+        secs(60),
+        secs(365 * 86_400),
+    );
+    let retry_min = duration(p, "outbox.retry_min", raw.retry_min.as_deref(), "1s");
+    in_range(p, "outbox.retry_min", retry_min, ms(10), secs(3600));
+    let retry_max = duration(p, "outbox.retry_max", raw.retry_max.as_deref(), "5m");
+    if retry_max < retry_min {
+        p.push(
+            "outbox.retry_max",
+            "must not be shorter than outbox.retry_min",
+        );
+    }
+    OutboxConfig {
+        path: raw.path.unwrap_or_else(|| PathBuf::from("fsb24-outbox.db")),
+        prune_after,
+        retry_min,
+        retry_max,
+    }
+}
+
+pub(crate) fn http(p: &mut Problems, raw: RawHttp) -> HttpConfig {
+    let path = raw.path.unwrap_or_else(|| "/bitrix24/event".to_owned());
+    let ok = |c: char| c.is_ascii_alphanumeric() || "/-_.".contains(c);
+    if !path.starts_with('/') || !path.chars().all(ok) {
+        p.push(
+            "http.path",
+            format!(
+                "{path:?} must start with '/' and use only letters, digits, '/', '-', '_', '.'"
+            ),
+        );
+    }
+    HttpConfig {
+        listen: socket_addr(p, "http.listen", raw.listen.as_deref(), "127.0.0.1:8085"),
+        path,
+    }
+}
+
+pub(crate) fn click_to_call(p: &mut Problems, raw: RawClickToCall) -> ClickToCallConfig {
+    let timeout = duration(
+        p,
+        "click_to_call.originate_timeout",
+        raw.originate_timeout.as_deref(),
+        "30s",
+    );
+    in_range(
+        p,
+        "click_to_call.originate_timeout",
+        timeout,
+        secs(1),
+        secs(600),
+    );
+    let caller_id_number = raw.caller_id_number.and_then(|n| {
+        PhoneNumber::parse(&n)
+            .map_err(|e| p.push("click_to_call.caller_id_number", e))
+            .ok()
+    });
+    ClickToCallConfig {
+        context: token(
+            p,
+            "click_to_call.context",
+            raw.context.as_deref().unwrap_or("default"),
+        ),
+        dialplan: token(
+            p,
+            "click_to_call.dialplan",
+            raw.dialplan.as_deref().unwrap_or("XML"),
+        ),
+        originate_timeout: timeout,
+        caller_id_number,
+    }
+}
+
+pub(crate) fn log(p: &mut Problems, raw: RawLog) -> LogConfig {
+    let format = match raw.format.as_deref() {
+        None | Some("text") => LogFormat::Text,
+        Some("json") => LogFormat::Json,
+        Some(other) => {
+            p.push(
+                "log.format",
+                format!("{other:?} is not \"text\" or \"json\""),
+            );
+            LogFormat::Text
+        }
+    };
+    LogConfig { format }
+}
