@@ -25,7 +25,7 @@ pub use model::{
     RouteConfig, RouteTarget, Strategy, WaitMedia, WhenNobodyFree,
 };
 pub use secret::Secret;
-pub use template::{DialTemplate, RecordingTemplate, RecordingVars};
+pub use template::DialTemplate;
 
 use error::Problems;
 use raw::RawConfig;

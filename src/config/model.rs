@@ -7,8 +7,9 @@ use std::time::Duration;
 use url::Url;
 
 use super::Secret;
-use super::template::{DialTemplate, RecordingTemplate};
+use super::template::DialTemplate;
 use crate::ids::{AgentId, BitrixUserId, PhoneNumber, QueueName};
+use crate::recording::PathTemplate;
 
 /// The whole validated config. Built by [`Config::load`] or [`Config::from_toml_str`].
 #[derive(Debug, Clone)]
@@ -333,7 +334,7 @@ pub struct RecordingConfig {
     /// Record answered calls.
     pub enabled: bool,
     /// Where FreeSWITCH writes each recording.
-    pub path_template: RecordingTemplate,
+    pub path_template: PathTemplate,
     /// Caller and agent on separate channels.
     pub stereo: bool,
     /// How long after hang-up to wait for the file before finishing the card without it.

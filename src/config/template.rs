@@ -1,10 +1,9 @@
-//! `{placeholder}` templates from the config: agent dial strings and recording paths.
+//! `{placeholder}` templates from the config: agent dial strings (recording paths are `crate::recording::PathTemplate`).
 //!
-//! Templates are checked once at load (known placeholders, balanced braces, safe literal text);
+//! Checked once at load (known placeholders, balanced braces, safe literal text);
 //! rendering cannot fail and never lets a value escape its slot.
 
 use std::fmt;
-use std::path::PathBuf;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Segment {
@@ -111,99 +110,6 @@ impl fmt::Debug for DialTemplate {
     }
 }
 
-// === RecordingTemplate ===
-
-/// Values for one recording path. Anything but ASCII letters, digits, `+`, `-` and `_`
-/// is replaced by `_` when rendered, so a value can never add a directory level.
-#[derive(Debug, Clone, Copy)]
-pub struct RecordingVars<'a> {
-    /// `YYYY-MM-DD` (local date of call start).
-    pub date: &'a str,
-    /// `HHMMSS` (local time of call start).
-    pub time: &'a str,
-    /// The caller channel's id.
-    pub call: &'a str,
-    /// Caller number.
-    pub caller: &'a str,
-    /// Dialled number.
-    pub destination: &'a str,
-}
-
-/// Where a recording is written, e.g. `/var/lib/fsb24/recordings/{date}/{call}.wav`.
-#[derive(Clone, PartialEq, Eq)]
-pub struct RecordingTemplate {
-    raw: String,
-    segments: Vec<Segment>,
-}
-
-impl RecordingTemplate {
-    /// The placeholders a recording path may use.
-    pub const PLACEHOLDERS: [&'static str; 5] = ["date", "time", "call", "caller", "destination"];
-
-    /// Checks a template: absolute, ends in `.wav` or `.mp3` (all Bitrix24 accepts), and
-    /// contains `{call}` so two calls never share a file.
-    pub fn parse(raw: &str) -> Result<Self, String> {
-        let segments = parse(raw, &Self::PLACEHOLDERS)?;
-        if !raw.starts_with('/') {
-            return Err(format!("{raw:?} must be an absolute path"));
-        }
-        if !(raw.ends_with(".wav") || raw.ends_with(".mp3")) {
-            return Err(format!(
-                "{raw:?} must end in .wav or .mp3 (Bitrix24 accepts only these)"
-            ));
-        }
-        if !uses(&segments, "call") {
-            return Err(format!(
-                "{raw:?} lacks {{call}}, so calls would overwrite each other"
-            ));
-        }
-        if literal_text(&segments).any(|c| c.is_control()) {
-            return Err(format!("{raw:?} contains a control character"));
-        }
-        Ok(Self {
-            raw: raw.to_owned(),
-            segments,
-        })
-    }
-
-    /// Whether recordings are `.mp3` (else `.wav`).
-    pub fn is_mp3(&self) -> bool {
-        self.raw.ends_with(".mp3")
-    }
-
-    /// The path for one call.
-    pub fn render(&self, vars: &RecordingVars<'_>) -> PathBuf {
-        let mut out = String::with_capacity(self.raw.len() + 64);
-        for segment in &self.segments {
-            let value = match segment {
-                Segment::Text(text) => {
-                    out.push_str(text);
-                    continue;
-                }
-                Segment::Slot("date") => vars.date,
-                Segment::Slot("time") => vars.time,
-                Segment::Slot("call") => vars.call,
-                Segment::Slot("caller") => vars.caller,
-                Segment::Slot(_) => vars.destination,
-            };
-            out.extend(value.chars().map(|c| {
-                if c.is_ascii_alphanumeric() || "+-_".contains(c) {
-                    c
-                } else {
-                    '_'
-                }
-            }));
-        }
-        PathBuf::from(out)
-    }
-}
-
-impl fmt::Debug for RecordingTemplate {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "RecordingTemplate({:?})", self.raw)
-    }
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
@@ -223,29 +129,5 @@ mod tests {
         assert!(DialTemplate::parse("user/{ext}").is_err());
         assert!(DialTemplate::parse("user/1001").is_err());
         assert!(DialTemplate::parse("user/{extension").is_err());
-    }
-
-    #[test]
-    fn recording_values_cannot_escape_their_directory() {
-        let t = RecordingTemplate::parse("/rec/{date}/{caller}-{call}.wav").unwrap();
-        let vars = RecordingVars {
-            date: "2026-11-25",
-            time: "101500",
-            call: "abc",
-            caller: "../../etc/passwd",
-            destination: "1",
-        };
-        assert_eq!(
-            t.render(&vars),
-            PathBuf::from("/rec/2026-11-25/______etc_passwd-abc.wav")
-        );
-    }
-
-    #[test]
-    fn recording_template_needs_call_slot_absolute_path_and_known_extension() {
-        assert!(RecordingTemplate::parse("/rec/{date}.wav").is_err());
-        assert!(RecordingTemplate::parse("rec/{call}.wav").is_err());
-        assert!(RecordingTemplate::parse("/rec/{call}.ogg").is_err());
-        assert!(RecordingTemplate::parse("/rec/{uuid}.wav").is_err());
     }
 }

@@ -17,8 +17,9 @@ use super::model::{
 use super::raw::{
     RawClickToCall, RawDial, RawEsl, RawEslInbound, RawHttp, RawLog, RawOutbox, RawRecording,
 };
-use super::template::{DialTemplate, RecordingTemplate};
+use super::template::DialTemplate;
 use crate::ids::PhoneNumber;
+use crate::recording::PathTemplate;
 
 // === Shared value parsers ===
 
@@ -237,8 +238,8 @@ pub(crate) fn recording(p: &mut Problems, raw: RawRecording) -> Option<Recording
         .path_template
         .as_deref()
         .unwrap_or("/var/lib/fsb24/recordings/{date}/{call}.wav");
-    let path_template = RecordingTemplate::parse(text)
-        .map_err(|e| p.push("recording.path_template", e))
+    let path_template = PathTemplate::parse(text)
+        .map_err(|e| p.push("recording.path_template", e.to_string()))
         .ok()?;
     Some(RecordingConfig {
         enabled: raw.enabled.unwrap_or(true),

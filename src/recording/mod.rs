@@ -26,6 +26,15 @@ pub enum TemplateError {
     /// Bitrix24 accepts only these.
     #[error("the file must end in .wav or .mp3")]
     Extension,
+    /// FreeSWITCH resolves relative paths against its own working directory.
+    #[error("the path must be absolute")]
+    NotAbsolute,
+    /// Without `{call}` two calls would write the same file.
+    #[error("the path lacks {{call}}, so calls would overwrite each other")]
+    NoCall,
+    /// Control characters cannot travel in an ESL header.
+    #[error("the path contains a control character")]
+    Control,
 }
 
 /// A validated recording path template such as `/var/lib/fsb24/rec/{date}/{call}.wav`.
@@ -50,10 +59,17 @@ pub struct RecordingVars<'a> {
 }
 
 impl PathTemplate {
-    /// Checks placeholders, spaces and the file extension.
+    /// Checks placeholders, spaces, control characters, that the path is absolute, names the
+    /// call and ends in `.wav` / `.mp3`.
     pub fn parse(raw: &str) -> Result<Self, TemplateError> {
         if raw.contains(' ') {
             return Err(TemplateError::Space);
+        }
+        if raw.chars().any(char::is_control) {
+            return Err(TemplateError::Control);
+        }
+        if !raw.starts_with('/') {
+            return Err(TemplateError::NotAbsolute);
         }
         let lower = raw.to_ascii_lowercase();
         if !(lower.ends_with(".wav") || lower.ends_with(".mp3")) {
