@@ -255,4 +255,4 @@ fn classify(cause: &Cause) -> Outcome {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
