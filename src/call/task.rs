@@ -143,7 +143,7 @@ pub async fn run<E: Effects>(
         let mut wanted = None;
         while let Some(input) = inputs.pop_front() {
             for action in call.handle(Instant::now(), input) {
-                inputs.extend(execute(&fx, action, &mut wanted).await);
+                inputs.extend(execute(&fx, action, events_open, &mut wanted).await);
             }
         }
         if let Some(phone) = wanted {
@@ -165,23 +165,7 @@ pub async fn run<E: Effects>(
                 inputs.push_back(Input::Shutdown);
             }
             event = events.recv(), if events_open => {
-                let now = Instant::now();
-                match event {
-                    Some(CallEvent::Disconnected { reason }) => {
-                        tracing::info!(reason = ?reason, "session disconnected");
-                        events_open = false;
-                        inputs.extend(seen.on_disconnect(now));
-                    }
-                    Some(event) => {
-                        seen.note(&event, now);
-                        inputs.extend(to_input(event, &ctx));
-                    }
-                    None => {
-                        tracing::info!("session event stream closed");
-                        events_open = false;
-                        inputs.extend(seen.on_disconnect(now));
-                    }
-                }
+                inputs.extend(on_event(event, &ctx, &mut seen, &mut events_open));
             }
             () = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)),
                 if deadline.is_some() => inputs.push_back(Input::DeadlinePassed),
@@ -192,6 +176,28 @@ pub async fn run<E: Effects>(
         }
     }
     tracing::debug!("call task done");
+}
+
+/// Maps one received event (`None`: the stream closed) and notes a lost session.
+fn on_event(
+    event: Option<CallEvent>,
+    ctx: &MapCtx,
+    seen: &mut Seen,
+    events_open: &mut bool,
+) -> Vec<Input> {
+    let now = Instant::now();
+    match event {
+        Some(CallEvent::Disconnected { reason }) => {
+            tracing::info!(reason = ?reason, "session disconnected");
+        }
+        Some(event) => {
+            seen.note(&event, now);
+            return to_input(event, ctx).into_iter().collect();
+        }
+        None => tracing::info!("session event stream closed"),
+    }
+    *events_open = false;
+    seen.on_disconnect(now)
 }
 
 /// The lookup's answer as an input (`None`: the idle placeholder that never completes).
@@ -213,10 +219,11 @@ async fn lookup_input<E: Effects>(fx: &E, phone: Option<PhoneNumber>, limit: Dur
 }
 
 /// Executes one action; returns the fact it taught us, if any. `Lookup` is only noted in
-/// `wanted`: the loop starts it so that it never blocks.
+/// `wanted`: the loop starts it so that it never blocks. `session_up`: no `Disconnected` yet.
 async fn execute<E: Effects>(
     fx: &E,
     action: Action,
+    session_up: bool,
     wanted: &mut Option<PhoneNumber>,
 ) -> Option<Input> {
     let (command, result) = match action {
@@ -251,9 +258,14 @@ async fn execute<E: Effects>(
             return None;
         }
     };
-    if let Err(error) = result {
-        // When the session is gone, `Disconnected` follows and ends the call.
-        tracing::warn!(command, error = %error, "esl command failed; ignored");
+    match result {
+        // While the session is up a failure is worth a warning; `Disconnected` follows if it is
+        // gone. After that, failures are expected.
+        Err(error) if session_up => {
+            tracing::warn!(command, error = %error, "esl command failed; ignored");
+        }
+        Err(error) => tracing::debug!(command, error = %error, "esl command after disconnect"),
+        Ok(()) => {}
     }
     None
 }
