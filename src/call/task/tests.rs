@@ -41,6 +41,7 @@ struct Shared {
     reserved: HashSet<AgentId>,
     bridges: HashMap<LegId, ExecId>,
     refuse_bridges: usize,
+    refuse_cards: bool,
 }
 
 #[derive(Clone)]
@@ -193,8 +194,15 @@ impl Effects for FakeEffects {
         self.shared.lock().unwrap().reserved.remove(&agent);
         Ok(())
     }
-    fn card(&self, write: BitrixWrite) -> impl Future<Output = Result<(), EffectError>> + Send {
-        self.ok(Fx::Card(write))
+    async fn card(&self, write: BitrixWrite) -> Result<(), EffectError> {
+        self.note(Fx::Card(write));
+        if self.shared.lock().unwrap().refuse_cards {
+            return Err(EffectError::Outbox {
+                method: "telephony.externalcall.show",
+                reason: "disk full".into(),
+            });
+        }
+        Ok(())
     }
     async fn lookup(&self, _: PhoneNumber) -> Result<Option<(BitrixUserId, AgentId)>, EffectError> {
         self.note(Fx::Lookup);
@@ -455,6 +463,23 @@ async fn a_refused_bridge_command_moves_the_hunt_to_the_next_agent() {
         Duration::ZERO,
         Fx::Release("a".into(), Outcome::Unreachable)
     )));
+}
+
+#[tokio::test(start_paused = true)]
+async fn cards_the_outbox_refuses_do_not_stop_the_call() {
+    let h = Harness::start(
+        Target::Queue(route("sales", Strategy::Sequential, &[10], 15)),
+        None,
+        0,
+    );
+    h.fx.shared.lock().unwrap().refuse_cards = true;
+    let log = h.finished().await;
+    assert_eq!(
+        bridges(&log),
+        vec![(Duration::ZERO, ids(&["a"])), (10 * S, ids(&["b"]))]
+    );
+    assert!(finish(&log).is_some_and(|(at, _)| at == 15 * S));
+    assert_eq!(log.last(), Some(&(15 * S, Fx::Exit)));
 }
 
 #[test]
