@@ -169,6 +169,11 @@ impl Call {
         }
     }
 
+    /// How long the driver lets a responsible-manager lookup run ([`CallSettings::lookup_timeout`]).
+    pub fn lookup_timeout(&self) -> Duration {
+        self.settings.lookup_timeout
+    }
+
     /// Whether the call is over for us (its last card write and `Exit` were emitted).
     pub fn is_finished(&self) -> bool {
         self.state == State::Finished
@@ -250,4 +255,4 @@ fn classify(cause: &Cause) -> Outcome {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

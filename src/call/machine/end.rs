@@ -3,12 +3,14 @@
 
 use std::path::PathBuf;
 
+use chrono::DateTime;
 use tokio::time::Instant;
 
 use crate::call::status::{Cause, Direction, finish_status};
 use crate::ids::BitrixUserId;
 use crate::outbox::op::{BitrixWrite, FinishCall};
 use crate::queue::Outcome;
+use crate::recording::{PathTemplate, RecordingVars};
 
 use super::{Action, Call, Caller, State, Transferee};
 
@@ -39,21 +41,12 @@ impl Call {
         if self.recording != Recording::Off {
             return;
         }
-        let path = PathBuf::from(self.render_path(&settings.path_template));
+        let path = self.render_path(&settings.path_template);
         self.recording = Recording::Requested;
         out.push(Action::StartRecording { path });
     }
 
-    fn render_path(&self, template: &str) -> String {
-        let (date, time) = self
-            .meta
-            .as_ref()
-            .map_or((String::new(), String::new()), |m| {
-                (
-                    m.started_at.format("%Y-%m-%d").to_string(),
-                    m.started_at.format("%H%M%S").to_string(),
-                )
-            });
+    fn render_path(&self, template: &PathTemplate) -> PathBuf {
         let caller = match self.meta.as_ref().map(|m| &m.caller) {
             Some(Caller::Number(number)) => number.to_string(),
             _ => "anonymous".to_owned(),
@@ -64,12 +57,20 @@ impl Call {
             .and_then(|t| t.agent.as_ref())
             .map(|a| a.to_string())
             .unwrap_or_default();
-        template
-            .replace("{uuid}", &safe(self.info.channel.as_str()))
-            .replace("{date}", &date)
-            .replace("{time}", &time)
-            .replace("{caller}", &safe(&caller))
-            .replace("{agent}", &safe(&agent))
+        template.render(&RecordingVars {
+            call: self.info.channel.as_str(),
+            started_at: self
+                .meta
+                .as_ref()
+                .map_or(DateTime::UNIX_EPOCH.fixed_offset(), |m| m.started_at),
+            caller: &caller,
+            destination: self
+                .meta
+                .as_ref()
+                .and_then(|m| m.line.as_deref())
+                .unwrap_or_default(),
+            agent: &agent,
+        })
     }
 
     /// Our bridge returned after a conversation: the agent side is gone.
@@ -299,20 +300,4 @@ impl Call {
         }
         self.state = State::Finished;
     }
-}
-
-/// Keeps a substituted value safe inside a `record_session` path (no spaces, separators or dots
-/// that could climb directories).
-fn safe(value: &str) -> String {
-    let cleaned: String = value
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, '+' | '_' | '-') {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    cleaned
 }

@@ -6,6 +6,7 @@ use std::time::Duration;
 use crate::call::status::{Cause, MissedStatus};
 use crate::ids::{BitrixUserId, ChannelId, PhoneNumber, QueueName};
 use crate::queue::AgentInfo;
+use crate::recording::PathTemplate;
 
 /// Per-call behaviour, mapped from the config by the lead. Plain data.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,10 +40,8 @@ pub struct CallSettings {
 /// Recording of answered calls.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecordingSettings {
-    /// File path with placeholders `{uuid}` (caller channel), `{date}` (`YYYY-MM-DD`), `{time}`
-    /// (`HHMMSS`), `{caller}` and `{agent}`. Substituted values are reduced to `[A-Za-z0-9+_.-]`
-    /// because `record_session` splits its argument on spaces.
-    pub path_template: String,
+    /// The file path; see [`PathTemplate`] for its placeholders and how values are made safe.
+    pub path_template: PathTemplate,
     /// How long after the hang-up we wait for the file to be closed before finishing without it.
     pub wait_after_hangup: Duration,
 }

@@ -3,4 +3,4 @@
 
 mod ending;
 mod scenarios;
-mod sim;
+pub(crate) mod sim;

@@ -12,6 +12,7 @@ use crate::call::status::{Cause, MissedStatus};
 use crate::ids::{AgentId, BitrixUserId, ChannelId, ExecId, LegId, PhoneNumber, QueueName};
 use crate::outbox::op::BitrixWrite;
 use crate::queue::{AgentInfo, AgentPresence, Order, Policy, QueueSettings, Rules};
+use crate::recording::PathTemplate;
 
 pub const S: Duration = Duration::from_secs(1);
 
@@ -80,7 +81,7 @@ pub fn settings() -> CallSettings {
         missed_status: MissedStatus::Missed304,
         anonymous_number: PhoneNumber::parse("0000").unwrap(),
         recording: Some(RecordingSettings {
-            path_template: "/rec/{date}/{uuid}-{caller}-{agent}.wav".into(),
+            path_template: PathTemplate::parse("/rec/{date}/{call}-{caller}-{agent}.wav").unwrap(),
             wait_after_hangup: 10 * S,
         }),
     }

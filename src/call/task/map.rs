@@ -1,0 +1,148 @@
+//! Pure translation of one session's [`CallEvent`]s into machine [`Input`]s, plus the bookkeeping
+//! the driver needs to finish a call whose session vanished before its hang-up was seen.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use tokio::time::Instant;
+
+use crate::call::machine::{BridgeOutcome, Input, Transferee};
+use crate::call::status::{Cause, SipStatus};
+use crate::esl::HangupCause;
+use crate::esl::bridge::{BridgeResult, Disposition};
+use crate::esl::event::CallEvent;
+use crate::ids::LegId;
+
+/// The application whose execute events carry our ring attempts.
+const BRIDGE_APP: &str = "bridge";
+/// A CANCEL answered with 487: ours, not the phone's answer.
+const SIP_REQUEST_TERMINATED: u16 = 487;
+
+/// What the mapping needs besides the event: who sits behind each extension.
+#[derive(Debug, Clone, Default)]
+pub struct MapCtx {
+    /// Extension -> the agent and Bitrix24 user behind it (transfer destinations).
+    pub extensions: Arc<HashMap<String, Transferee>>,
+}
+
+/// Maps one event; `None` for events the machine does not act on.
+///
+/// `Disconnected` maps to `None` here: the driver synthesizes the hang-up it implies
+/// ([`Seen::on_disconnect`]) because that depends on what was seen before.
+pub fn to_input(event: CallEvent, ctx: &MapCtx) -> Option<Input> {
+    match event {
+        CallEvent::ExecuteStarted {
+            exec: Some(exec),
+            app,
+        } if app == BRIDGE_APP => Some(Input::BridgeStarted { exec }),
+        CallEvent::Bridged { other: Some(other) } => Some(Input::LegAnswered {
+            leg: LegId::new(other.as_str()),
+        }),
+        CallEvent::ExecuteCompleted {
+            exec: Some(exec),
+            app,
+            bridge: Some(result),
+            ..
+        } if app == BRIDGE_APP => Some(Input::BridgeEnded {
+            exec,
+            outcome: bridge_outcome(&result),
+        }),
+        CallEvent::Unbridged { .. } => Some(Input::Unbridged),
+        CallEvent::Transferred { destination } => Some(Input::Transferred {
+            to: destination.and_then(|d| ctx.extensions.get(&d).cloned()),
+        }),
+        CallEvent::RecordStarted { path } => Some(Input::RecordStarted {
+            path: PathBuf::from(path),
+        }),
+        CallEvent::RecordStopped { path, .. } => Some(Input::RecordStopped {
+            path: PathBuf::from(path),
+        }),
+        CallEvent::Hangup {
+            cause,
+            sip_term_status,
+            ..
+        } => Some(Input::CallerHungUp {
+            cause: cause_of(cause),
+            sip_term_status: sip_term_status.map(SipStatus),
+        }),
+        CallEvent::HangupComplete(summary) => Some(Input::HangupComplete {
+            billsec: u32::try_from(summary.billsec).unwrap_or(u32::MAX),
+            cause: cause_of(summary.cause),
+            sip_term_status: summary.sip_term_status.map(SipStatus),
+        }),
+        _ => None,
+    }
+}
+
+/// The wire spelling (`USER_BUSY`) of a FreeSWITCH cause.
+fn cause_of(cause: HangupCause) -> Cause {
+    Cause::new(cause.to_string())
+}
+
+/// `originate_disposition` decides; an unknown or transient spelling counts as a temporary
+/// failure so the hunt moves on. The SIP status is kept only when it is the phone's own answer.
+fn bridge_outcome(result: &BridgeResult) -> BridgeOutcome {
+    let cause = match &result.disposition {
+        Disposition::Success => return BridgeOutcome::Success,
+        Disposition::Failed(cause) => cause_of(*cause),
+        Disposition::Unknown(_) => Cause::NORMAL_TEMPORARY_FAILURE,
+    };
+    let sip_status = result
+        .sip_invite_failure_status
+        .filter(|s| (300..=699).contains(s) && *s != SIP_REQUEST_TERMINATED)
+        .map(SipStatus);
+    BridgeOutcome::Failed { cause, sip_status }
+}
+
+/// What the driver has fed the machine about the caller leg's end.
+#[derive(Debug, Default)]
+pub struct Seen {
+    answered_at: Option<Instant>,
+    hangup_cause: Option<Cause>,
+    completed: bool,
+}
+
+impl Seen {
+    /// Notes what `event` says about the caller leg (answer time, hang-up cause, completion).
+    pub fn note(&mut self, event: &CallEvent, now: Instant) {
+        match event {
+            CallEvent::Answered => {
+                self.answered_at.get_or_insert(now);
+            }
+            CallEvent::Hangup { cause, .. } => self.hangup_cause = Some(cause_of(*cause)),
+            CallEvent::HangupComplete(_) => self.completed = true,
+            _ => {}
+        }
+    }
+
+    /// The inputs a lost session implies: the session is gone (with `resume`, FreeSWITCH goes on
+    /// with the dialplan's fallback), so for us the call ended now. The cause is the one the
+    /// switch reported, else `NORMAL_CLEARING`; `billsec` counts from the caller's answer.
+    pub fn on_disconnect(&mut self, now: Instant) -> Vec<Input> {
+        if self.completed {
+            return Vec::new();
+        }
+        self.completed = true;
+        let mut out = Vec::new();
+        let cause = match &self.hangup_cause {
+            Some(cause) => cause.clone(),
+            None => {
+                out.push(Input::CallerHungUp {
+                    cause: Cause::NORMAL_CLEARING,
+                    sip_term_status: None,
+                });
+                Cause::NORMAL_CLEARING
+            }
+        };
+        let billsec = self.answered_at.map_or(0, |at| {
+            u32::try_from(now.saturating_duration_since(at).as_secs()).unwrap_or(u32::MAX)
+        });
+        out.push(Input::HangupComplete {
+            billsec,
+            cause,
+            sip_term_status: None,
+        });
+        out
+    }
+}
