@@ -36,7 +36,7 @@ fn record(sw: &Switch, a: Option<&str>, leg: &str, cause: &str) {
     if let Some(a) = a {
         sw.with_channel(a, |c| {
             c.push_var("originate_causes", &format!("{leg};{cause}"));
-            if cause != "NONE" {
+            if cause != "NONE" && cause != "ORIGINATOR_CANCEL" {
                 c.set_var("last_bridge_hangup_cause", cause);
             }
         });
