@@ -497,3 +497,84 @@ async fn replay_h_no_linger_app_hangup() {
     assert_same("h", &real, &got);
     fs.shutdown().await;
 }
+
+#[tokio::test]
+async fn replay_d_record_during_bridge() {
+    let fs = FsPeer::start().await.unwrap();
+    tokio::fs::create_dir_all("/tmp/rec").await.unwrap();
+    fs.phone("1001")
+        .answers_then_hangs_up(Duration::from_secs(1), Duration::from_secs(8));
+    let (real, got) = replay(&fs, "d_record_during_bridge.txt", "OUT8084#1", None).await;
+    assert_same("d", &real, &got);
+    fs.shutdown().await;
+}
+
+#[tokio::test]
+async fn replay_simultaneous_bridge_first_answer_wins() {
+    let fs = FsPeer::start().await.unwrap();
+    fs.phone("1001").rings_forever();
+    fs.phone("1002")
+        .answers_then_hangs_up(Duration::from_secs(2), Duration::from_secs(3));
+    fs.phone("1003").rings_forever();
+    let (real, got) = replay(&fs, "simultaneous_bridge.txt", "OUT8084#1-run1", None).await;
+    assert_same("simultaneous", &real, &got);
+    let why: Vec<_> = fs
+        .ring_log()
+        .iter()
+        .map(|r| (r.user.clone(), r.why.clone().unwrap()))
+        .collect();
+    assert!(
+        why.contains(&("1001".into(), "LOSE_RACE".into())),
+        "{why:?}"
+    );
+    assert!(why.contains(&("1002".into(), "ANSWERED".into())), "{why:?}");
+    fs.shutdown().await;
+}
+
+#[tokio::test]
+async fn replay_uuid_kill_agent_leg_all_runs() {
+    for run in 1..=5 {
+        let fs = FsPeer::start().await.unwrap();
+        fs.phone("1001").rings_forever();
+        fs.phone("1002")
+            .answers_then_hangs_up(Duration::from_secs(1), Duration::from_secs(2));
+        let section = format!("OUT8084#1-run{run}");
+        let (real, got) = replay(&fs, "uuid_kill_agent_leg.txt", &section, None).await;
+        assert_same(&section, &real, &got);
+        let killed = fs.ring_log()[0].clone();
+        let kill = fs.wait_command("api uuid_kill").await.unwrap();
+        assert!(
+            killed.ended.unwrap() >= kill.at,
+            "the leg ends when uuid_kill arrives"
+        );
+        fs.shutdown().await;
+    }
+}
+
+#[tokio::test]
+async fn replay_record_stop_paths_all_runs() {
+    tokio::fs::create_dir_all("/tmp/rec").await.unwrap();
+    let runs = [
+        ("run1-caller-hangs-up", Some(Duration::from_millis(3960))),
+        ("run2-uuid_record-stop", None),
+        ("run3-app-hangup", None),
+    ];
+    for (run, hang_up) in runs {
+        let fs = FsPeer::start().await.unwrap();
+        let section = format!("OUT8084#1-{run}");
+        let (real, got) = replay(&fs, "record_stop_paths.txt", &section, hang_up).await;
+        assert_same(&section, &real, &got);
+        let path = got
+            .iter()
+            .find_map(|k| k.split("Record-File-Path=").nth(1))
+            .unwrap()
+            .to_owned();
+        let wav = tokio::fs::read(&path).await.unwrap();
+        assert_eq!(&wav[..4], b"RIFF");
+        assert_eq!(
+            u32::from_le_bytes(wav[4..8].try_into().unwrap()) as usize,
+            wav.len() - 8
+        );
+        fs.shutdown().await;
+    }
+}

@@ -123,7 +123,7 @@ async fn originate(sw: &Arc<Switch>, args: &str) -> String {
         .and_then(|g| g.first()?.var("originate_timeout")?.parse().ok())
         .unwrap_or(60);
     let leg = match ring(sw, None, &d, timeout).await {
-        RingResult::Won(leg) => leg,
+        RingResult::Won(leg, _) => leg,
         RingResult::Failed(c) => return format!("-ERR {c}\n"),
     };
     if let Some(inner) = app

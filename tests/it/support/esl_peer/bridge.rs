@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::dialstring::{self, DialString};
@@ -12,16 +13,17 @@ use super::phones::{Dialled, dial};
 use super::switch::{LegStatus, Switch};
 
 /// How ringing ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum RingResult {
-    /// This leg answered.
-    Won(String),
+    /// This leg answered (uuid and its lifecycle watcher).
+    Won(String, watch::Receiver<LegStatus>),
     /// Every leg failed; the cause of the originate.
     Failed(String),
 }
 
 struct Live {
     uuid: String,
+    rx: watch::Receiver<LegStatus>,
     deadline: Option<Instant>,
 }
 
@@ -33,10 +35,15 @@ fn a_alive(sw: &Switch, a: Option<&str>) -> bool {
 }
 
 fn record(sw: &Switch, a: Option<&str>, leg: &str, cause: &str) {
+    record_as(sw, a, leg, cause, cause != "NONE");
+}
+
+/// Pushes `originate_causes`; `partner_cause` also sets `last_bridge_hangup_cause`.
+fn record_as(sw: &Switch, a: Option<&str>, leg: &str, cause: &str, partner_cause: bool) {
     if let Some(a) = a {
         sw.with_channel(a, |c| {
             c.push_var("originate_causes", &format!("{leg};{cause}"));
-            if cause != "NONE" && cause != "ORIGINATOR_CANCEL" {
+            if partner_cause {
                 c.set_var("last_bridge_hangup_cause", cause);
             }
         });
@@ -59,7 +66,7 @@ pub async fn ring(
         for leg in group {
             match dial(sw, &leg.user, a_ch.as_ref(), &leg.vars) {
                 Dialled::Failed(c) => cause = c.to_owned(),
-                Dialled::Leg(uuid) => {
+                Dialled::Leg(uuid, rx) => {
                     let secs = leg.var("leg_timeout").and_then(|v| v.parse::<u64>().ok());
                     if let Some(a) = a {
                         let entry = format!("{uuid};Outbound Call;{}", leg.user);
@@ -70,6 +77,7 @@ pub async fn ring(
                     }
                     live.push(Live {
                         uuid,
+                        rx,
                         deadline: secs.map(|s| sw.whole_second_deadline(start, s)),
                     });
                 }
@@ -101,25 +109,24 @@ async fn ring_group(
         if !a_alive(sw, a) {
             for l in &live {
                 sw.hangup(&l.uuid, "ORIGINATOR_CANCEL");
-                record(sw, a, &l.uuid, "ORIGINATOR_CANCEL");
+                record_as(sw, a, &l.uuid, "ORIGINATOR_CANCEL", false);
             }
             return Some(RingResult::Failed("ORIGINATOR_CANCEL".into()));
         }
         let now = Instant::now();
         let mut winner = None;
         live.retain(|l| {
-            let status = sw.lock().status.get(&l.uuid).map(|s| s.borrow().clone());
+            let status = l.rx.borrow().clone();
             match status {
-                Some(LegStatus::Answered) if winner.is_none() => {
-                    winner = Some(l.uuid.clone());
+                LegStatus::Answered if winner.is_none() => {
+                    winner = Some((l.uuid.clone(), l.rx.clone()));
                     false
                 }
-                Some(LegStatus::Ended(c)) => {
+                LegStatus::Ended(c) => {
                     record(sw, a, &l.uuid, &c);
                     *cause = c;
                     false
                 }
-                None => false,
                 _ if l.deadline.is_some_and(|d| now >= d) || now >= overall => {
                     sw.hangup(&l.uuid, "NO_ANSWER");
                     record(sw, a, &l.uuid, "NO_ANSWER");
@@ -129,13 +136,13 @@ async fn ring_group(
                 _ => true,
             }
         });
-        if let Some(w) = winner {
+        if let Some((w, rx)) = winner {
             for l in &live {
                 sw.hangup(&l.uuid, "LOSE_RACE");
                 record(sw, a, &l.uuid, "LOSE_RACE");
             }
             record(sw, a, &w, "NONE");
-            return Some(RingResult::Won(w));
+            return Some(RingResult::Won(w, rx));
         }
     }
     None
@@ -192,7 +199,7 @@ pub async fn bridge_app(sw: &Arc<Switch>, a: &str, arg: &str) -> String {
         &[("Original-Channel-Call-State", "ACTIVE")],
     );
     match ring(sw, Some(a), &dial_str, timeout).await {
-        RingResult::Won(b) => talk(sw, a, &b).await,
+        RingResult::Won(b, rx) => talk(sw, a, &b, rx).await,
         RingResult::Failed(cause) => {
             sw.tick().await;
             set_result(sw, a, &cause);
@@ -213,7 +220,7 @@ pub async fn bridge_app(sw: &Arc<Switch>, a: &str, arg: &str) -> String {
 }
 
 /// Links A and B, fires CHANNEL_BRIDGE, waits for either side to end, then unbridges.
-async fn talk(sw: &Arc<Switch>, a: &str, b: &str) {
+async fn talk(sw: &Arc<Switch>, a: &str, b: &str, mut wb: watch::Receiver<LegStatus>) {
     set_result(sw, a, "SUCCESS");
     {
         let mut st = sw.lock();

@@ -213,12 +213,14 @@ async fn playback(sw: &Arc<Switch>, uuid: &str, arg: &str) -> String {
     sw.tick().await;
     sw.fire_channel(uuid, "PLAYBACK_START", &[("Playback-File-Path", arg)]);
     let full = wait_or_hangup(sw, uuid, Duration::from_millis(ms)).await;
+    let status = if full { "done" } else { "break" };
     sw.fire_channel(
         uuid,
         "PLAYBACK_STOP",
-        &[("Playback-File-Path", arg), ("Playback-Status", "done")],
+        &[("Playback-File-Path", arg), ("Playback-Status", status)],
     );
-    if full {
+    // sendmsg hangup is parsed by the playback loop (it "finishes"); a remote BYE breaks it
+    if full || sw.lock().app_hangups.contains(uuid) {
         "FILE PLAYED".into()
     } else {
         "PLAYBACK ERROR".into()

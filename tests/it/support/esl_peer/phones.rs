@@ -217,8 +217,8 @@ impl Phone {
 
 /// Result of trying to create an agent leg.
 pub enum Dialled {
-    /// A leg exists and rings; watch its status.
-    Leg(String),
+    /// A leg exists and rings; its uuid and lifecycle watcher.
+    Leg(String, tokio::sync::watch::Receiver<LegStatus>),
     /// Failed before any leg existed.
     Failed(&'static str),
 }
@@ -263,7 +263,7 @@ pub fn dial(
         ch.set_var(k, v);
     }
     ch.set_var("call_uuid", a.map_or(&uuid, |a| &a.uuid));
-    sw.add_channel(ch);
+    let rx = sw.add_channel(ch);
     sw.fire_channel(&uuid, "CHANNEL_CREATE", &[]);
     sw.with_channel(&uuid, |c| {
         c.state = "CS_CONSUME_MEDIA";
@@ -282,7 +282,7 @@ pub fn dial(
     let leg = uuid.clone();
     sw.tracker
         .spawn(async move { run_phone(task_sw, leg, script.behaviour).await });
-    Dialled::Leg(uuid)
+    Dialled::Leg(uuid, rx)
 }
 
 fn end_ring(sw: &Switch, leg: &str, why: &str) {

@@ -403,8 +403,16 @@ impl Session {
             _ => None,
         };
         match (msg, exec, uuid) {
+            // hangup is parsed at once, even while an app (playback, sleep, park) runs
+            (Some(Exec::Hangup(c)), _, Some(u)) => {
+                let sw = Arc::clone(&self.sw);
+                sw.lock().app_hangups.insert(u.clone());
+                self.sw.tracker.spawn(async move {
+                    sw.tick().await;
+                    sw.hangup(&u, &c);
+                });
+            }
             (Some(m), Some(tx), _) => drop(tx.try_send(m)),
-            (Some(Exec::Hangup(c)), None, Some(u)) => drop(self.sw.hangup(&u, &c)),
             _ => {}
         }
         self.reply("+OK").await

@@ -62,6 +62,8 @@ pub struct State {
     pub commands: Vec<Received>,
     /// Active recordings: (channel uuid, path, started).
     pub recordings: Vec<(String, String, Instant)>,
+    /// Channels hung up by the app's own `sendmsg hangup`.
+    pub app_hangups: std::collections::HashSet<String>,
     /// Delay before a recording's file and RECORD_STOP appear.
     pub record_delay: Duration,
     seq: u64,
