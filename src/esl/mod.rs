@@ -1,1 +1,17 @@
-//! TODO(owner): module doc.
+//! Adapter over the freeswitch-esl-tokio crate: domain events in, domain commands out.
+//!
+//! The only module that touches the ESL crate or spells ESL header names. Calls receive
+//! [`CallEvent`]s and send commands through a [`SessionHandle`]-style API; nothing above `esl`
+//! ever sees ESL text.
+
+pub mod bridge;
+pub mod event;
+pub mod switch_event;
+
+pub use bridge::{BridgeResult, Disposition};
+pub use event::{
+    CallEvent, DisconnectCause, HangupSummary, IgnoreReason, MapError, Mapped, map_event,
+};
+pub use freeswitch_esl_tokio::HangupCause;
+pub use freeswitch_esl_tokio::variables::SipHangupDisposition;
+pub use switch_event::{JobOutcome, SwitchEvent, SwitchMapped, map_switch_event};
