@@ -331,6 +331,7 @@ async fn replay(
     let (mut rd, mut wr) = sock.into_split();
     let (count_tx, mut count_rx) = watch::channel(0usize);
     let (key_tx, mut key_rx) = mpsc::channel(4096);
+    let own = fsb24::ids::ChannelId::new(get("Unique-ID"));
     let reader = tokio::spawn(async move {
         let (mut buf, mut n, mut tmp) = (Vec::new(), 0, vec![0u8; 65536]);
         while let Ok(Ok(r)) = timeout(Duration::from_secs(20), rd.read(&mut tmp)).await {
@@ -341,6 +342,12 @@ async fn replay(
             let (frames, used) = split_frames(&buf);
             buf.drain(..used);
             for f in frames {
+                if f.header("Content-Type") == Some("text/event-plain") {
+                    let ev =
+                        freeswitch_esl_tokio::parse_channel_dump(&String::from_utf8_lossy(&f.body))
+                            .unwrap();
+                    fsb24::esl::map_event(&ev, &own).unwrap();
+                }
                 if let Some(k) = key_of(&f) {
                     n += 1;
                     let _ = key_tx.send(k).await;
@@ -577,4 +584,112 @@ async fn replay_record_stop_paths_all_runs() {
         );
         fs.shutdown().await;
     }
+}
+
+/// The variant name a real outbound-session event must map to (None = knowingly ignored).
+fn expected_call_event(name: &str, app: Option<&str>) -> Option<&'static str> {
+    Some(match name {
+        "CHANNEL_ANSWER" => "Answered",
+        "CHANNEL_BRIDGE" => "Bridged",
+        "CHANNEL_UNBRIDGE" => "Unbridged",
+        "CHANNEL_EXECUTE" => "ExecuteStarted",
+        "CHANNEL_EXECUTE_COMPLETE" if app == Some("socket") => return None,
+        "CHANNEL_EXECUTE_COMPLETE" => "ExecuteCompleted",
+        "RECORD_START" => "RecordStarted",
+        "RECORD_STOP" => "RecordStopped",
+        "DTMF" => "Dtmf",
+        "CHANNEL_HANGUP" => "Hangup",
+        "CHANNEL_HANGUP_COMPLETE" => "HangupComplete",
+        _ => return None,
+    })
+}
+
+fn variant(m: &fsb24::esl::Mapped) -> String {
+    let s = format!("{m:?}");
+    s.split(['(', ' ', '{', ')'])
+        .nth(1)
+        .unwrap_or("")
+        .to_owned()
+}
+
+#[test]
+fn every_real_event_maps_to_the_expected_call_event_or_is_knowingly_ignored() {
+    use fsb24::esl::{Mapped, map_event, map_switch_event};
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/esl/real");
+    let (mut outbound, mut inbound, mut json) = (0, 0, 0);
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.retain(|p| p.extension().is_some_and(|x| x == "txt"));
+    files.sort();
+    for path in files {
+        let chunks = parse_transcript(&std::fs::read(&path).unwrap()).unwrap();
+        let mut sections: Vec<String> = chunks.iter().map(|c| c.section.clone()).collect();
+        sections.dedup();
+        for section in sections {
+            let mut buf = Vec::new();
+            for c in chunks
+                .iter()
+                .filter(|c| c.section == section && c.dir == Dir::FsToApp)
+            {
+                buf.extend_from_slice(&c.bytes);
+            }
+            let (frames, _) = split_frames(&buf);
+            let mut own = None;
+            for f in frames {
+                let where_ = format!("{} {section}", path.file_name().unwrap().to_string_lossy());
+                if f.header("Event-Name") == Some("CHANNEL_DATA") {
+                    let h: Vec<_> = f
+                        .headers
+                        .iter()
+                        .map(|(k, v)| (k.clone(), wire::decode(v)))
+                        .collect();
+                    own = h
+                        .iter()
+                        .find(|(k, _)| k == "Unique-ID")
+                        .map(|(_, v)| fsb24::ids::ChannelId::new(v.clone()));
+                    continue;
+                }
+                match f.header("Content-Type") {
+                    Some("text/event-plain") => {}
+                    Some("text/event-json") => {
+                        json += 1;
+                        continue;
+                    }
+                    _ => continue,
+                }
+                let body = String::from_utf8_lossy(&f.body);
+                let ev = freeswitch_esl_tokio::parse_channel_dump(&body)
+                    .unwrap_or_else(|e| panic!("{where_}: {e}"));
+                let h = event_headers(&f.body);
+                let get = |k: &str| h.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+                let name = get("Event-Name").unwrap();
+                match &own {
+                    Some(own) if section.starts_with("OUT") => {
+                        outbound += 1;
+                        let m =
+                            map_event(&ev, own).unwrap_or_else(|e| panic!("{where_}: {name}: {e}"));
+                        let mine = get("Unique-ID") == Some(own.as_str());
+                        match (mine, expected_call_event(name, get("Application"))) {
+                            (true, Some(want)) => {
+                                assert_eq!(variant(&m), want, "{where_}: {name} -> {m:?}")
+                            }
+                            _ => assert!(
+                                matches!(m, Mapped::Ignored(_))
+                                    || name == "CHANNEL_EXECUTE_COMPLETE",
+                                "{where_}: {name} -> {m:?}"
+                            ),
+                        }
+                    }
+                    _ => {
+                        inbound += 1;
+                        map_switch_event(&ev).unwrap_or_else(|e| panic!("{where_}: {name}: {e}"));
+                    }
+                }
+            }
+        }
+    }
+    // every plain event of the 18 captures; the 20 JSON events (f_answered_agent_json) are not mapped here
+    assert_eq!((outbound, inbound, json), (387, 207, 20));
 }
