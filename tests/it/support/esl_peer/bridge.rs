@@ -250,7 +250,7 @@ async fn talk(sw: &Arc<Switch>, a: &str, b: &str, mut wb: watch::Receiver<LegSta
         "CHANNEL_BRIDGE",
         &[("Bridge-A-Unique-ID", a), ("Bridge-B-Unique-ID", b)],
     );
-    let (Some(mut wa), Some(mut wb)) = (sw.watch(a), sw.watch(b)) else {
+    let Some(mut wa) = sw.watch(a) else {
         return;
     };
     let ended = |s: &LegStatus| matches!(s, LegStatus::Ended(_));

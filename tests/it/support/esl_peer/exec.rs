@@ -164,7 +164,7 @@ async fn run_app(sw: &Arc<Switch>, uuid: &str, name: &str, arg: &str) -> String 
         "stop_record_session" => stop_recordings(sw, uuid, Some(arg)).await,
         "playback" | "endless_playback" => return playback(sw, uuid, arg).await,
         "sleep" => {
-            drop(wait_or_hangup(sw, uuid, Duration::from_millis(arg.parse().unwrap_or(0))).await)
+            let _ = wait_or_hangup(sw, uuid, Duration::from_millis(arg.parse().unwrap_or(0))).await;
         }
         "hangup" => {
             sw.hangup(
@@ -176,7 +176,9 @@ async fn run_app(sw: &Arc<Switch>, uuid: &str, name: &str, arg: &str) -> String 
                 },
             );
         }
-        "park" => drop(wait_or_hangup(sw, uuid, Duration::from_secs(86_400)).await),
+        "park" => {
+            let _ = wait_or_hangup(sw, uuid, Duration::from_secs(86_400)).await;
+        }
         _ => {}
     }
     "_none_".into()

@@ -25,7 +25,7 @@ use tokio::time::{Instant, timeout};
 use tokio_util::sync::CancellationToken;
 
 pub use event::{EventRef, FsEvent};
-pub use phones::{Behaviour, Phone, RingRecord};
+pub use phones::{Phone, RingRecord};
 pub use switch::{ConnKind, Received};
 
 use event::Channel;

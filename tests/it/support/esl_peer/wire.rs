@@ -20,7 +20,7 @@ pub fn encode(value: &str) -> String {
             && is_upper_hex(bytes[i + 2]);
         if already {
             out.push('%');
-        } else if c < 0x20 || c > 0x7E || b"\r\n #%&+:;<=>?@[\\]^`{|}\"".contains(&c) {
+        } else if !(0x20..=0x7E).contains(&c) || b"\r\n #%&+:;<=>?@[\\]^`{|}\"".contains(&c) {
             let _ = write!(out, "%{c:02X}");
         } else {
             out.push(char::from(c));
