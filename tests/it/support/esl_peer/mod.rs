@@ -291,16 +291,20 @@ impl FsPeer {
             sw.fire_channel(&u, "CHANNEL_CREATE", &[]);
             let hang = {
                 let (sw, u) = (Arc::clone(&sw), u.clone());
+                let mut bus = sw.bus.subscribe();
                 async move {
-                    let Some(mut w) = sw.watch(&u) else { return };
-                    if timeout(
-                        Duration::from_secs(3600),
-                        w.wait_for(|s| *s == switch::LegStatus::Answered),
-                    )
-                    .await
-                    .is_ok()
-                    {
-                        tokio::time::sleep(talk).await;
+                    let bridged = async {
+                        while let Ok(ev) = bus.recv().await {
+                            if ev.name() == "CHANNEL_BRIDGE"
+                                && ev.header("Unique-ID") == Some(u.as_str())
+                            {
+                                return true;
+                            }
+                        }
+                        false
+                    };
+                    if bridged.await {
+                        exec::wait_or_hangup(&sw, &u, talk).await;
                     }
                     sw.hangup(&u, "NORMAL_CLEARING");
                 }
