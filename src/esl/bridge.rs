@@ -88,13 +88,15 @@ impl BridgeResult {
     }
 }
 
-/// `originate_causes` is `ARRAY::a;C1|:b;C2` with several entries, or a bare `a;C1` with one.
+/// `originate_causes` is `ARRAY::a;C1|:b;C2` with several entries, or a bare `a;C1` with one. On a
+/// JSON-format socket the crate hands array values over as JSON text (`["a;C1","b;C2"]`).
 fn parse_causes(raw: &str) -> Vec<(LegId, Option<HangupCause>)> {
     let items = if raw.starts_with(EslArray::PREFIX) {
-        match EslArray::parse(raw) {
-            Ok(array) => array.items().to_vec(),
-            Err(_) => Vec::new(),
-        }
+        EslArray::parse(raw)
+            .map(|a| a.items().to_vec())
+            .unwrap_or_default()
+    } else if raw.starts_with('[') {
+        serde_json::from_str::<Vec<String>>(raw).unwrap_or_default()
     } else {
         vec![raw.to_owned()]
     };
@@ -107,6 +109,7 @@ fn parse_causes(raw: &str) -> Vec<(LegId, Option<HangupCause>)> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 
@@ -138,6 +141,17 @@ mod tests {
         assert_eq!(r.cause_for(&LegId::new("never")), None);
         assert_eq!(r.sip_invite_failure_status, Some(487));
         assert_eq!(r.last_bridge_hangup_cause, Some(HangupCause::LoseRace));
+    }
+
+    #[test]
+    fn json_sockets_deliver_originate_causes_as_json_text() {
+        // f_answered_agent_json.txt
+        let r = BridgeResult::from_event(&event(&[
+            ("originate_disposition", "SUCCESS"),
+            ("originate_causes", r#"["a5b7;NONE","a5b7;NONE"]"#),
+        ]));
+        assert_eq!(r.cause_for(&LegId::new("a5b7")), Some(HangupCause::None));
+        assert_eq!(r.leg_causes.len(), 2);
     }
 
     #[test]

@@ -21,6 +21,10 @@ const BRIDGE_APP: &str = "bridge";
 const SOCKET_APP: &str = "socket";
 
 /// What happened to the channel an outbound session controls (or to the session itself).
+///
+/// There is no "linger started" event: freeswitch-esl-tokio's reader consumes the
+/// `Content-Disposition: linger` notice without surfacing it, so the session treats
+/// [`CallEvent::HangupComplete`] as the end of the call and then sends `exit` itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CallEvent {
     /// The channel was answered (`CHANNEL_ANSWER`).

@@ -5,13 +5,26 @@
 //! ever sees ESL text.
 
 pub mod bridge;
+pub mod command;
+pub mod error;
 pub mod event;
+pub mod inbound;
+pub mod outbound;
+pub mod presence;
 pub mod switch_event;
 
 pub use bridge::{BridgeResult, Disposition};
+pub use command::{
+    CommandError, DialLeg, DialString, Domain, Endpoint, Extension, MediaPath, Name,
+    OriginateRequest, OriginateThen, VarName, VarSet, VarValue,
+};
+pub use error::EslError;
 pub use event::{
     CallEvent, DisconnectCause, HangupSummary, IgnoreReason, MapError, Mapped, map_event,
 };
 pub use freeswitch_esl_tokio::HangupCause;
 pub use freeswitch_esl_tokio::variables::SipHangupDisposition;
+pub use inbound::{Backoff, InboundClient, InboundHandle, InboundOptions};
+pub use outbound::{ChannelInfo, IncomingCall, OutboundOptions, OutboundServer, SessionHandle};
+pub use presence::{AgentPresence, Presence};
 pub use switch_event::{JobOutcome, SwitchEvent, SwitchMapped, map_switch_event};

@@ -1,5 +1,7 @@
 //! Frames below carry the header sets of the real captures in shared/fixtures/esl/real.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use freeswitch_esl_tokio::EslEvent;
 
 use super::*;

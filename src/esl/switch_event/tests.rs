@@ -1,6 +1,8 @@
 //! Frames below carry the header sets of presence_register_events.txt and
 //! originate_click_to_call.txt.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use freeswitch_esl_tokio::EslEvent;
 
 use super::*;

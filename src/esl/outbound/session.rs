@@ -1,0 +1,133 @@
+//! Commands on one outbound session's own channel.
+
+use std::time::Duration;
+
+use freeswitch_esl_tokio::{EslClient, EslEvent, EslResponse};
+
+use crate::esl::HangupCause;
+use crate::esl::command::{DialString, Extension, MediaPath, Name, VarSet};
+use crate::esl::error::EslError;
+use crate::ids::{ChannelId, ExecId, LegId};
+
+/// Sends commands to the channel of one outbound session. Cheap to clone.
+///
+/// Every method is bounded by the session's command timeout. `execute`-style methods return once
+/// FreeSWITCH *queued* the application (async mode): completion arrives as
+/// [`CallEvent::ExecuteCompleted`](crate::esl::CallEvent::ExecuteCompleted) with the returned
+/// [`ExecId`]. Each carries `event-lock: true`, so queued applications run in order.
+#[derive(Debug, Clone)]
+pub struct SessionHandle {
+    client: EslClient,
+    channel: ChannelId,
+    timeout: Duration,
+}
+
+impl SessionHandle {
+    pub(super) fn new(client: EslClient, channel: ChannelId, timeout: Duration) -> Self {
+        Self {
+            client,
+            channel,
+            timeout,
+        }
+    }
+
+    /// The controlled channel.
+    pub fn channel(&self) -> &ChannelId {
+        &self.channel
+    }
+
+    /// Answers the channel.
+    pub async fn answer(&self) -> Result<ExecId, EslError> {
+        self.execute("answer", None).await
+    }
+
+    /// Sets several channel variables with one `multiset`.
+    pub async fn set_vars(&self, vars: &VarSet) -> Result<ExecId, EslError> {
+        self.execute("multiset", Some(&vars.multiset_arg())).await
+    }
+
+    /// Runs `bridge` under the caller-chosen `exec` id (known before the reply, so the
+    /// completion can never be missed).
+    pub async fn bridge(&self, exec: ExecId, dial: &DialString) -> Result<ExecId, EslError> {
+        self.execute_as(exec, "bridge", Some(&dial.to_string()))
+            .await
+    }
+
+    /// Starts `record_session <path>`.
+    pub async fn record_session(&self, path: &MediaPath) -> Result<ExecId, EslError> {
+        self.execute("record_session", Some(path.as_str())).await
+    }
+
+    /// Plays a file or tone stream.
+    pub async fn playback(&self, path: &MediaPath) -> Result<ExecId, EslError> {
+        self.execute("playback", Some(path.as_str())).await
+    }
+
+    /// Hangs the channel up with `cause`.
+    pub async fn hangup(&self, cause: HangupCause) -> Result<ExecId, EslError> {
+        self.execute("hangup", Some(cause.as_ref())).await
+    }
+
+    /// Transfers the channel to `dest` in `dialplan`/`context` (it leaves the socket's control;
+    /// expect [`CallEvent::Transferred`](crate::esl::CallEvent::Transferred)).
+    pub async fn transfer(
+        &self,
+        dest: &Extension,
+        dialplan: &Name,
+        context: &Name,
+    ) -> Result<ExecId, EslError> {
+        self.execute("transfer", Some(&format!("{dest} {dialplan} {context}")))
+            .await
+    }
+
+    /// Ends another leg at once (`api uuid_kill`), e.g. an agent leg still ringing. Runs inline on
+    /// this socket, which `uuid_kill` keeps short.
+    pub async fn kill_leg(&self, leg: &LegId, cause: HangupCause) -> Result<(), EslError> {
+        const COMMAND: &str = "uuid_kill";
+        let reply = self
+            .client
+            .api(&format!("uuid_kill {leg} {cause}"))
+            .await
+            .map_err(|e| EslError::from_crate(COMMAND, self.timeout, e))?;
+        reply
+            .api_result()
+            .map(|_| ())
+            .map_err(|e| EslError::from_crate(COMMAND, self.timeout, e))
+    }
+
+    /// Sends `exit`: FreeSWITCH answers `+OK bye` and closes; with `resume` the dialplan continues
+    /// if the channel is still up. The session also does this by itself after hang-up.
+    pub async fn exit(&self) -> Result<(), EslError> {
+        self.client
+            .exit()
+            .await
+            .and_then(EslResponse::check)
+            .map_err(|e| EslError::from_crate("exit", self.timeout, e))
+    }
+
+    async fn execute(&self, app: &'static str, arg: Option<&str>) -> Result<ExecId, EslError> {
+        self.execute_as(ExecId::random(), app, arg).await
+    }
+
+    async fn execute_as(
+        &self,
+        exec: ExecId,
+        app: &'static str,
+        arg: Option<&str>,
+    ) -> Result<ExecId, EslError> {
+        let mut msg = EslEvent::new();
+        msg.set_header("call-command", "execute");
+        msg.set_header("execute-app-name", app);
+        if let Some(arg) = arg {
+            msg.set_header("execute-app-arg", arg);
+        }
+        msg.set_header("Event-UUID", exec.as_str());
+        msg.set_header("event-lock", "true");
+        self.client
+            .sendmsg(None, msg)
+            .await
+            .and_then(EslResponse::check)
+            .map_err(|e| EslError::from_crate(app, self.timeout, e))?;
+        Ok(exec)
+    }
+}
