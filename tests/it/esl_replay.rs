@@ -704,7 +704,10 @@ struct RawClient {
 
 impl RawClient {
     async fn connect(addr: std::net::SocketAddr) -> Self {
-        let s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        Self::from_stream(tokio::net::TcpStream::connect(addr).await.unwrap())
+    }
+
+    fn from_stream(s: tokio::net::TcpStream) -> Self {
         let (rd, wr) = s.into_split();
         Self {
             rd,
@@ -921,5 +924,175 @@ async fn inbound_server_can_be_killed_and_restarted_on_the_same_port() {
     );
     fs.restart_inbound().await.unwrap();
     let _again = RawClient::authed(fs.inbound_addr()).await;
+    fs.shutdown().await;
+}
+
+/// Plays the app side of an outbound call: the peer dials us, we connect and subscribe.
+async fn app_session(fs: &FsPeer, spec: CallSpec) -> (RawClient, String) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let caller = fs
+        .offer_call(listener.local_addr().unwrap(), spec)
+        .await
+        .unwrap();
+    let (sock, _) = timeout(Duration::from_secs(5), listener.accept())
+        .await
+        .unwrap()
+        .unwrap();
+    let mut app = RawClient::from_stream(sock);
+    app.send("connect\n\n").await;
+    let reply = app.next().await.unwrap();
+    let names: Vec<&str> = reply
+        .headers
+        .iter()
+        .rev()
+        .take(4)
+        .map(|(k, _)| k.as_str())
+        .collect();
+    assert_eq!(
+        names,
+        ["Control", "Socket-Mode", "Reply-Text", "Content-Type"],
+        "command/reply headers come last"
+    );
+    assert!(
+        reply.header("Content-Length").is_none() && reply.header("Reply-Text") == Some("%2BOK%0A")
+    );
+    for cmd in ["myevents", "linger", "event plain RECORD_START RECORD_STOP"] {
+        app.send(&format!("{cmd}\n\n")).await;
+        app.next().await.unwrap();
+    }
+    (app, caller.uuid.clone())
+}
+
+fn execute(app: &str, arg: &str) -> String {
+    format!("sendmsg\ncall-command: execute\nexecute-app-name: {app}\nexecute-app-arg: {arg}\n\n")
+}
+
+fn get<'a>(h: &'a [(String, String)], k: &str) -> Option<&'a str> {
+    h.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str())
+}
+
+#[tokio::test]
+async fn leg_timeout_counts_whole_seconds_on_the_switch_tick() {
+    let fs = FsPeer::start().await.unwrap();
+    fs.phone("1001").rings_forever();
+    let (mut app, _) = app_session(
+        &fs,
+        CallSpec {
+            caller: "+79991234567".into(),
+            destination: "9000".into(),
+            ..CallSpec::default()
+        },
+    )
+    .await;
+    app.send(&execute("bridge", "{leg_timeout=3}user/1001@127.0.0.1"))
+        .await;
+    let done = app.event("CHANNEL_EXECUTE_COMPLETE").await;
+    assert_eq!(
+        get(&done, "variable_originate_disposition"),
+        Some("NO_ANSWER")
+    );
+    assert_eq!(get(&done, "variable_DIALSTATUS"), Some("NOANSWER"));
+    let ring = fs.ring_ended("1001", 0).await.unwrap();
+    let rang = ring.ended.unwrap() - ring.started;
+    // whole epoch seconds: a 3 s leg_timeout ends the leg after 2.0..3.0 s (plus scheduling slack)
+    assert!(
+        rang >= Duration::from_secs(2) && rang < Duration::from_millis(3100),
+        "rang {rang:?}"
+    );
+    assert_eq!(ring.why.as_deref(), Some("NO_ANSWER"));
+    fs.shutdown().await;
+}
+
+#[tokio::test]
+async fn scripted_phones_fail_with_their_causes_and_continue_on_fail_decides_the_caller() {
+    let fs = FsPeer::start().await.unwrap();
+    fs.phone("1001").busy();
+    fs.phone("1002").rejects();
+    fs.phone("1003").unregistered();
+    let (mut app, _) = app_session(
+        &fs,
+        CallSpec {
+            caller: "+79991234567".into(),
+            destination: "9000".into(),
+            ..CallSpec::default()
+        },
+    )
+    .await;
+    app.send(&execute("set", "continue_on_fail=true")).await;
+    let cases = [
+        ("1001", "USER_BUSY", "BUSY"),
+        ("1002", "CALL_REJECTED", "DONTCALL"),
+        ("1003", "USER_NOT_REGISTERED", "USER_NOT_REGISTERED"),
+        ("1999", "SUBSCRIBER_ABSENT", "SUBSCRIBER_ABSENT"),
+    ];
+    for (user, cause, dial) in cases {
+        app.send(&execute("bridge", &format!("user/{user}@127.0.0.1")))
+            .await;
+        let done = loop {
+            let h = app.event("CHANNEL_EXECUTE_COMPLETE").await;
+            if get(&h, "Application") == Some("bridge") {
+                break h;
+            }
+        };
+        assert_eq!(
+            get(&done, "variable_originate_disposition"),
+            Some(cause),
+            "{user}"
+        );
+        assert_eq!(get(&done, "variable_DIALSTATUS"), Some(dial), "{user}");
+        assert_eq!(
+            get(&done, "Answer-State"),
+            Some("ringing"),
+            "caller stays up with continue_on_fail"
+        );
+    }
+    let rings: Vec<_> = fs.ring_log().into_iter().map(|r| (r.user, r.why)).collect();
+    assert_eq!(
+        rings,
+        [
+            ("1001".to_owned(), Some("USER_BUSY".to_owned())),
+            ("1002".to_owned(), Some("CALL_REJECTED".to_owned()))
+        ]
+    );
+    app.send(&execute("unset", "continue_on_fail")).await;
+    app.send(&execute("bridge", "user/1001@127.0.0.1")).await;
+    let hangup = app.event("CHANNEL_HANGUP").await;
+    assert_eq!(
+        get(&hangup, "Hangup-Cause"),
+        Some("USER_BUSY"),
+        "USER_BUSY without continue_on_fail hangs the caller up"
+    );
+    fs.shutdown().await;
+}
+
+#[tokio::test]
+async fn late_recording_delays_record_stop_and_the_file_after_the_hangup() {
+    let fs = FsPeer::start().await.unwrap();
+    fs.set_record_delay(Duration::from_millis(600));
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("late.wav");
+    let (mut app, _) = app_session(
+        &fs,
+        CallSpec {
+            caller: "+79991234567".into(),
+            destination: "9000".into(),
+            ..CallSpec::default()
+        },
+    )
+    .await;
+    app.send(&execute("answer", "")).await;
+    app.send(&execute("record_session", path.to_str().unwrap()))
+        .await;
+    app.event("RECORD_START").await;
+    app.send("sendmsg\ncall-command: hangup\nhangup-cause: NORMAL_CLEARING\n\n")
+        .await;
+    app.event("CHANNEL_HANGUP").await;
+    let hung_up = tokio::time::Instant::now();
+    assert!(!path.exists(), "the file is late");
+    let stop = app.event("RECORD_STOP").await;
+    assert!(hung_up.elapsed() >= Duration::from_millis(500));
+    assert_eq!(get(&stop, "Record-File-Path"), path.to_str());
+    assert_eq!(&std::fs::read(&path).unwrap()[..4], b"RIFF");
+    app.event("CHANNEL_HANGUP_COMPLETE").await;
     fs.shutdown().await;
 }
