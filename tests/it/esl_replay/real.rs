@@ -272,6 +272,23 @@ async fn replay_h_no_linger_app_hangup() {
 }
 
 #[tokio::test]
+async fn replay_f_answered_agent_json_events() {
+    let fs = FsPeer::start().await.unwrap();
+    tokio::fs::create_dir_all("/tmp/rec").await.unwrap();
+    fs.phone("1001")
+        .answers_then_hangs_up(Duration::from_secs(1), Duration::from_secs(3));
+    let (mut real, got) = replay(&fs, "f_answered_agent_json.txt", "OUT8084#1", None).await;
+    // In this capture the linger notice overtook CHANNEL_HANGUP_COMPLETE (a real race, esl-protocol.md
+    // §5.6: the listener checks the state before the reporting event is queued); a..h show the
+    // order the peer always uses, so compare against that order.
+    let i = real.iter().position(|k| k == "notice linger").unwrap();
+    assert!(real[i + 1].starts_with("CHANNEL_HANGUP_COMPLETE"));
+    real.swap(i, i + 1);
+    assert_same("f", &real, &got);
+    fs.shutdown().await;
+}
+
+#[tokio::test]
 async fn replay_d_record_during_bridge() {
     let fs = FsPeer::start().await.unwrap();
     tokio::fs::create_dir_all("/tmp/rec").await.unwrap();

@@ -214,25 +214,38 @@ pub fn key_of(f: &Frame) -> Option<String> {
             "notice {}",
             f.header("Content-Disposition").unwrap_or("-")
         )),
-        "text/event-plain" => {
-            let h = event_headers(&f.body);
-            let name = h.iter().find(|(k, _)| k == "Event-Name")?.1.clone();
-            if !KEY_EVENTS.contains(&name.as_str()) {
-                return None;
-            }
-            let mut s = name;
-            let socket = h.iter().any(|(k, v)| k == "Application" && v == "socket");
-            for key in KEY_HEADERS {
-                if socket && *key == "Application-Data" {
-                    s.push_str(" Application-Data=<socket address> async full");
-                } else if socket && *key == "Application-UUID" {
-                    s.push_str(" Application-UUID=<dialplan>");
-                } else if let Some((_, v)) = h.iter().find(|(k, _)| k == key) {
-                    s.push_str(&format!(" {key}={v}"));
-                }
-            }
-            Some(s)
-        }
+        "text/event-plain" => project(&event_headers(&f.body)),
+        "text/event-json" => project(&json_headers(&f.body)?),
         _ => None,
     }
+}
+
+/// Headers of a `text/event-json` body (strings only; a duplicated key keeps its last value).
+pub fn json_headers(body: &[u8]) -> Option<Vec<(String, String)>> {
+    let map: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(body).ok()?;
+    Some(
+        map.into_iter()
+            .filter_map(|(k, v)| Some((k, v.as_str()?.to_owned())))
+            .collect(),
+    )
+}
+
+/// The key projection of an event's headers; None for events the replays do not compare.
+fn project(h: &[(String, String)]) -> Option<String> {
+    let name = h.iter().find(|(k, _)| k == "Event-Name")?.1.clone();
+    if !KEY_EVENTS.contains(&name.as_str()) {
+        return None;
+    }
+    let mut s = name;
+    let socket = h.iter().any(|(k, v)| k == "Application" && v == "socket");
+    for key in KEY_HEADERS {
+        if socket && *key == "Application-Data" {
+            s.push_str(" Application-Data=<socket address> async full");
+        } else if socket && *key == "Application-UUID" {
+            s.push_str(" Application-UUID=<dialplan>");
+        } else if let Some((_, v)) = h.iter().find(|(k, _)| k == key) {
+            s.push_str(&format!(" {key}={v}"));
+        }
+    }
+    Some(s)
 }

@@ -92,6 +92,29 @@ pub fn event_plain(headers: &[(String, String)], body: Option<&str>) -> String {
     )
 }
 
+/// Serialises an event as `text/event-json`: values not encoded, duplicates kept, `_body` last,
+/// no trailing LF.
+pub fn event_json(headers: &[(String, String)], body: Option<&str>) -> String {
+    let quote = |v: &str| serde_json::Value::String(v.to_owned()).to_string();
+    let mut pairs: Vec<String> = headers
+        .iter()
+        .map(|(k, v)| format!("{}:{}", quote(k), quote(v)))
+        .collect();
+    if let Some(b) = body {
+        pairs.push(format!(
+            "{}:{}",
+            quote("Content-Length"),
+            quote(&b.len().to_string())
+        ));
+        pairs.push(format!("{}:{}", quote("_body"), quote(b)));
+    }
+    let inner = format!("{{{}}}", pairs.join(","));
+    format!(
+        "Content-Length: {}\nContent-Type: text/event-json\n\n{inner}",
+        inner.len()
+    )
+}
+
 /// The outbound linger notice (values raw, not encoded).
 pub fn linger_notice(uuid: &str, channel_name: &str, linger: i64) -> String {
     format!(

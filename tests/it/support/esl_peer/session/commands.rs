@@ -44,6 +44,7 @@ impl Session {
         if !any {
             return self.reply("-ERR no keywords supplied").await;
         }
+        self.json = fmt == "json";
         self.reply(&format!("+OK event listener enabled {fmt}"))
             .await
     }

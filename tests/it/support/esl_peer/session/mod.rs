@@ -73,6 +73,8 @@ struct Session {
     customs: HashSet<String>,
     filters: Vec<(String, String)>,
     myevents: bool,
+    /// `event json ...` switches every later event to text/event-json.
+    json: bool,
     linger: Option<i64>,
     ctl: Option<Controlled>,
     sent: mpsc::Sender<String>,
@@ -116,6 +118,7 @@ pub async fn serve(
         customs: HashSet::new(),
         filters: Vec::new(),
         myevents: false,
+        json: false,
         linger: None,
         ctl,
         sent,
@@ -153,7 +156,7 @@ impl Session {
                 () = self.stop.cancelled() => return Ok(()),
                 ev = bus.recv(), if connected => match ev {
                     Ok(ev) => if self.wants(&ev) {
-                        let frame = wire::event_plain(&ev.headers, ev.body.as_deref());
+                        let frame = if self.json { wire::event_json(&ev.headers, ev.body.as_deref()) } else { wire::event_plain(&ev.headers, ev.body.as_deref()) };
                         self.write(&frame, ev.name()).await?;
                     },
                     Err(broadcast::error::RecvError::Lagged(_)) => {}
