@@ -476,3 +476,18 @@ fn every_real_event_maps_to_the_expected_call_event_or_is_knowingly_ignored() {
     // every plain event of the 18 captures; the 20 JSON events (f_answered_agent_json) are not mapped here
     assert_eq!((outbound, inbound, json), (387, 207, 20));
 }
+
+#[tokio::test]
+async fn replay_transfer_of_the_agent_leg_returns_the_bridge() {
+    let fs = FsPeer::start().await.unwrap();
+    fs.phone("1001").answers_after(Duration::from_secs(1));
+    let (real, got) = replay(
+        &fs,
+        "transfer_of_socket_call.txt",
+        "OUT8084#1-run1-uuid_transfer",
+        None,
+    )
+    .await;
+    assert_same("transfer run1", &real, &got);
+    fs.shutdown().await;
+}

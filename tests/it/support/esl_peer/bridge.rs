@@ -257,10 +257,13 @@ async fn talk(sw: &Arc<Switch>, a: &str, b: &str, mut wb: watch::Receiver<LegSta
     tokio::select! {
         r = wb.wait_for(ended) => {
             let cause = match r.map(|s| s.clone()) { Ok(LegStatus::Ended(c)) => c, _ => "NORMAL_CLEARING".into() };
-            sw.with_channel(a, |c| {
-                c.set_var("last_bridge_hangup_cause", &cause);
-                c.set_var("bridge_hangup_cause", &cause);
-            });
+            // a transferred B leg leaves the bridge without hanging up: no cause reaches A
+            if cause != "BLIND_TRANSFER" {
+                sw.with_channel(a, |c| {
+                    c.set_var("last_bridge_hangup_cause", &cause);
+                    c.set_var("bridge_hangup_cause", &cause);
+                });
+            }
             sw.fire_channel(a, "CHANNEL_UNBRIDGE", &[("Bridge-A-Unique-ID", a), ("Bridge-B-Unique-ID", b)]);
             sw.with_channel(a, |c| c.other_leg = None);
             let hab = sw.with_channel(a, |c| c.var("hangup_after_bridge") == Some("true")).unwrap_or(false);
