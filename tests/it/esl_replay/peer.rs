@@ -302,6 +302,18 @@ async fn leg_timeout_counts_whole_seconds_on_the_switch_tick() {
     .await;
     app.send(&execute("bridge", "{leg_timeout=3}user/1001@127.0.0.1"))
         .await;
+    let first = fs.next_command().await.unwrap();
+    assert_eq!(first.text, "connect\n\n");
+    assert!(matches!(
+        first.conn,
+        crate::support::esl_peer::ConnKind::Outbound(_)
+    ));
+    assert_eq!(fs.next_command().await.unwrap().text, "myevents\n\n");
+    let started = fs.ring_started("1001", 0).await.unwrap();
+    assert!(
+        started.why.is_none(),
+        "still ringing right after the INVITE"
+    );
     let done = app.event("CHANNEL_EXECUTE_COMPLETE").await;
     assert_eq!(
         get(&done, "variable_originate_disposition"),
