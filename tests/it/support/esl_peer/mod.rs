@@ -1,0 +1,223 @@
+//! A FreeSWITCH 1.10.12 test peer on 127.0.0.1: it dials fsb24's outbound listener like the
+//! `socket` app, serves inbound ESL with auth, simulates calls, bridges and recordings with
+//! the real event order and encoding, scripts agent phones, and logs commands and rings.
+
+mod api;
+mod bridge;
+pub mod caller;
+pub mod dialstring;
+pub mod event;
+mod exec;
+pub mod phones;
+mod session;
+pub mod switch;
+mod wav;
+pub mod wire;
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::{broadcast, mpsc};
+use tokio::time::timeout;
+use tokio_util::sync::CancellationToken;
+
+pub use caller::CallSpec;
+pub use event::EventRef;
+pub use phones::{Phone, RingRecord};
+pub use switch::{ConnKind, Received};
+
+use switch::Switch;
+
+/// Failsafe for every wait of the test API.
+pub const FAILSAFE: Duration = Duration::from_secs(5);
+
+/// Inbound ESL password of the peer.
+pub const PASSWORD: &str = "ClueCon";
+
+/// The running peer.
+pub struct FsPeer {
+    sw: Arc<Switch>,
+    inbound_addr: SocketAddr,
+    inbound_stop: Mutex<CancellationToken>,
+    serial: Arc<AtomicU64>,
+    cursor: Mutex<usize>,
+}
+
+impl FsPeer {
+    /// Starts the peer with its inbound ESL server on 127.0.0.1:0.
+    pub async fn start() -> std::io::Result<Self> {
+        let sw = Switch::new();
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let inbound_addr = listener.local_addr()?;
+        let serial = Arc::new(AtomicU64::new(0));
+        let stop = sw.cancel.child_token();
+        spawn_inbound(&sw, listener, stop.clone(), Arc::clone(&serial));
+        Ok(Self {
+            sw,
+            inbound_addr,
+            inbound_stop: Mutex::new(stop),
+            serial,
+            cursor: Mutex::new(0),
+        })
+    }
+
+    /// Address of the inbound ESL server.
+    pub fn inbound_addr(&self) -> SocketAddr {
+        self.inbound_addr
+    }
+
+    /// Kills the inbound server and every inbound connection (TCP reset/close, no notice).
+    pub fn kill_inbound(&self) {
+        self.inbound_stop
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .cancel();
+    }
+
+    /// Restarts the inbound server on the same port.
+    pub async fn restart_inbound(&self) -> std::io::Result<()> {
+        let listener = TcpListener::bind(self.inbound_addr).await?;
+        let stop = self.sw.cancel.child_token();
+        spawn_inbound(&self.sw, listener, stop.clone(), Arc::clone(&self.serial));
+        *self
+            .inbound_stop
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = stop;
+        Ok(())
+    }
+
+    /// The scripted phone of `user` (created in the directory on first use: rings forever).
+    pub fn phone(&self, user: &str) -> Phone {
+        let p = Phone {
+            sw: Arc::clone(&self.sw),
+            user: user.to_owned(),
+        };
+        if !self.sw.lock().phones.contains_key(user) {
+            p.rings_forever();
+        }
+        p
+    }
+
+    /// Delays the WAV file and RECORD_STOP of every recording by `d` ("late recording").
+    pub fn set_record_delay(&self, d: Duration) {
+        self.sw.lock().record_delay = d;
+    }
+
+    /// Every event the switch fires from now on (an inbound "event plain ALL" without a socket).
+    pub fn events(&self) -> broadcast::Receiver<EventRef> {
+        self.sw.bus.subscribe()
+    }
+
+    /// All commands received so far.
+    pub fn commands(&self) -> Vec<Received> {
+        self.sw.lock().commands.clone()
+    }
+
+    /// The next command not yet returned by this method (5 s failsafe).
+    pub async fn next_command(&self) -> Option<Received> {
+        let want = *self
+            .cursor
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut rx = self.sw.cmd_count.subscribe();
+        timeout(FAILSAFE, rx.wait_for(|n| *n > want))
+            .await
+            .ok()?
+            .ok()?;
+        *self
+            .cursor
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = want + 1;
+        self.sw.lock().commands.get(want).cloned()
+    }
+
+    /// Waits (5 s failsafe) for a received command whose text contains `needle`.
+    pub async fn wait_command(&self, needle: &str) -> Option<Received> {
+        let mut rx = self.sw.cmd_count.subscribe();
+        let find = || {
+            self.sw
+                .lock()
+                .commands
+                .iter()
+                .find(|c| c.text.contains(needle))
+                .cloned()
+        };
+        let _ = timeout(FAILSAFE, rx.wait_for(|_| find().is_some())).await;
+        find()
+    }
+
+    /// Every ring so far, in start order.
+    pub fn ring_log(&self) -> Vec<RingRecord> {
+        self.sw.lock().rings.clone()
+    }
+
+    /// Waits (5 s failsafe) until `user`'s `n`-th ring (0-based) has ended.
+    pub async fn ring_ended(&self, user: &str, n: usize) -> Option<RingRecord> {
+        let mut rx = self.sw.ring_count.subscribe();
+        let find = || {
+            let st = self.sw.lock();
+            st.rings
+                .iter()
+                .filter(|r| r.user == user)
+                .nth(n)
+                .filter(|r| r.ended.is_some())
+                .cloned()
+        };
+        let _ = timeout(FAILSAFE, rx.wait_for(|_| find().is_some())).await;
+        find()
+    }
+
+    /// Waits (5 s failsafe) until `user`'s `n`-th ring (0-based) has started.
+    pub async fn ring_started(&self, user: &str, n: usize) -> Option<RingRecord> {
+        let mut rx = self.sw.ring_count.subscribe();
+        let find = || {
+            self.sw
+                .lock()
+                .rings
+                .iter()
+                .filter(|r| r.user == user)
+                .nth(n)
+                .cloned()
+        };
+        let _ = timeout(FAILSAFE, rx.wait_for(|_| find().is_some())).await;
+        find()
+    }
+
+    /// Stops every peer task and waits for them.
+    pub async fn shutdown(&self) {
+        self.sw.cancel.cancel();
+        self.sw.tracker.close();
+        let _ = timeout(FAILSAFE, self.sw.tracker.wait()).await;
+    }
+}
+
+fn spawn_inbound(
+    sw: &Arc<Switch>,
+    listener: TcpListener,
+    stop: CancellationToken,
+    serial: Arc<AtomicU64>,
+) {
+    let sw2 = Arc::clone(sw);
+    sw.tracker.spawn(async move {
+        loop {
+            let accepted =
+                tokio::select! { () = stop.cancelled() => break, a = listener.accept() => a };
+            let Ok((stream, _)) = accepted else { continue };
+            let n = serial.fetch_add(1, Ordering::Relaxed);
+            let (tx, _rx) = mpsc::channel(1);
+            let task = session::serve(
+                Arc::clone(&sw2),
+                stop.clone(),
+                ConnKind::Inbound(n),
+                stream,
+                PASSWORD.into(),
+                None,
+                tx,
+            );
+            sw2.tracker.spawn(task);
+        }
+    });
+}
