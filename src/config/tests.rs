@@ -1,3 +1,4 @@
+//! Unit tests of `config`.
 use std::time::Duration;
 
 use super::*;

@@ -1,3 +1,4 @@
+//! Unit tests of `queue`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::Mutex;

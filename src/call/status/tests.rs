@@ -1,3 +1,4 @@
+//! Unit tests of `call::status`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use super::*;

@@ -1,3 +1,4 @@
+//! Unit tests of `call::task`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 //! Driver tests in paused time: a fake [`Effects`] that records every effect with its instant and
 //! plays a minimal switch (bridge -> execute events, uuid_kill -> bridge result, hangup -> hang-up

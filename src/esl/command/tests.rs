@@ -1,3 +1,4 @@
+//! Unit tests of `esl::command`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use super::*;

@@ -1,3 +1,4 @@
+//! Unit tests of `queue::policy`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::{HashMap, HashSet};
