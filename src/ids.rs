@@ -221,17 +221,31 @@ mod tests {
 
     #[test]
     fn phone_numbers_keep_only_digits_and_a_leading_plus() {
-        assert_eq!(PhoneNumber::parse("+49 (30) 123-456.789").unwrap().as_str(), "+4930123456789");
+        assert_eq!(
+            PhoneNumber::parse("+49 (30) 123-456.789").unwrap().as_str(),
+            "+4930123456789"
+        );
         assert_eq!(PhoneNumber::parse(" 1001 ").unwrap().as_str(), "1001");
     }
 
     #[test]
     fn phone_numbers_that_could_inject_into_a_dial_string_are_refused() {
-        for bad in ["1001,user/1002", "1001|x", "{a=b}1", "1'&socket(x)", "12\n34", "1+2", "abc"] {
+        for bad in [
+            "1001,user/1002",
+            "1001|x",
+            "{a=b}1",
+            "1'&socket(x)",
+            "12\n34",
+            "1+2",
+            "abc",
+        ] {
             assert!(PhoneNumber::parse(bad).is_err(), "{bad:?} must be refused");
         }
         assert_eq!(PhoneNumber::parse("+"), Err(PhoneError::Empty));
-        assert_eq!(PhoneNumber::parse(&"1".repeat(21)), Err(PhoneError::TooLong(21)));
+        assert_eq!(
+            PhoneNumber::parse(&"1".repeat(21)),
+            Err(PhoneError::TooLong(21))
+        );
     }
 
     #[test]
