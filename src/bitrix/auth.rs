@@ -367,3 +367,86 @@ impl Auth {
         }
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_url_replaces_the_trailing_rest_segment() {
+        assert_eq!(
+            token_url("https://oauth.bitrix.info/rest/")
+                .unwrap()
+                .as_str(),
+            "https://oauth.bitrix.info/oauth/token/"
+        );
+        assert_eq!(
+            token_url("https://oauth.bitrix24.tech/rest")
+                .unwrap()
+                .as_str(),
+            "https://oauth.bitrix24.tech/oauth/token/"
+        );
+        assert!(token_url("https://oauth.bitrix.info/other/").is_err());
+    }
+
+    #[test]
+    fn secrets_never_show_in_debug_output() {
+        let hook = WebhookUrl::parse("https://acme.bitrix24.de/rest/1/s3cr3tw3bh00k").unwrap();
+        assert_eq!(
+            hook.expose().as_str(),
+            "https://acme.bitrix24.de/rest/1/s3cr3tw3bh00k/"
+        );
+        let tokens = TokenFile {
+            access_token: SecretString::new("acc3ss"),
+            refresh_token: SecretString::new("r3fr3sh"),
+            expires: None,
+            client_endpoint: "https://acme.bitrix24.de/rest/".into(),
+            server_endpoint: "https://oauth.bitrix.info/rest/".into(),
+            member_id: None,
+        };
+        let oauth = AuthSettings::OAuth(OAuthSettings {
+            client_id: "local.1".into(),
+            client_secret: SecretString::new("cl13nts3cr3t"),
+            token_file: "/tmp/t.json".into(),
+        });
+        let shown = format!(
+            "{:?} {:?} {:?} {:?}",
+            hook,
+            tokens,
+            oauth,
+            AuthSettings::Webhook(hook.clone())
+        );
+        for secret in ["s3cr3tw3bh00k", "acc3ss", "r3fr3sh", "cl13nts3cr3t"] {
+            assert!(!shown.contains(secret), "{secret} leaked in {shown}");
+        }
+        assert!(shown.contains("acme.bitrix24.de"));
+    }
+
+    #[test]
+    fn malformed_webhook_urls_are_refused_without_echoing_them() {
+        let err = WebhookUrl::parse("not a url s3cr3t").unwrap_err();
+        assert!(!err.to_string().contains("s3cr3t"));
+    }
+
+    #[tokio::test]
+    async fn token_file_round_trips_through_a_durable_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tokens.json");
+        let tokens = TokenFile {
+            access_token: SecretString::new("a"),
+            refresh_token: SecretString::new("r"),
+            expires: Some(1),
+            client_endpoint: "https://p/rest/".into(),
+            server_endpoint: "https://o/rest/".into(),
+            member_id: Some("m".into()),
+        };
+        tokens.save(&path).await.unwrap();
+        assert_eq!(TokenFile::load(&path).await.unwrap(), tokens);
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            1,
+            "no temp file left behind"
+        );
+    }
+}

@@ -275,3 +275,105 @@ fn classify_code(code: &str) -> Option<ErrorKind> {
     };
     Some(kind)
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classification_follows_status_code_and_description() {
+        let cases = [
+            (
+                503,
+                "QUERY_LIMIT_EXCEEDED",
+                "Too many requests",
+                ErrorKind::QueryLimit,
+                true,
+            ),
+            (503, "OVERLOAD_LIMIT", "", ErrorKind::Overload, false),
+            (
+                429,
+                "OPERATION_TIME_LIMIT",
+                "",
+                ErrorKind::OperationTimeLimit,
+                true,
+            ),
+            (429, "", "", ErrorKind::OperationTimeLimit, true),
+            (500, "INTERNAL_SERVER_ERROR", "", ErrorKind::Server, true),
+            (502, "", "", ErrorKind::Server, true),
+            (
+                401,
+                "expired_token",
+                "The access token provided has expired",
+                ErrorKind::ExpiredToken,
+                false,
+            ),
+            (401, "invalid_token", "", ErrorKind::InvalidToken, false),
+            (401, "NO_AUTH_FOUND", "", ErrorKind::Auth, false),
+            (403, "WRONG_AUTH_TYPE", "", ErrorKind::Auth, false),
+            (403, "PORTAL_DELETED", "", ErrorKind::Gone, false),
+            (
+                404,
+                "ERROR_METHOD_NOT_FOUND",
+                "Method not found!",
+                ErrorKind::MethodNotFound,
+                false,
+            ),
+            (
+                400,
+                "",
+                "Call is not found (call should be registered prior to finishing",
+                ErrorKind::CallNotFound,
+                false,
+            ),
+            (
+                400,
+                "ERROR_CORE",
+                "Call is not found (call should be registered prior to finishing)",
+                ErrorKind::CallNotFound,
+                false,
+            ),
+            (
+                400,
+                "",
+                "Call is not found in the statistic table. Finish it first",
+                ErrorKind::Rejected,
+                false,
+            ),
+            (
+                400,
+                "ERROR_CORE",
+                "Unable to set event handler: Handler already binded",
+                ErrorKind::AlreadyBound,
+                false,
+            ),
+            (400, "ERROR_ARGUMENT", "bad", ErrorKind::Rejected, false),
+        ];
+        for (status, code, desc, kind, retry) in cases {
+            let err = BitrixError::api("m", status, code, desc);
+            assert_eq!(err.kind(), Some(kind), "{status} {code:?} {desc:?}");
+            assert_eq!(err.is_retryable(), retry, "{status} {code:?}");
+        }
+    }
+
+    #[test]
+    fn display_names_method_code_and_description() {
+        let e = BitrixError::api(
+            "telephony.externalcall.finish",
+            400,
+            "",
+            "Call is not found",
+        );
+        assert_eq!(
+            e.to_string(),
+            "telephony.externalcall.finish: (no code): Call is not found"
+        );
+        assert!(e.is_call_not_found());
+        let q = BitrixError::api("batch", 503, "QUERY_LIMIT_EXCEEDED", "Too many requests");
+        assert_eq!(
+            q.to_string(),
+            "batch: QUERY_LIMIT_EXCEEDED: Too many requests"
+        );
+    }
+}

@@ -12,6 +12,9 @@ pub use lenient::MapOrEmpty;
 pub use query::to_query;
 pub use telephony::*;
 
+#[cfg(test)]
+mod tests;
+
 use serde::{Deserialize, Serialize, Serializer};
 use serde_json::Value;
 

@@ -235,3 +235,6 @@ pub fn split(answer: BatchResult, methods: &[Method]) -> Vec<Result<Value, Bitri
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests;
