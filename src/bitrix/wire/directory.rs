@@ -32,7 +32,8 @@ pub fn active_users_params(start: u64) -> Value {
     json!({
         "FILTER": { "ACTIVE": true },
         "select": ["ID", "ACTIVE", "UF_PHONE_INNER", "NAME", "LAST_NAME"],
-        "order": { "ID": "ASC" },
+        "sort": "ID",
+        "order": "ASC",
         "start": start,
     })
 }
