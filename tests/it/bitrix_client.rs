@@ -12,7 +12,7 @@ use fsb24::bitrix::{
     AttachMode, AuthSettings, BitrixClient, BitrixError, BitrixSettings, ErrorKind, OAuthSettings,
     RateLimit, SecretString, TokenFile, WebhookUrl, wire::CrmEntityType,
 };
-use fsb24::ids::{BitrixCallId, BitrixUserId, ExternalCallId, PhoneNumber};
+use fsb24::ids::{BitrixUserId, ExternalCallId, PhoneNumber};
 use fsb24::outbox::op::{CallType, FinishCall, RegisterCall};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -401,7 +401,6 @@ async fn retried_finish_reports_call_not_found_for_the_outbox_to_accept() {
             .unwrap(),
         "show after finish is false"
     );
-    let _ = BitrixCallId::new("unused");
 }
 
 /// A `MakeWriter` collecting everything the subscriber writes.
