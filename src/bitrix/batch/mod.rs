@@ -179,9 +179,10 @@ fn merge_users(into: &mut Value, from: &Value) {
 }
 
 /// The name of sub-command `i` in a batch. Never purely numeric: PHP would read a map with
-/// numeric keys as a list.
+/// numeric keys as a list. Zero-padded: the portal runs sub-commands in key order, and the
+/// JSON map is sorted, so `c10` must not sort before `c2` (a `finish` would overtake a `hide`).
 fn name(i: usize) -> String {
-    format!("c{i}")
+    format!("c{i:02}")
 }
 
 /// Builds the `batch` parameters for at most [`BATCH_MAX`] commands (the caller splits).

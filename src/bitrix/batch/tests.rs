@@ -126,11 +126,11 @@ fn batch_commands_are_named_non_numerically_and_query_encoded() {
     };
     let params = build(&[&a, &b]);
     assert_eq!(
-        params.cmd["c0"],
+        params.cmd["c00"],
         "telephony.externalcall.hide?CALL_ID=cid-a&USER_ID[0]=21&USER_ID[1]=22"
     );
     assert_eq!(
-        params.cmd["c1"],
+        params.cmd["c01"],
         "telephony.externalcall.searchCrmEntities?PHONE_NUMBER=%2B4930"
     );
     assert_eq!(serde_json::to_value(&params).unwrap()["halt"], json!(0));
@@ -139,8 +139,8 @@ fn batch_commands_are_named_non_numerically_and_query_encoded() {
 #[test]
 fn batch_answers_split_into_results_and_typed_sub_errors() {
     let answer: BatchResult = serde_json::from_value(json!({
-        "result": { "c0": true, "c2": [] },
-        "result_error": { "c1": { "error": "", "error_description": "Call is not found (call should be registered prior to finishing" } },
+        "result": { "c00": true, "c02": [] },
+        "result_error": { "c01": { "error": "", "error_description": "Call is not found (call should be registered prior to finishing" } },
         "result_total": [], "result_next": [], "result_time": []
     }))
     .unwrap();
@@ -164,11 +164,29 @@ fn batch_answers_split_into_results_and_typed_sub_errors() {
 #[test]
 fn an_all_failed_batch_with_empty_result_array_reports_every_error() {
     let answer: BatchResult = serde_json::from_value(json!({
-        "result": [], "result_error": { "c0": { "error": "QUERY_LIMIT_EXCEEDED", "error_description": "Too many requests" },
-                                         "c1": { "error": "ERROR_ARGUMENT", "error_description": "bad" } }
+        "result": [], "result_error": { "c00": { "error": "QUERY_LIMIT_EXCEEDED", "error_description": "Too many requests" },
+                                         "c01": { "error": "ERROR_ARGUMENT", "error_description": "bad" } }
     }))
     .unwrap();
     let out = split(answer, &[Method::Show, Method::Hide]);
     assert!(out[0].as_ref().unwrap_err().is_retryable());
     assert!(!out[1].as_ref().unwrap_err().is_retryable());
+}
+
+// Regression: with keys `c0..c49` the sorted JSON map put `c10` before `c2`, so the portal ran a
+// call's `finish` before its `hide` in batches of more than ten commands.
+#[test]
+fn batch_command_names_sort_in_send_order() {
+    let commands: Vec<Command> = (0..BATCH_MAX)
+        .map(|i| finish(&format!("call{i}")))
+        .collect();
+    let refs: Vec<&Command> = commands.iter().collect();
+    let params = build(&refs);
+    let names: Vec<&String> = params.cmd.keys().collect();
+    let mut sorted = names.clone();
+    sorted.sort();
+    assert_eq!(names, sorted);
+    assert_eq!(names.first().map(|s| s.as_str()), Some("c00"));
+    assert_eq!(names.get(10).map(|s| s.as_str()), Some("c10"));
+    assert!(params.cmd["c02"].contains("call2"));
 }
