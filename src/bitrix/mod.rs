@@ -6,6 +6,7 @@
 pub mod auth;
 pub mod batch;
 mod client;
+mod deliver;
 mod dispatcher;
 pub mod error;
 pub mod limiter;

@@ -82,6 +82,11 @@ validated!(
     Name, "name", 64, word_char
 );
 validated!(
+    /// A complete endpoint rendered from the configured dial template (`user/1001@pbx`,
+    /// `sofia/internal/1001%pbx`): no `,` `|` `{` `[` quotes or spaces, so it stays one leg.
+    DialTarget, "dial target", 256, |c| c.is_ascii_alphanumeric() || "/@._:-+=;%".contains(c)
+);
+validated!(
     /// A channel variable name.
     VarName, "variable name", 64, |c| c.is_ascii_alphanumeric() || c == '_'
 );
@@ -156,6 +161,8 @@ pub enum Endpoint {
         /// Host (and port) to send the INVITE to.
         host: Domain,
     },
+    /// An endpoint rendered from the configured dial template.
+    Target(DialTarget),
 }
 
 impl fmt::Display for Endpoint {
@@ -168,6 +175,7 @@ impl fmt::Display for Endpoint {
                 number,
                 host,
             } => write!(f, "sofia/{profile}/{number}@{host}"),
+            Self::Target(target) => f.write_str(target.as_str()),
         }
     }
 }

@@ -15,7 +15,7 @@ pub mod switch_event;
 
 pub use bridge::{BridgeResult, Disposition};
 pub use command::{
-    CommandError, DialLeg, DialString, Domain, Endpoint, Extension, MediaPath, Name,
+    CommandError, DialLeg, DialString, DialTarget, Domain, Endpoint, Extension, MediaPath, Name,
     OriginateRequest, OriginateThen, VarName, VarSet, VarValue,
 };
 pub use error::EslError;

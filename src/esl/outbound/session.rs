@@ -41,6 +41,11 @@ impl SessionHandle {
         self.execute("answer", None).await
     }
 
+    /// Signals ringing to the caller (`ring_ready`, SIP 180) without answering.
+    pub async fn ring_ready(&self) -> Result<ExecId, EslError> {
+        self.execute("ring_ready", None).await
+    }
+
     /// Sets several channel variables with one `multiset`.
     pub async fn set_vars(&self, vars: &VarSet) -> Result<ExecId, EslError> {
         self.execute("multiset", Some(&vars.multiset_arg())).await
