@@ -1,0 +1,270 @@
+//! The real [`Effects`] of a call: its own outbound ESL session, the queue actor, the durable
+//! outbox and (for lookups only) the Bitrix24 client. Every method returns as soon as the switch,
+//! the actor or the store has accepted the request; results come back as events.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::bitrix::BitrixClient;
+use crate::bitrix::wire::CrmEntityType;
+use crate::call::machine::{BridgeLeg, Pick};
+use crate::call::status::Cause;
+use crate::call::task::{EffectError, Effects};
+use crate::config::DialConfig;
+use crate::esl::{
+    DialLeg, DialString, DialTarget, Endpoint, EslError, HangupCause, MediaPath, SessionHandle,
+    VarSet,
+};
+use crate::ids::{AgentId, BitrixUserId, ExecId, ExternalCallId, LegId, PhoneNumber};
+use crate::outbox::Outbox;
+use crate::outbox::op::{BitrixWrite, CallWrite};
+use crate::queue::{AgentInfo, Outcome, QueueHandle};
+
+/// Turns an agent extension into a dial-string endpoint with the configured template.
+#[derive(Debug, Clone)]
+pub struct Dialer {
+    dial: DialConfig,
+}
+
+impl Dialer {
+    /// From `[esl.dial]`.
+    pub fn new(dial: DialConfig) -> Self {
+        Self { dial }
+    }
+
+    /// The endpoint for `extension` (already validated by the config).
+    pub fn endpoint(&self, extension: &str) -> Result<Endpoint, EffectError> {
+        let domain = self.dial.domain.as_deref().unwrap_or_default();
+        let rendered = self.dial.template.render(extension, domain);
+        DialTarget::parse(&rendered)
+            .map(Endpoint::Target)
+            .map_err(|e| esl_error("bridge", e))
+    }
+}
+
+/// Shared, per-process parts of every call's effects.
+#[derive(Clone)]
+pub struct CallServices {
+    /// The queue actor.
+    pub queue: QueueHandle,
+    /// The durable outbox.
+    pub outbox: Outbox,
+    /// The Bitrix24 client, for the responsible-manager lookup.
+    pub bitrix: BitrixClient,
+    /// How agents are dialled.
+    pub dialer: Dialer,
+    /// Bitrix24 user -> agent, for the responsible-manager lookup.
+    pub agents_by_user: Arc<HashMap<BitrixUserId, AgentId>>,
+}
+
+/// One call's effects.
+pub struct CallEffects {
+    session: SessionHandle,
+    call: ExternalCallId,
+    services: CallServices,
+}
+
+impl CallEffects {
+    /// Effects of the call `call` (its EXTERNAL_CALL_ID) on `session`.
+    pub fn new(session: SessionHandle, call: ExternalCallId, services: CallServices) -> Self {
+        Self {
+            session,
+            call,
+            services,
+        }
+    }
+
+    async fn crm_owner(&self) -> Result<Option<(BitrixUserId, AgentId)>, EffectError> {
+        let registered = self
+            .services
+            .outbox
+            .register_result(&self.call)
+            .await
+            .map_err(|e| EffectError::Lookup {
+                reason: e.to_string(),
+            })?;
+        let Some(crm) = registered.crm else {
+            return Ok(None);
+        };
+        let Some(kind) = CrmEntityType::parse(&crm.entity_type) else {
+            return Ok(None);
+        };
+        let owner = self
+            .services
+            .bitrix
+            .crm_entity(kind, crm.entity_id)
+            .await
+            .map_err(|e| EffectError::Lookup {
+                reason: e.to_string(),
+            })?;
+        Ok(owner.and_then(|user| {
+            self.services
+                .agents_by_user
+                .get(&user)
+                .map(|a| (user, a.clone()))
+        }))
+    }
+}
+
+fn esl_error(command: &'static str, err: impl std::fmt::Display) -> EffectError {
+    EffectError::Esl {
+        command,
+        reason: err.to_string(),
+    }
+}
+
+fn cause(command: &'static str, cause: &Cause) -> Result<HangupCause, EffectError> {
+    cause
+        .as_str()
+        .parse()
+        .map_err(|_| esl_error(command, format!("unknown cause {}", cause.as_str())))
+}
+
+fn done<T>(command: &'static str, result: Result<T, EslError>) -> Result<(), EffectError> {
+    result.map(drop).map_err(|e| esl_error(command, e))
+}
+
+/// Whole seconds for FreeSWITCH's `leg_timeout`, rounded up so the net never fires first.
+fn whole_secs(d: Duration) -> u32 {
+    u32::try_from(d.as_secs() + u64::from(d.subsec_nanos() > 0)).unwrap_or(u32::MAX)
+}
+
+impl Effects for CallEffects {
+    async fn set_vars(&self, vars: Vec<(String, String)>) -> Result<(), EffectError> {
+        let mut set = VarSet::new();
+        for (name, value) in &vars {
+            set = set
+                .with(name, value)
+                .map_err(|e| esl_error("multiset", e))?;
+        }
+        done("multiset", self.session.set_vars(&set).await)
+    }
+
+    async fn answer(&self) -> Result<(), EffectError> {
+        done("answer", self.session.answer().await)
+    }
+
+    async fn ring_ready(&self) -> Result<(), EffectError> {
+        done("ring_ready", self.session.ring_ready().await)
+    }
+
+    async fn bridge(
+        &self,
+        exec: ExecId,
+        legs: Vec<BridgeLeg>,
+        simultaneous: bool,
+        leg_timeout: Duration,
+    ) -> Result<(), EffectError> {
+        let mut dial_legs = Vec::with_capacity(legs.len());
+        for leg in legs {
+            let endpoint = self.services.dialer.endpoint(&leg.extension)?;
+            let dial = DialLeg::new(leg.leg, endpoint).map_err(|e| esl_error("bridge", e))?;
+            dial_legs.push(dial.leg_timeout(whole_secs(leg_timeout)));
+        }
+        let dial = if simultaneous {
+            DialString::simultaneous(dial_legs).map_err(|e| esl_error("bridge", e))?
+        } else {
+            let first = dial_legs
+                .into_iter()
+                .next()
+                .ok_or_else(|| esl_error("bridge", "no leg"))?;
+            DialString::single(first)
+        };
+        done("bridge", self.session.bridge(exec, &dial).await)
+    }
+
+    async fn kill_leg(&self, leg: LegId, why: Cause) -> Result<(), EffectError> {
+        let why = cause("uuid_kill", &why)?;
+        done("uuid_kill", self.session.kill_leg(&leg, why).await)
+    }
+
+    async fn record(&self, path: PathBuf) -> Result<(), EffectError> {
+        let text = path.to_string_lossy();
+        let media = MediaPath::parse(&text).map_err(|e| esl_error("record_session", e))?;
+        if let Some(dir) = path.parent() {
+            // FreeSWITCH does not create directories; a missing one loses the recording.
+            if let Err(e) = tokio::fs::create_dir_all(dir).await {
+                tracing::warn!(
+                    error = &e as &dyn std::error::Error,
+                    "cannot create recording directory"
+                );
+            }
+        }
+        done("record_session", self.session.record_session(&media).await)
+    }
+
+    async fn hangup(&self, why: Cause) -> Result<(), EffectError> {
+        let why = cause("hangup", &why)?;
+        done("hangup", self.session.hangup(why).await)
+    }
+
+    async fn exit(&self) -> Result<(), EffectError> {
+        done("exit", self.session.exit().await)
+    }
+
+    async fn request_agents(&self, pick: Pick) -> Result<Vec<AgentInfo>, EffectError> {
+        let queue = &self.services.queue;
+        let answer = match pick {
+            Pick::Queue {
+                queue: name,
+                exclude,
+                all,
+            } => {
+                queue
+                    .next_agents(&name, &exclude, if all { usize::MAX } else { 1 })
+                    .await
+            }
+            Pick::Agent(agent) => queue.reserve(&agent).await.map(|a| a.into_iter().collect()),
+        };
+        answer.map_err(|e| EffectError::Queue {
+            request: "next_agents",
+            reason: e.to_string(),
+        })
+    }
+
+    async fn release_agent(&self, agent: AgentId, outcome: Outcome) -> Result<(), EffectError> {
+        self.services
+            .queue
+            .release(&agent, outcome)
+            .await
+            .map(drop)
+            .map_err(|e| EffectError::Queue {
+                request: "release",
+                reason: e.to_string(),
+            })
+    }
+
+    async fn card(&self, write: BitrixWrite) -> Result<(), EffectError> {
+        let method = match &write {
+            BitrixWrite::Register(_) => "register",
+            BitrixWrite::Adopt { .. } => "adopt",
+            BitrixWrite::Show { .. } => "show",
+            BitrixWrite::Hide { .. } => "hide",
+            BitrixWrite::Finish(_) => "finish",
+            BitrixWrite::AttachRecord { .. } => "attachRecord",
+        };
+        self.services
+            .outbox
+            .push(CallWrite {
+                call: self.call.clone(),
+                write,
+            })
+            .await
+            .map(drop)
+            .map_err(|e| EffectError::Outbox {
+                method,
+                reason: e.to_string(),
+            })
+    }
+
+    async fn lookup(
+        &self,
+        _phone: PhoneNumber,
+    ) -> Result<Option<(BitrixUserId, AgentId)>, EffectError> {
+        // The register (SHOW=0) already searched the CRM by this number; its binding names the
+        // entity whose responsible user we ring.
+        self.crm_owner().await
+    }
+}
