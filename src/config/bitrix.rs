@@ -109,7 +109,7 @@ fn webhook_url(p: &mut Problems, raw: Option<Secret>) -> Option<Secret> {
     let segments: Vec<&str> = parsed.path().split('/').filter(|s| !s.is_empty()).collect();
     let shaped = matches!(segments.as_slice(), ["rest", user, token]
         if user.chars().all(|c| c.is_ascii_digit()) && !token.is_empty());
-    if parsed.scheme() != "https" || parsed.host_str().is_none() {
+    if !secure_or_loopback(&parsed) {
         p.push(key, "must be an https:// URL (Bitrix24 refuses plain http)");
     } else if !shaped || parsed.query().is_some() {
         p.push(
@@ -124,13 +124,24 @@ fn webhook_url(p: &mut Problems, raw: Option<Secret>) -> Option<Secret> {
     Some(Secret::new(normalised))
 }
 
+/// `https://`, or plain `http://` to this machine only (a local test portal or TLS proxy).
+fn secure_or_loopback(url: &Url) -> bool {
+    match (url.scheme(), url.host()) {
+        ("https", Some(_)) => true,
+        ("http", Some(url::Host::Ipv4(ip))) => ip.is_loopback(),
+        ("http", Some(url::Host::Ipv6(ip))) => ip.is_loopback(),
+        ("http", Some(url::Host::Domain(d))) => d == "localhost",
+        _ => false,
+    }
+}
+
 fn rest_base(p: &mut Problems, key: &str, raw: &str) -> Option<Url> {
     let mut text = raw.trim().to_owned();
     if !text.ends_with('/') {
         text.push('/');
     }
     match Url::parse(&text) {
-        Ok(url) if url.scheme() == "https" && url.host_str().is_some() => Some(url),
+        Ok(url) if secure_or_loopback(&url) => Some(url),
         Ok(_) => {
             p.push(key, format!("{raw:?} must be an https:// URL"));
             None
