@@ -2,40 +2,94 @@
 //! task tracker, and reloads the config file on SIGHUP. Signals for shutdown arrive as a future
 //! from `main` (tests pass a oneshot), so nothing here waits on SIGTERM/SIGINT itself.
 
+mod build;
+
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use anyhow::Context;
+use tokio::net::TcpListener;
 use tokio::signal::unix::{SignalKind, signal};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::{error, info, warn};
+use tracing::{Instrument, error, info, info_span, warn};
 
+use crate::bitrix::BitrixClient;
+use crate::call::effects::{CallEffects, CallServices, Dialer};
+use crate::call::machine::{Call, CallInfo};
+use crate::call::route::{self, Arrival};
+use crate::call::task::{self, MapCtx};
 use crate::config::{Config, ConfigError, ConfigErrors};
+use crate::esl::{InboundClient, IncomingCall, OutboundServer, Presence};
+use crate::http::{ClickToCall, EventEndpoint};
+use crate::outbox::{self, Outbox};
+use crate::queue::QueueHandle;
+
+/// Sockets the app serves on, bound before it starts (tests bind `127.0.0.1:0`).
+#[derive(Debug)]
+pub struct Listeners {
+    /// Where FreeSWITCH's `socket` app connects.
+    pub esl: TcpListener,
+    /// The Bitrix24 event endpoint, when `[http]` is configured.
+    pub http: Option<TcpListener>,
+}
+
+impl Listeners {
+    /// Binds the addresses of the config.
+    pub async fn bind(config: &Config) -> anyhow::Result<Self> {
+        let esl = TcpListener::bind(config.esl.listen)
+            .await
+            .with_context(|| format!("binding esl.listen {}", config.esl.listen))?;
+        let http = match &config.http {
+            Some(http) => Some(
+                TcpListener::bind(http.listen)
+                    .await
+                    .with_context(|| format!("binding http.listen {}", http.listen))?,
+            ),
+            None => None,
+        };
+        Ok(Self { esl, http })
+    }
+}
 
 /// Runs fsb24 until `shutdown` completes, then stops every task within `config.shutdown_grace`.
+pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+    let listeners = Listeners::bind(&config).await?;
+    run_with(config, listeners, shutdown).await
+}
+
+/// [`run`] on listeners bound by the caller.
 ///
 /// Shutdown order: the token is cancelled (listeners stop accepting, calls get their shutdown
-/// input, the outbox worker finishes its current request), then tracked tasks are awaited up to
-/// the grace period; whatever is still running then is logged and abandoned.
-pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+/// input, the outbox worker abandons its current request, which stays durable), then tracked
+/// tasks are awaited up to the grace period; whatever is still running then is logged.
+pub async fn run_with(
+    config: Config,
+    listeners: Listeners,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
     let token = CancellationToken::new();
     let tracker = TaskTracker::new();
     let grace = config.shutdown_grace;
     let source = config.source.clone();
-    // Components that can follow config changes subscribe to this (`config_updates.clone()`).
+    let services = start_services(&config, &tracker, &token).await?;
     let (config_tx, config_updates) = watch::channel(Arc::new(config));
 
-    // === Extension points (wired by the lead) ===
-    // Each component gets `token.child_token()`, spawns only through `tracker`, and reads its
-    // section from `config_updates.borrow()`:
-    //   - outbox store + worker (`config.outbox`, `config.bitrix`)
-    //   - esl inbound connection and presence (`config.esl.inbound`)
-    //   - esl outbound listener (`config.esl.listen`) handing calls to per-call tasks and queues
-    //   - http event endpoint (`config.http`) for click-to-call
-    let _ = &config_updates;
-
+    let (calls_tx, calls_rx) = mpsc::channel(256);
+    let outbound = OutboundServer::new(listeners.esl, build::outbound(&config_updates.borrow()));
+    tracker.spawn(outbound.run(calls_tx, token.child_token(), tracker.clone()));
+    tracker.spawn(dispatch_calls(
+        calls_rx,
+        config_updates.clone(),
+        services.clone(),
+        token.child_token(),
+        tracker.clone(),
+    ));
+    if let Some(listener) = listeners.http {
+        serve_events(listener, &config_updates.borrow(), &tracker, &token)?;
+    }
     if let Some(path) = source {
         tracker.spawn(reload_on_sighup(path, config_tx, token.child_token()));
     }
@@ -52,6 +106,167 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     }
     info!("stopped");
     Ok(())
+}
+
+/// Outbox + worker, Bitrix24 client, ESL inbound + presence, queue actor.
+async fn start_services(
+    config: &Config,
+    tracker: &TaskTracker,
+    token: &CancellationToken,
+) -> anyhow::Result<CallServices> {
+    let outbox = Outbox::open(&config.outbox.path)
+        .await
+        .with_context(|| format!("opening the outbox {}", config.outbox.path.display()))?;
+    let bitrix = BitrixClient::start(build::bitrix(config)?, tracker, token.child_token())
+        .await
+        .context("starting the Bitrix24 client")?;
+    tracker.spawn(outbox::worker::run(
+        outbox.clone(),
+        Arc::new(bitrix.clone()),
+        build::worker(config),
+        token.child_token(),
+    ));
+    let presence = Presence::new(
+        config
+            .agents
+            .iter()
+            .map(|a| a.extension.as_str().to_owned()),
+    );
+    let _inbound = InboundClient::spawn(
+        build::inbound(config)?,
+        presence.clone(),
+        token.child_token(),
+        tracker,
+    );
+    let queue = QueueHandle::spawn(
+        build::policy(config)?,
+        Arc::new(presence),
+        tracker,
+        token.child_token(),
+    );
+    Ok(CallServices {
+        queue,
+        outbox,
+        bitrix,
+        dialer: Dialer::new(config.esl.dial.clone()),
+        agents_by_user: build::agents_by_user(config),
+    })
+}
+
+/// Routes every call FreeSWITCH hands over and runs it in its own task.
+async fn dispatch_calls(
+    mut calls: mpsc::Receiver<IncomingCall>,
+    config: watch::Receiver<Arc<Config>>,
+    services: CallServices,
+    token: CancellationToken,
+    tracker: TaskTracker,
+) {
+    loop {
+        let incoming = tokio::select! {
+            () = token.cancelled() => return,
+            incoming = calls.recv() => match incoming { Some(c) => c, None => return },
+        };
+        // The config current at arrival: a reload changes new calls only.
+        let current = Arc::clone(&config.borrow());
+        start_call(incoming, &current, &services, &token, &tracker).await;
+    }
+}
+
+async fn start_call(
+    incoming: IncomingCall,
+    config: &Config,
+    services: &CallServices,
+    token: &CancellationToken,
+    tracker: &TaskTracker,
+) {
+    let IncomingCall {
+        info,
+        session,
+        events,
+    } = incoming;
+    let arrival = Arrival {
+        destination: info.destination_number.as_deref().unwrap_or_default(),
+        socket_path: info.socket_path.as_deref(),
+        variables: &info.variables,
+        caller_number: info.caller_id_number.as_deref().unwrap_or_default(),
+        created_at: info.created_at,
+    };
+    let Some(resolved) = route::resolve(config, &arrival) else {
+        // Not ours: hand the call back to the dialplan (we sent `resume`), which runs its fallback.
+        warn!(channel = %info.channel, destination = arrival.destination, "no route matches; call handed back");
+        if let Err(e) = session.exit().await {
+            warn!(
+                error = &e as &dyn std::error::Error,
+                "exit after no route failed"
+            );
+        }
+        return;
+    };
+    let channel = info.channel.clone();
+    let call_key = outbox::external_call_id(&channel, 0);
+    let call = Call::new(
+        resolved.settings,
+        CallInfo {
+            channel: channel.clone(),
+        },
+        tokio::time::Instant::now(),
+    );
+    let fx = CallEffects::new(session, call_key, services.clone());
+    let ctx = MapCtx {
+        extensions: build::extensions(config),
+    };
+    let span = info_span!("dispatch", channel = %channel);
+    tracker.spawn(
+        task::run(
+            channel,
+            call,
+            resolved.start,
+            events,
+            ctx,
+            fx,
+            token.child_token(),
+        )
+        .instrument(span),
+    );
+}
+
+/// The Bitrix24 event endpoint. Click-to-call requests are accepted and logged; dialling them
+/// is wired by [`crate::call`]'s click-to-call flow when present.
+fn serve_events(
+    listener: TcpListener,
+    config: &Config,
+    tracker: &TaskTracker,
+    token: &CancellationToken,
+) -> anyhow::Result<()> {
+    let (Some(http), Some(app_token)) = (&config.http, &config.bitrix.application_token) else {
+        return Ok(());
+    };
+    let (click_tx, click_rx) = mpsc::channel::<ClickToCall>(64);
+    let endpoint = EventEndpoint::new(Arc::from(app_token.expose()), click_tx);
+    let router = endpoint.router(&http.path);
+    let stop = token.child_token();
+    tracker.spawn(async move {
+        let served = axum::serve(listener, router)
+            .with_graceful_shutdown(stop.cancelled_owned())
+            .await;
+        if let Err(e) = served {
+            error!(error = &e as &dyn std::error::Error, "http endpoint failed");
+        }
+    });
+    tracker.spawn(drain_clicks(click_rx, token.child_token()));
+    Ok(())
+}
+
+async fn drain_clicks(mut rx: mpsc::Receiver<ClickToCall>, token: CancellationToken) {
+    loop {
+        tokio::select! {
+            () = token.cancelled() => return,
+            click = rx.recv() => match click {
+                Some(click) => info!(call = %click.call_id, user = %click.user, "click-to-call received"),
+                None => return,
+            },
+        }
+    }
 }
 
 /// Reads and validates the config file at `path` without blocking the runtime.
@@ -109,19 +324,32 @@ async fn reload_on_sighup(
 mod tests {
     use super::*;
 
-    const MINIMAL: &str = r#"
+    /// A config that binds nothing fixed and keeps its outbox in `dir`.
+    fn minimal(dir: &Path) -> String {
+        format!(
+            r#"
         shutdown_grace = "1s"
+        [esl]
+        listen = "127.0.0.1:0"
         [esl.inbound]
+        host = "127.0.0.1"
+        port = 1
         password = "pw"
         [esl.dial]
-        template = "user/{extension}"
+        template = "user/{{extension}}"
         [bitrix.auth.webhook]
         url = "https://example.bitrix24.de/rest/1/abc/"
-    "#;
+        [outbox]
+        path = "{}"
+    "#,
+            dir.join("outbox.db").display()
+        )
+    }
 
     #[tokio::test]
     async fn run_returns_once_the_shutdown_future_completes() {
-        let config = Config::from_toml_str(MINIMAL).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let config = Config::from_toml_str(&minimal(dir.path())).unwrap();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let app = tokio::spawn(run(config, async move {
             let _ = rx.await;
@@ -136,7 +364,7 @@ mod tests {
         // The SIGHUP watcher is a tracked task; run() only returns early if it saw the token.
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("fsb24.toml");
-        tokio::fs::write(&path, MINIMAL.replace("\"1s\"", "\"30s\""))
+        tokio::fs::write(&path, minimal(dir.path()).replace("\"1s\"", "\"30s\""))
             .await
             .unwrap();
         let config = read_config(&path).await.unwrap();
@@ -158,7 +386,7 @@ mod tests {
     async fn read_config_remembers_where_the_config_came_from() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("fsb24.toml");
-        tokio::fs::write(&path, MINIMAL).await.unwrap();
+        tokio::fs::write(&path, minimal(dir.path())).await.unwrap();
         let config = read_config(&path).await.unwrap();
         assert_eq!(config.source.as_deref(), Some(path.as_path()));
     }

@@ -43,11 +43,9 @@ impl EventEndpoint {
         }
     }
 
-    /// The axum router: `POST /bitrix/event`.
-    pub fn router(self) -> Router {
-        Router::new()
-            .route("/bitrix/event", post(handle))
-            .with_state(self)
+    /// The axum router: `POST <path>` (the handler URL given to `event.bind`).
+    pub fn router(self, path: &str) -> Router {
+        Router::new().route(path, post(handle)).with_state(self)
     }
 
     /// True the first time a `CALL_ID` is seen within [`DEDUP_WINDOW`].

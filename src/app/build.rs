@@ -1,0 +1,140 @@
+//! Config sections -> component settings (plain mapping, no IO).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use anyhow::Context;
+
+use crate::bitrix::{
+    AuthSettings, BitrixSettings, OAuthSettings, RateLimit, SecretString, WebhookUrl,
+};
+use crate::call::machine::Transferee;
+use crate::call::route::{agent_info, matched_variables};
+use crate::config::{BitrixAuth, Config};
+use crate::esl::{Backoff, Domain, InboundOptions, OutboundOptions};
+use crate::ids::{AgentId, BitrixUserId};
+use crate::outbox::deliver::Backoff as RetryBackoff;
+use crate::outbox::worker::WorkerConfig;
+use crate::queue::{Order, Policy, QueueSettings, Rules};
+
+/// The Bitrix24 client's settings.
+pub fn bitrix(config: &Config) -> anyhow::Result<BitrixSettings> {
+    let auth = match &config.bitrix.auth {
+        BitrixAuth::Webhook { url } => AuthSettings::Webhook(
+            WebhookUrl::parse(url.expose()).context("bitrix.auth.webhook.url")?,
+        ),
+        BitrixAuth::OAuth(o) => AuthSettings::OAuth(OAuthSettings {
+            client_id: o.client_id.clone(),
+            client_secret: SecretString::new(o.client_secret.expose()),
+            token_file: o.token_file.clone(),
+        }),
+    };
+    let mut settings = BitrixSettings::new(auth);
+    settings.rate = RateLimit {
+        per_second: f64::from(config.bitrix.rate.per_second),
+        burst: config.bitrix.rate.burst,
+    };
+    settings.batch_window =
+        (!config.bitrix.batch_window.is_zero()).then_some(config.bitrix.batch_window);
+    settings.request_timeout = config.bitrix.request_timeout;
+    settings.inline_record_max = config.recording.inline_max_bytes;
+    Ok(settings)
+}
+
+/// The outbox worker's settings.
+pub fn worker(config: &Config) -> WorkerConfig {
+    WorkerConfig {
+        backoff: RetryBackoff {
+            base: config.outbox.retry_min,
+            max: config.outbox.retry_max,
+            jitter: 0.5,
+        },
+        prune_after: config.outbox.prune_after,
+        ..WorkerConfig::default()
+    }
+}
+
+/// The outbound listener's settings.
+pub fn outbound(config: &Config) -> OutboundOptions {
+    OutboundOptions {
+        handshake_timeout: config.esl.handshake_timeout,
+        command_timeout: config.esl.command_timeout,
+        linger: Some(config.esl.linger),
+        variables: matched_variables(config),
+        ..OutboundOptions::default()
+    }
+}
+
+/// The inbound connection's settings.
+pub fn inbound(config: &Config) -> anyhow::Result<InboundOptions> {
+    let inbound = &config.esl.inbound;
+    let domain = config.esl.dial.domain.as_deref().unwrap_or(&inbound.host);
+    Ok(InboundOptions {
+        host: inbound.host.clone(),
+        port: inbound.port,
+        password: inbound.password.expose().to_owned(),
+        connect_timeout: config.esl.handshake_timeout,
+        command_timeout: config.esl.command_timeout,
+        job_timeout: config.click_to_call.originate_timeout + config.esl.command_timeout,
+        backoff: Backoff {
+            initial: inbound.reconnect_min,
+            max: inbound.reconnect_max,
+            jitter: 0.2,
+        },
+        liveness_timeout: std::time::Duration::from_secs(60),
+        domain: Domain::parse(domain).context("esl.dial.domain")?,
+        event_capacity: 1024,
+    })
+}
+
+/// The queue policy: every agent and queue of the config.
+pub fn policy(config: &Config) -> anyhow::Result<Policy> {
+    let agents = config.agents.iter().map(agent_info).collect();
+    let queues = config
+        .queues
+        .iter()
+        .map(|q| QueueSettings {
+            name: q.name.clone(),
+            agents: q.agents.clone(),
+            order: Order::ListOrder,
+            rules: Rules {
+                allow_busy_agents: q.allow_busy_agents,
+                wrap_up: q.wrap_up,
+                busy_cooldown: q.cooldown_busy,
+                reject_cooldown: q.cooldown_reject,
+                no_answer_cooldown: q.cooldown_no_answer,
+                max_no_answer: q.max_no_answer,
+                no_answer_pause: q.no_answer_pause,
+            },
+        })
+        .collect();
+    Policy::new(agents, queues, Rules::default()).context("building the queue policy")
+}
+
+/// Extension -> who is behind it (transfer destinations).
+pub fn extensions(config: &Config) -> Arc<HashMap<String, Transferee>> {
+    Arc::new(
+        config
+            .agents
+            .iter()
+            .map(|a| {
+                let who = Transferee {
+                    agent: Some(a.id.clone()),
+                    user: a.bitrix_user,
+                };
+                (a.extension.as_str().to_owned(), who)
+            })
+            .collect(),
+    )
+}
+
+/// Bitrix24 user -> agent (responsible-manager routing).
+pub fn agents_by_user(config: &Config) -> Arc<HashMap<BitrixUserId, AgentId>> {
+    Arc::new(
+        config
+            .agents
+            .iter()
+            .map(|a| (a.bitrix_user, a.id.clone()))
+            .collect(),
+    )
+}
