@@ -331,6 +331,7 @@ mod tests {
         shutdown_grace = "1s"
         [esl]
         listen = "127.0.0.1:0"
+        handshake_timeout = "500ms"
         [esl.inbound]
         host = "127.0.0.1"
         port = 1
