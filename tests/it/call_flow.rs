@@ -1,1 +1,63 @@
-//! TODO(owner): module doc.
+//! Calls end to end: the FreeSWITCH peer offers calls to fsb24, phones ring, answer or fail, and
+//! the Bitrix24 peer's card timeline shows who saw which card when.
+
+use std::time::Duration;
+
+use crate::support::app::World;
+use crate::support::esl_peer::caller::CallSpec;
+
+const EMPLOYEE_ROUTE: &str = r#"
+[[routes]]
+destination = "9001"
+target = { agent = "1001" }
+"#;
+
+fn spec(destination: &str) -> CallSpec {
+    CallSpec {
+        caller: "+79991234567".into(),
+        destination: destination.into(),
+        ..CallSpec::default()
+    }
+}
+
+#[tokio::test]
+async fn an_employee_call_shows_the_card_while_ringing_and_talking_then_finishes_with_the_recording()
+ {
+    let w = World::start(&[("1001", 11)], EMPLOYEE_ROUTE).await;
+    w.fs.phone("1001")
+        .answers_then_hangs_up(Duration::from_millis(500), Duration::from_secs(2));
+    let caller = w.fs.offer_call(w.app.esl_addr, spec("9001")).await.unwrap();
+    let external = format!("fs-{}", caller.uuid);
+
+    let call =
+        w.bx.wait_for_value("the call is finished with its recording", |s| {
+            let call = s
+                .calls
+                .iter()
+                .find(|c| c.external_call_id.as_deref() == Some(external.as_str()))?;
+            call.finished.as_ref()?;
+            s.records
+                .iter()
+                .any(|r| r.call_id == call.call_id)
+                .then(|| call.clone())
+        })
+        .await;
+    assert_eq!((call.user_id, call.call_type, call.show), (11, 2, true));
+    assert_eq!(call.phone, "+79991234567");
+    assert_eq!(call.line.as_deref(), Some("74951234567"));
+    let finish = call.finished.clone().unwrap();
+    assert_eq!((finish.user_id, finish.status_code.as_str()), (11, "200"));
+    assert_eq!(finish.duration, 2, "DURATION is the talk time");
+
+    // One card, for the employee, from the register until the finish.
+    let timeline = w.bx.timeline(&call.call_id);
+    assert_eq!(timeline.len(), 1, "{timeline:?}");
+    assert_eq!(timeline[0].user, 11);
+    assert_eq!(timeline[0].to, Some(finish.at));
+
+    // The attached recording is the file FreeSWITCH wrote.
+    let stored = w.bx.record_of(&call.call_id).unwrap();
+    let file = std::fs::read(w.recordings().join(format!("{}.wav", caller.uuid))).unwrap();
+    assert_eq!(stored.bytes, file);
+    w.app.shutdown().await;
+}

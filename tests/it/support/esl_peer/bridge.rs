@@ -142,6 +142,10 @@ async fn ring_group(
                 record(sw, a, &l.uuid, "LOSE_RACE");
             }
             record(sw, a, &w, "NONE");
+            // The bridge answers a caller that was only ringing (SIP 200 towards the caller).
+            if let Some(a) = a {
+                sw.answer(a);
+            }
             return Some(RingResult::Won(w, rx));
         }
     }

@@ -310,6 +310,28 @@ impl Switch {
 
     /// CALLSTATE HANGUP, STATE CS_REPORTING, CHANNEL_HANGUP_COMPLETE, then removal.
     pub fn complete_channel(&self, uuid: &str) {
+        // The CDR variables FreeSWITCH sets in the reporting state, on whole epoch seconds for
+        // `billsec`/`duration` (esl-protocol.md §8.3) and milliseconds for `billmsec`.
+        self.with_channel(uuid, |c| {
+            let end = c.hangup_us.max(c.created_us);
+            let (answered, end_s) = (c.answered_us, end / 1_000_000);
+            let billsec = if answered > 0 {
+                end_s - answered / 1_000_000
+            } else {
+                0
+            };
+            let billmsec = if answered > 0 {
+                (end - answered) / 1000
+            } else {
+                0
+            };
+            c.set_var("duration", &(end_s - c.created_us / 1_000_000).to_string());
+            c.set_var("billsec", &billsec.to_string());
+            c.set_var("billmsec", &billmsec.to_string());
+            if let Some(cause) = c.hangup_cause.clone() {
+                c.set_var("hangup_cause", &cause);
+            }
+        });
         self.with_channel(uuid, |c| c.call_state = "HANGUP");
         self.fire_channel(uuid, "CHANNEL_CALLSTATE", &[]);
         self.with_channel(uuid, |c| c.state = "CS_REPORTING");
