@@ -5,7 +5,9 @@ mod support;
 
 mod bitrix_client;
 mod bitrix_methods;
+mod call_cases;
 mod call_flow;
+mod call_queue;
 mod cli;
 mod config_files;
 mod dialplan;
