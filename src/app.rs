@@ -92,6 +92,11 @@ pub async fn run_with(
     }
     if let Some(path) = source {
         tracker.spawn(reload_on_sighup(path, config_tx, token.child_token()));
+        tracker.spawn(follow_reloads(
+            config_updates.clone(),
+            services.queue.clone(),
+            token.child_token(),
+        ));
     }
     info!("fsb24 running");
     shutdown.await;
@@ -151,6 +156,30 @@ async fn start_services(
         dialer: Dialer::new(config.esl.dial.clone()),
         agents_by_user: build::agents_by_user(config),
     })
+}
+
+/// Hands each reloaded config's queues and agents to the queue actor. Routes and timings need
+/// nothing: every new call resolves against the current config.
+async fn follow_reloads(
+    mut config: watch::Receiver<Arc<Config>>,
+    queue: QueueHandle,
+    token: CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            () = token.cancelled() => return,
+            changed = config.changed() => if changed.is_err() { return },
+        }
+        let current = Arc::clone(&config.borrow_and_update());
+        match build::policy(&current) {
+            Ok(policy) => {
+                if let Err(e) = queue.reconfigure(policy).await {
+                    warn!(error = &e as &dyn std::error::Error, "queue reload failed");
+                }
+            }
+            Err(e) => error!(error = %e, "reloaded queues refused; keeping the running ones"),
+        }
+    }
 }
 
 /// Routes every call FreeSWITCH hands over and runs it in its own task.

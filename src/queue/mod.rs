@@ -55,6 +55,10 @@ enum Msg {
         agent: AgentId,
         reply: oneshot::Sender<Availability>,
     },
+    Reconfigure {
+        policy: Box<Policy>,
+        reply: oneshot::Sender<()>,
+    },
 }
 
 /// A cheap, cloneable address of the queue actor.
@@ -70,6 +74,7 @@ impl std::fmt::Debug for Msg {
             Msg::Reserve { .. } => "Reserve",
             Msg::Release { .. } => "Release",
             Msg::Availability { .. } => "Availability",
+            Msg::Reconfigure { .. } => "Reconfigure",
         })
     }
 }
@@ -165,6 +170,17 @@ impl QueueHandle {
         .await
     }
 
+    /// Adopts the queues and agents of a reloaded config (see [`Policy::reconfigure`]): calls
+    /// already hunting keep their reservations; new requests see the new membership and rules.
+    pub async fn reconfigure(&self, policy: Policy) -> Result<(), QueueError> {
+        let (reply, rx) = oneshot::channel();
+        let msg = Msg::Reconfigure {
+            policy: Box::new(policy),
+            reply,
+        };
+        self.ask("reconfigure", msg, rx).await
+    }
+
     async fn ask<T>(
         &self,
         request: &'static str,
@@ -237,6 +253,14 @@ fn handle(policy: &mut Policy, presence: &impl AgentPresence, now: Instant, msg:
         Msg::Availability { agent, reply } => {
             let allow_busy = false;
             let _ = reply.send(policy.availability(now, &agent, allow_busy, presence));
+        }
+        Msg::Reconfigure {
+            policy: next,
+            reply,
+        } => {
+            policy.reconfigure(*next);
+            tracing::info!("queue settings reloaded");
+            let _ = reply.send(());
         }
     }
 }

@@ -222,6 +222,39 @@ impl Policy {
         })
     }
 
+    /// Takes the queues, rules and agent list of `next` (a reloaded config) while keeping what
+    /// is happening now: agents that stay keep their reservation, rest, pause and no-answer count;
+    /// queues that stay keep their rotation cursor. Agents that left are dropped once free: a
+    /// reserved one stays until its call releases it.
+    pub fn reconfigure(&mut self, next: Policy) {
+        let Policy {
+            mut agents,
+            mut queues,
+            direct_rules,
+        } = next;
+        for (id, state) in &mut agents {
+            if let Some(old) = self.agents.remove(id) {
+                state.reserved = old.reserved;
+                state.rest_until = old.rest_until;
+                state.paused_until = old.paused_until;
+                state.no_answers = old.no_answers;
+            }
+        }
+        for (id, old) in self.agents.drain() {
+            if old.reserved.is_some() {
+                agents.insert(id, old);
+            }
+        }
+        for (name, state) in &mut queues {
+            if let Some(old) = self.queues.get(name) {
+                state.cursor = old.cursor;
+            }
+        }
+        self.agents = agents;
+        self.queues = queues;
+        self.direct_rules = direct_rules;
+    }
+
     /// Why `agent` is or is not offerable at `now` (for a queue with `allow_busy` set or not).
     pub fn availability(
         &self,

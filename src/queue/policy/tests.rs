@@ -279,3 +279,47 @@ fn bad_configuration_is_a_typed_error() {
     );
     assert!(matches!(missing, Err(PolicyError::UnknownQueue { .. })));
 }
+
+#[test]
+fn a_reload_changes_membership_but_keeps_reservations_and_rests() {
+    let mut p = policy(Order::ListOrder, rules());
+    let now = Instant::now();
+    let phones = Phones::default();
+    assert_eq!(
+        names(&p.pick(now, &sales(), &[], 1, &phones).unwrap()),
+        ["a"]
+    );
+    p.release(now, &AgentId::from("a"), Outcome::NoAnswer); // a rests 2 s
+    assert_eq!(
+        names(&p.pick(now, &sales(), &[], 1, &phones).unwrap()),
+        ["b"]
+    );
+
+    // The new config drops b and d and puts c first.
+    let queue = QueueSettings {
+        name: sales(),
+        agents: ["c", "a"].into_iter().map(AgentId::from).collect(),
+        order: Order::ListOrder,
+        rules: rules(),
+    };
+    let next = Policy::new(vec![info("a", 1), info("c", 3)], vec![queue], rules()).unwrap();
+    p.reconfigure(next);
+
+    assert_eq!(
+        names(&p.pick(now, &sales(), &[], 4, &phones).unwrap()),
+        ["c"],
+        "a still rests"
+    );
+    assert_eq!(
+        p.availability(now, &AgentId::from("b"), false, &phones),
+        Availability::Reserved
+    );
+    assert!(
+        p.release(now, &AgentId::from("b"), Outcome::Answered),
+        "b's call can still release b"
+    );
+    assert_eq!(
+        p.availability(now + 3 * S, &AgentId::from("a"), false, &phones),
+        Availability::Free
+    );
+}
