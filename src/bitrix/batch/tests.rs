@@ -1,3 +1,4 @@
+//! Unit tests of `bitrix::batch`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::HashSet;

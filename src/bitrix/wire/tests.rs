@@ -1,3 +1,4 @@
+//! Unit tests of `bitrix::wire`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use chrono::DateTime;
