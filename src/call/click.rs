@@ -1,0 +1,434 @@
+//! Click-to-call (`ONEXTERNALCALLSTART`): ring the employee's phone, then bridge to the customer,
+//! and mirror it onto the call Bitrix24 already registered (`Adopt`, `Show`, one `Finish`; never
+//! `register`). [`machine`] decides; this driver only does the IO. Wired by [`run_click_to_call`].
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{broadcast, mpsc};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{Instrument, debug, error, info, info_span, warn};
+
+use crate::call::status::Cause;
+use crate::config::{AgentConfig, Config, CustomerRoute as ConfigRoute};
+use crate::esl::command::{
+    CommandError, DialLeg, DialString, Domain, Endpoint, Extension, Name, OriginateRequest,
+    OriginateThen,
+};
+use crate::esl::{EslError, InboundHandle, SwitchEvent};
+use crate::http::ClickToCall;
+use crate::ids::{BitrixCallId, BitrixUserId, ExternalCallId, LegId, PhoneNumber};
+use crate::outbox::op::{BitrixWrite, CallWrite, FinishCall};
+use crate::outbox::{Outbox, OutboxError};
+
+pub mod machine;
+
+pub use machine::{ClickCall, Input, Legs, Limits, unknown_user_finish};
+
+/// How many recent `CALL_ID`s are remembered to drop a redelivered event.
+const RECENT_CALLS: usize = 4096;
+
+/// Why click-to-call could not be set up from the config.
+#[derive(Debug, thiserror::Error)]
+pub enum ClickError {
+    /// A config value does not fit a dial string.
+    #[error("click-to-call {key}: {source}")]
+    Dial {
+        /// The config key.
+        key: &'static str,
+        /// What was wrong.
+        #[source]
+        source: CommandError,
+    },
+    /// A required setting is absent.
+    #[error("click-to-call needs {key}")]
+    Missing {
+        /// The config key.
+        key: &'static str,
+    },
+}
+
+/// How the customer's number is reached.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CustomerRoute {
+    /// `sofia/gateway/<gateway>/<number>`.
+    Gateway(Name),
+    /// `sofia/<profile>/<number>@<host>`.
+    Profile {
+        /// Sofia profile.
+        profile: Name,
+        /// Host (and port).
+        host: Domain,
+    },
+}
+
+/// Dial and timing settings of click-to-call.
+#[derive(Debug, Clone)]
+pub struct ClickDial {
+    /// Agents are rung as `user/<extension>@<agent_domain>`.
+    pub agent_domain: Domain,
+    /// Where the customer number goes.
+    pub customer: CustomerRoute,
+    /// Caller id shown to the customer; `None` leaves FreeSWITCH's default.
+    pub caller_id_number: Option<PhoneNumber>,
+    /// How long the employee's phone rings.
+    pub agent_ring: Duration,
+    /// How long the customer's phone rings.
+    pub customer_ring: Duration,
+    /// Overall deadline and settle time.
+    pub limits: Limits,
+    /// `ADD_TO_CHAT` of the finish.
+    pub add_to_chat: bool,
+}
+
+impl ClickDial {
+    /// Settings from the validated config (`[click_to_call]`, `[esl.dial] domain`,
+    /// `[bitrix.defaults] add_to_chat`).
+    pub fn from_config(config: &Config) -> Result<Self, ClickError> {
+        let c2c = &config.click_to_call;
+        let domain = config
+            .esl
+            .dial
+            .domain
+            .as_deref()
+            .ok_or(ClickError::Missing {
+                key: "esl.dial.domain",
+            })?;
+        let customer = match c2c.customer.as_ref().ok_or(ClickError::Missing {
+            key: "click_to_call.gateway or click_to_call.profile + host",
+        })? {
+            ConfigRoute::Gateway(gw) => {
+                CustomerRoute::Gateway(dial("click_to_call.gateway", Name::parse(gw))?)
+            }
+            ConfigRoute::Profile { profile, host } => CustomerRoute::Profile {
+                profile: dial("click_to_call.profile", Name::parse(profile))?,
+                host: dial("click_to_call.host", Domain::parse(host))?,
+            },
+        };
+        Ok(Self {
+            agent_domain: dial("esl.dial.domain", Domain::parse(domain))?,
+            customer,
+            caller_id_number: c2c.caller_id_number.clone(),
+            agent_ring: c2c.originate_timeout,
+            customer_ring: c2c.customer_ring_timeout,
+            limits: Limits {
+                max_duration: c2c.max_duration,
+                settle: Duration::from_secs(5),
+            },
+            add_to_chat: config.bitrix.defaults.add_to_chat,
+        })
+    }
+}
+
+fn dial<T>(key: &'static str, value: Result<T, CommandError>) -> Result<T, ClickError> {
+    value.map_err(|source| ClickError::Dial { key, source })
+}
+
+/// Everything the click-to-call task needs.
+#[derive(Debug, Clone)]
+pub struct ClickDeps {
+    /// Bitrix24 user -> the extension rung for them.
+    pub agents: HashMap<BitrixUserId, Extension>,
+    /// The inbound ESL connection (originate + switch events).
+    pub inbound: InboundHandle,
+    /// The durable Bitrix24 write queue.
+    pub outbox: Outbox,
+    /// Dial settings.
+    pub dial: ClickDial,
+}
+
+/// The agents map from `[[agents]]`: the first agent of each Bitrix24 user wins.
+pub fn agents_by_user(
+    agents: &[AgentConfig],
+) -> Result<HashMap<BitrixUserId, Extension>, ClickError> {
+    let mut map = HashMap::new();
+    for agent in agents {
+        let ext =
+            Extension::parse(agent.extension.as_str()).map_err(|source| ClickError::Dial {
+                key: "agents.extension",
+                source,
+            })?;
+        map.entry(agent.bitrix_user).or_insert(ext);
+    }
+    Ok(map)
+}
+
+/// Runs click-to-calls from `rx` (one tracked task each) until `shutdown` or the channel closes.
+/// A `CALL_ID` seen recently is dropped (Bitrix24 may redeliver an event).
+pub async fn run_click_to_call(
+    mut rx: mpsc::Receiver<ClickToCall>,
+    deps: ClickDeps,
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+) {
+    let deps = Arc::new(deps);
+    let mut recent = Recent::default();
+    loop {
+        let click = tokio::select! {
+            () = shutdown.cancelled() => break,
+            click = rx.recv() => match click {
+                Some(click) => click,
+                None => break,
+            },
+        };
+        if !recent.insert(&click.call_id) {
+            info!(call_id = %click.call_id, "duplicate click-to-call ignored");
+            continue;
+        }
+        let span = info_span!("click_to_call", call_id = %click.call_id, user = %click.user);
+        tracker.spawn(one_call(Arc::clone(&deps), click, shutdown.clone()).instrument(span));
+    }
+}
+
+#[derive(Default)]
+struct Recent {
+    order: VecDeque<BitrixCallId>,
+    set: HashSet<BitrixCallId>,
+}
+
+impl Recent {
+    fn insert(&mut self, id: &BitrixCallId) -> bool {
+        if !self.set.insert(id.clone()) {
+            return false;
+        }
+        self.order.push_back(id.clone());
+        if self.order.len() > RECENT_CALLS
+            && let Some(old) = self.order.pop_front()
+        {
+            self.set.remove(&old);
+        }
+        true
+    }
+}
+
+/// The outbox key of a click-to-call: stable for its `CALL_ID`.
+pub fn click_call_key(call_id: &BitrixCallId) -> ExternalCallId {
+    ExternalCallId::new(format!("c2c-{call_id}"))
+}
+
+async fn one_call(deps: Arc<ClickDeps>, click: ClickToCall, shutdown: CancellationToken) {
+    let key = click_call_key(&click.call_id);
+    let write = BitrixWrite::Adopt {
+        call_id: click.call_id.clone(),
+    };
+    if push(&deps.outbox, &key, write).await.is_err() {
+        return;
+    }
+    let Some(ext) = deps.agents.get(&click.user) else {
+        warn!("no agent for the bitrix user: call cancelled");
+        let finish = unknown_user_finish(click.user, deps.dial.add_to_chat);
+        let _ = push(&deps.outbox, &key, BitrixWrite::Finish(finish)).await;
+        return;
+    };
+    let legs = Legs {
+        agent: LegId::random(),
+        customer: LegId::random(),
+    };
+    let show = BitrixWrite::Show {
+        users: vec![click.user],
+    };
+    let _ = push(&deps.outbox, &key, show).await;
+    let finish = match originate_request(&deps.dial, ext, &click.phone, &legs) {
+        Ok(request) => follow(&deps, click.user, legs, &request, &shutdown).await,
+        Err(e) => {
+            error!(error = %e, "click-to-call dial string refused");
+            let mut call = ClickCall::new(
+                Instant::now(),
+                click.user,
+                legs,
+                deps.dial.limits,
+                deps.dial.add_to_chat,
+            );
+            call.handle(
+                Instant::now(),
+                Input::OriginateNotSent {
+                    reason: e.to_string(),
+                },
+            )
+        }
+    };
+    if let Some(finish) = finish {
+        info!(status = %finish.status_code, duration = finish.duration_secs, "click-to-call finished");
+        let _ = push(&deps.outbox, &key, BitrixWrite::Finish(finish)).await;
+    }
+}
+
+/// Sends the originate and follows both legs until the machine finishes the call.
+async fn follow(
+    deps: &ClickDeps,
+    user: BitrixUserId,
+    legs: Legs,
+    request: &OriginateRequest,
+    shutdown: &CancellationToken,
+) -> Option<FinishCall> {
+    let mut events = deps.inbound.subscribe();
+    let mut call = ClickCall::new(
+        Instant::now(),
+        user,
+        legs.clone(),
+        deps.dial.limits,
+        deps.dial.add_to_chat,
+    );
+    info!(agent_leg = %legs.agent, customer_leg = %legs.customer, "ringing the agent");
+    let originate = deps.inbound.originate(request);
+    tokio::pin!(originate);
+    let mut job_done = false;
+    loop {
+        let wake = call.wake_at()?;
+        let input = tokio::select! {
+            () = shutdown.cancelled() => Input::GiveUp,
+            result = &mut originate, if !job_done => {
+                job_done = true;
+                match originate_input(result) {
+                    Some(input) => input,
+                    None => continue,
+                }
+            }
+            event = events.recv() => match event {
+                Ok(event) => match leg_input(&legs, event) {
+                    Some(input) => input,
+                    None => continue,
+                },
+                Err(broadcast::error::RecvError::Lagged(lost)) => {
+                    warn!(lost, "click-to-call lost switch events");
+                    continue;
+                }
+                Err(broadcast::error::RecvError::Closed) => Input::GiveUp,
+            },
+            () = tokio::time::sleep_until(wake) => Input::Timer,
+        };
+        if let Some(finish) = call.handle(Instant::now(), input) {
+            return Some(finish);
+        }
+    }
+}
+
+fn originate_input(result: Result<crate::ids::ChannelId, EslError>) -> Option<Input> {
+    match result {
+        Ok(_) => {
+            info!("agent answered");
+            Some(Input::OriginateAnswered)
+        }
+        Err(EslError::OriginateFailed { reason, .. }) => {
+            info!(reason = %reason.trim(), "agent phone failed");
+            Some(Input::OriginateFailed {
+                cause: Cause::new(reason.trim()),
+            })
+        }
+        // The job may still be running: keep following the legs (the deadline bounds it).
+        Err(e @ (EslError::Timeout { .. } | EslError::Closed { .. })) => {
+            warn!(error = %e, "originate result unknown");
+            None
+        }
+        Err(e) => {
+            error!(error = %e, "originate not sent");
+            Some(Input::OriginateNotSent {
+                reason: e.to_string(),
+            })
+        }
+    }
+}
+
+fn leg_input(legs: &Legs, event: SwitchEvent) -> Option<Input> {
+    let ours = |id: &str| id == legs.agent.as_str() || id == legs.customer.as_str();
+    match event {
+        SwitchEvent::ChannelCreated { channel, .. } if ours(channel.as_str()) => {
+            Some(Input::LegCreated {
+                leg: channel.as_str().to_owned(),
+            })
+        }
+        SwitchEvent::LegAnswered { leg, .. } if ours(leg.as_str()) => {
+            debug!(leg = %leg, "leg answered");
+            Some(Input::LegAnswered {
+                leg: leg.as_str().to_owned(),
+            })
+        }
+        SwitchEvent::ChannelHangupComplete {
+            channel,
+            cause,
+            sip_term_status,
+            ..
+        } if ours(channel.as_str()) => {
+            debug!(leg = %channel, cause = %cause, "leg ended");
+            Some(Input::LegEnded {
+                leg: channel.as_str().to_owned(),
+                cause: Cause::new(cause.to_string()),
+                sip_term_status,
+            })
+        }
+        _ => None,
+    }
+}
+
+/// `originate {X: user/<ext>@<domain>} &bridge({Y: customer})`: the agent first, then the customer.
+pub fn originate_request(
+    dial: &ClickDial,
+    ext: &Extension,
+    phone: &PhoneNumber,
+    legs: &Legs,
+) -> Result<OriginateRequest, CommandError> {
+    let agent_ring = whole_secs(dial.agent_ring);
+    let agent = Endpoint::User {
+        ext: ext.clone(),
+        domain: dial.agent_domain.clone(),
+    };
+    // The employee's phone shows whom they are about to call.
+    let agent = DialLeg::new(legs.agent.clone(), agent)?
+        .leg_timeout(agent_ring)
+        .caller_id_number(phone.clone());
+    let customer = match &dial.customer {
+        CustomerRoute::Gateway(gateway) => Endpoint::Gateway {
+            gateway: gateway.clone(),
+            number: phone.clone(),
+        },
+        CustomerRoute::Profile { profile, host } => Endpoint::Profile {
+            profile: profile.clone(),
+            number: phone.clone(),
+            host: host.clone(),
+        },
+    };
+    let mut customer =
+        DialLeg::new(legs.customer.clone(), customer)?.leg_timeout(whole_secs(dial.customer_ring));
+    if let Some(cid) = &dial.caller_id_number {
+        customer = customer.caller_id_number(cid.clone());
+    }
+    Ok(OriginateRequest {
+        leg: agent,
+        then: OriginateThen::Bridge(DialString::single(customer)),
+        timeout_secs: agent_ring,
+    })
+}
+
+fn whole_secs(d: Duration) -> u32 {
+    u32::try_from(d.as_secs().max(1)).unwrap_or(u32::MAX)
+}
+
+async fn push(
+    outbox: &Outbox,
+    call: &ExternalCallId,
+    write: BitrixWrite,
+) -> Result<(), OutboxError> {
+    let kind = write_kind(&write);
+    outbox
+        .push(CallWrite {
+            call: call.clone(),
+            write,
+        })
+        .await
+        .map(|_| ())
+        .inspect_err(|e| error!(error = %e, write = kind, "click-to-call write not stored"))
+}
+
+fn write_kind(write: &BitrixWrite) -> &'static str {
+    match write {
+        BitrixWrite::Register(_) => "register",
+        BitrixWrite::Adopt { .. } => "adopt",
+        BitrixWrite::Show { .. } => "show",
+        BitrixWrite::Hide { .. } => "hide",
+        BitrixWrite::Finish(_) => "finish",
+        BitrixWrite::AttachRecord { .. } => "attach_record",
+    }
+}
