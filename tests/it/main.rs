@@ -7,6 +7,7 @@ mod bitrix_client;
 mod bitrix_methods;
 mod call_flow;
 mod cli;
+mod click_to_call;
 mod config_files;
 mod dialplan;
 mod esl_replay;
