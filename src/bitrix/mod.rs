@@ -1,1 +1,21 @@
-//! TODO(owner): module doc.
+//! Bitrix24 REST client: typed telephony, CRM, user and event methods over one HTTP
+//! transport with credentials (webhook or OAuth with single-flight refresh), a client-side
+//! leaky bucket and `batch` coalescing. Only this module knows Bitrix24 JSON; callers speak
+//! domain types. Writes come here from the outbox; nothing here is durable except tokens.
+
+pub mod auth;
+pub mod batch;
+mod client;
+mod dispatcher;
+pub mod error;
+pub mod limiter;
+mod methods;
+mod record;
+mod transport;
+pub mod wire;
+
+pub use auth::{AuthSettings, OAuthSettings, SecretString, TokenFile, WebhookUrl};
+pub use client::{BitrixClient, BitrixSettings};
+pub use error::{BitrixError, ErrorKind};
+pub use limiter::RateLimit;
+pub use methods::AttachMode;

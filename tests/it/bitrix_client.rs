@@ -1,1 +1,485 @@
-//! TODO(owner): module doc.
+//! `fsb24::bitrix::BitrixClient` against the fake Bitrix24 portal over real loopback HTTP:
+//! rate limiting under concurrency, batching with per-call order, single-flight OAuth refresh
+//! with durable rotation, redirect re-POST, recordings, lookups, and secrets kept out of logs.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::DateTime;
+use fsb24::bitrix::{
+    AttachMode, AuthSettings, BitrixClient, BitrixError, BitrixSettings, ErrorKind, OAuthSettings,
+    RateLimit, SecretString, TokenFile, WebhookUrl, wire::CrmEntityType,
+};
+use fsb24::ids::{BitrixUserId, ExternalCallId, PhoneNumber};
+use fsb24::outbox::op::{CallType, FinishCall, RegisterCall};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::support::bitrix_peer::{BitrixPeer, BucketConfig, CrmEntity, PeerOptions, SeedUser};
+
+const FAILSAFE: Duration = Duration::from_secs(20);
+
+async fn seeded(opts: PeerOptions) -> BitrixPeer {
+    let peer = BitrixPeer::start(opts).await;
+    peer.add_user(SeedUser::new(17, "Erika", Some("205")));
+    peer.add_user(SeedUser::new(21, "Max", Some("206")));
+    peer.add_user(SeedUser::new(22, "Lena", Some("207")));
+    peer.add_entity(CrmEntity::contact(
+        311,
+        "Erika Mustermann",
+        "+49 30 123456789",
+        17,
+    ));
+    peer
+}
+
+fn fast_bucket(per_second: f64, burst: u32) -> PeerOptions {
+    PeerOptions {
+        bucket: BucketConfig {
+            drain_per_sec: per_second,
+            burst,
+        },
+        ..PeerOptions::default()
+    }
+}
+
+/// Writes the peer's installer tokens as the token file and returns OAuth settings.
+async fn oauth_settings(peer: &BitrixPeer, dir: &Path) -> (BitrixSettings, PathBuf) {
+    let path = dir.join("tokens.json");
+    let pair = peer.tokens();
+    let file = TokenFile {
+        access_token: SecretString::new(pair.access),
+        refresh_token: SecretString::new(pair.refresh),
+        expires: None,
+        client_endpoint: peer.rest_url(),
+        server_endpoint: peer.rest_url(),
+        member_id: Some(peer.options().member_id.clone()),
+    };
+    file.save(&path).await.unwrap();
+    let auth = AuthSettings::OAuth(OAuthSettings {
+        client_id: peer.options().client_id.clone(),
+        client_secret: SecretString::new(peer.options().client_secret.clone()),
+        token_file: path.clone(),
+    });
+    (BitrixSettings::new(auth), path)
+}
+
+async fn start(settings: BitrixSettings) -> (BitrixClient, TaskTracker, CancellationToken) {
+    let tracker = TaskTracker::new();
+    let shutdown = CancellationToken::new();
+    let client = BitrixClient::start(settings, &tracker, shutdown.clone())
+        .await
+        .unwrap();
+    (client, tracker, shutdown)
+}
+
+fn register_call(user: u64, phone: &str) -> RegisterCall {
+    RegisterCall {
+        user: BitrixUserId(user),
+        phone: PhoneNumber::parse(phone).unwrap(),
+        call_type: CallType::Incoming,
+        line_number: Some("4930555000".into()),
+        started_at: DateTime::parse_from_rfc3339("2026-05-04T09:15:02+02:00").unwrap(),
+        crm_create: false,
+        show: true,
+        crm: None,
+    }
+}
+
+fn finish_call(user: u64, secs: u32) -> FinishCall {
+    let status_code = if secs > 0 { "200" } else { "304" }.to_owned();
+    FinishCall {
+        user: BitrixUserId(user),
+        duration_secs: secs,
+        status_code,
+        add_to_chat: false,
+        failed_reason: None,
+    }
+}
+
+async fn within<T>(f: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(FAILSAFE, f)
+        .await
+        .expect("failsafe timeout")
+}
+
+#[tokio::test]
+async fn two_hundred_concurrent_callers_never_trip_the_portal_rate_limit() {
+    let peer = seeded(fast_bucket(40.0, 50)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (mut settings, _) = oauth_settings(&peer, dir.path()).await;
+    settings.rate = RateLimit {
+        per_second: 40.0,
+        burst: 50,
+    };
+    settings.batch_window = None; // every caller its own request: the limiter does all the work
+    let (client, _tracker, _stop) = start(settings).await;
+    let callers: Vec<_> = (0..200)
+        .map(|i| {
+            let client = client.clone();
+            tokio::spawn(async move {
+                let call = ExternalCallId::new(format!("fs-rate-{i}"));
+                client
+                    .register(&call, &register_call(17, &format!("+49301234{i:04}")))
+                    .await
+            })
+        })
+        .collect();
+    for caller in callers {
+        within(caller).await.unwrap().unwrap();
+    }
+    assert_eq!(peer.count_rejected(), 0, "no QUERY_LIMIT_EXCEEDED");
+    // A leaky bucket of 40/s and size 50 admits at most 50 + 40 requests in any second.
+    assert!(peer.max_requests_in_any_window(Duration::from_secs(1)) <= 90);
+    assert_eq!(peer.calls().len(), 200);
+}
+
+#[tokio::test]
+async fn batched_mixed_load_keeps_each_calls_order_and_uses_few_requests() {
+    let peer = seeded(fast_bucket(40.0, 50)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (mut settings, _) = oauth_settings(&peer, dir.path()).await;
+    settings.rate = RateLimit {
+        per_second: 40.0,
+        burst: 50,
+    };
+    let (client, _tracker, _stop) = start(settings).await;
+    let callers: Vec<_> = (0..200)
+        .map(|i| {
+            let client = client.clone();
+            tokio::spawn(async move {
+                let call = ExternalCallId::new(format!("fs-mix-{i}"));
+                let reg = client
+                    .register(&call, &register_call(17, &format!("+49301234{i:04}")))
+                    .await?;
+                let users = [BitrixUserId(21), BitrixUserId(22)];
+                assert!(client.show(&call, &reg.call_id, &users).await?);
+                assert!(client.hide(&call, &reg.call_id, &users).await?);
+                client
+                    .finish(&call, &reg.call_id, &finish_call(17, 30))
+                    .await?;
+                Ok::<_, BitrixError>(reg.call_id)
+            })
+        })
+        .collect();
+    let mut ids = Vec::new();
+    for caller in callers {
+        ids.push(within(caller).await.unwrap().unwrap());
+    }
+    assert_eq!(peer.count_rejected(), 0);
+    let http = peer.requests().len();
+    assert!(http < 200, "800 commands took {http} HTTP requests");
+    for id in ids {
+        let record = peer.call(id.as_str()).unwrap();
+        assert!(peer.shown(&record.call_id).is_empty(), "every card closed");
+    }
+    assert_eq!(
+        peer.method_calls("telephony.externalcall.finish").len(),
+        200
+    );
+}
+
+#[tokio::test]
+async fn show_for_several_users_queued_together_becomes_one_command() {
+    let peer = seeded(PeerOptions::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (mut settings, _) = oauth_settings(&peer, dir.path()).await;
+    settings.batch_window = Some(Duration::from_millis(50));
+    let (client, _tracker, _stop) = start(settings).await;
+    let call = ExternalCallId::new("fs-merge");
+    let reg = within(client.register(&call, &register_call(17, "+4930123456789")))
+        .await
+        .unwrap();
+    let (a, b) = tokio::join!(
+        client.show(&call, &reg.call_id, &[BitrixUserId(21)]),
+        client.show(&call, &reg.call_id, &[BitrixUserId(22)]),
+    );
+    assert!(a.unwrap() && b.unwrap());
+    let shows = peer.method_calls("telephony.externalcall.show");
+    assert_eq!(shows.len(), 1, "{shows:?}");
+    let mut shown = peer.shown(reg.call_id.as_str());
+    shown.sort_unstable();
+    assert_eq!(shown, [17, 21, 22]);
+}
+
+#[tokio::test]
+async fn expired_token_under_100_concurrent_requests_is_refreshed_exactly_once() {
+    let peer = seeded(fast_bucket(10_000.0, 10_000)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (mut settings, token_path) = oauth_settings(&peer, dir.path()).await;
+    settings.rate = RateLimit {
+        per_second: 10_000.0,
+        burst: 10_000,
+    };
+    settings.batch_window = None;
+    let (client, _tracker, _stop) = start(settings).await;
+    peer.expire_access_tokens();
+    let phone = PhoneNumber::parse("+4930123456789").unwrap();
+    let callers: Vec<_> = (0..100)
+        .map(|_| {
+            let (client, phone) = (client.clone(), phone.clone());
+            tokio::spawn(async move { client.search_crm_entities(&phone).await })
+        })
+        .collect();
+    for caller in callers {
+        let found = within(caller).await.unwrap().unwrap();
+        assert_eq!(found[0].entity_id, 311);
+    }
+    assert_eq!(peer.refresh_count(), 1);
+    assert_eq!(client.refresh_count(), 1);
+    let on_disk = TokenFile::load(&token_path).await.unwrap();
+    let latest = peer.latest_tokens();
+    assert_eq!(on_disk.refresh_token.expose(), latest.refresh);
+    assert_eq!(on_disk.access_token.expose(), latest.access);
+    assert_ne!(
+        latest.refresh,
+        peer.tokens().refresh,
+        "the refresh token was rotated"
+    );
+}
+
+#[tokio::test]
+async fn refused_refresh_token_is_a_reauthorisation_error() {
+    let peer = seeded(PeerOptions::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (mut settings, token_path) = oauth_settings(&peer, dir.path()).await;
+    let mut file = TokenFile::load(&token_path).await.unwrap();
+    file.refresh_token = SecretString::new("not-a-valid-refresh-token");
+    file.save(&token_path).await.unwrap();
+    settings.batch_window = None;
+    let (client, _tracker, _stop) = start(settings).await;
+    peer.expire_access_tokens();
+    let err = within(client.external_line_get()).await.unwrap_err();
+    assert!(
+        matches!(&err, BitrixError::Reauthorise { code, .. } if code == "invalid_grant"),
+        "{err:?}"
+    );
+    assert!(!err.is_retryable());
+}
+
+#[tokio::test]
+async fn redirected_post_is_reposted_once_and_the_new_address_is_kept() {
+    let peer = seeded(PeerOptions::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (settings, _) = oauth_settings(&peer, dir.path()).await;
+    let (client, _tracker, _stop) = start(settings).await;
+    peer.set_redirect(true);
+    let call = ExternalCallId::new("fs-moved");
+    let reg = within(client.register(&call, &register_call(17, "+4930123456789")))
+        .await
+        .unwrap();
+    within(client.finish(&call, &reg.call_id, &finish_call(17, 5)))
+        .await
+        .unwrap();
+    let statuses: Vec<(String, String, u16)> = peer
+        .requests()
+        .into_iter()
+        .map(|r| (r.method, r.http_method, r.status))
+        .collect();
+    let redirects = statuses.iter().filter(|(_, _, s)| *s == 302).count();
+    assert_eq!(
+        redirects, 1,
+        "only the first request was redirected: {statuses:?}"
+    );
+    assert!(
+        statuses.iter().all(|(_, verb, _)| verb == "POST"),
+        "{statuses:?}"
+    );
+    assert_eq!(
+        peer.call(reg.call_id.as_str())
+            .unwrap()
+            .external_call_id
+            .as_deref(),
+        Some("fs-moved")
+    );
+}
+
+#[tokio::test]
+async fn recordings_attach_inline_and_by_two_step_upload_byte_for_byte() {
+    let peer = seeded(PeerOptions::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (mut settings, _) = oauth_settings(&peer, dir.path()).await;
+    settings.inline_record_max = 64 * 1024;
+    let (client, _tracker, _stop) = start(settings).await;
+    for (name, size, mode) in [
+        ("small.wav", 10_000usize, AttachMode::Inline),
+        ("large.wav", 200_001, AttachMode::Upload),
+    ] {
+        let path = dir.path().join(name);
+        let mut bytes = b"RIFF\0\0\0\0WAVEfmt ".to_vec();
+        bytes.extend((0..size).map(|i| (i * 7 % 251) as u8));
+        std::fs::File::create(&path)
+            .unwrap()
+            .write_all(&bytes)
+            .unwrap();
+        let call = ExternalCallId::new(format!("fs-rec-{name}"));
+        let reg = within(client.register(&call, &register_call(17, "+4930123456789")))
+            .await
+            .unwrap();
+        within(client.finish(&call, &reg.call_id, &finish_call(17, 12)))
+            .await
+            .unwrap();
+        let (file_id, used) = within(client.attach_record(&reg.call_id, &path))
+            .await
+            .unwrap();
+        assert_eq!(used, mode);
+        let stored = peer.record_of(reg.call_id.as_str()).unwrap();
+        assert_eq!(file_id, Some(stored.file_id));
+        assert_eq!(
+            (stored.filename.as_str(), stored.bytes == bytes),
+            (name, true)
+        );
+    }
+}
+
+#[tokio::test]
+async fn lookups_decode_users_crm_owners_lines_and_events() {
+    let peer = seeded(PeerOptions::default()).await;
+    for id in 100..180 {
+        let inner = (id % 2 == 0).then(|| format!("{}", 1000 + id));
+        peer.add_user(SeedUser::new(id, "Agent", inner.as_deref()));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (settings, _) = oauth_settings(&peer, dir.path()).await;
+    let (client, _tracker, _stop) = start(settings).await;
+    let users = within(client.users_with_inner_numbers()).await.unwrap();
+    assert_eq!(users.len(), 3 + 40, "paged past the first 50");
+    let erika = within(client.user_by_inner("205")).await.unwrap().unwrap();
+    assert_eq!(erika.id, BitrixUserId(17));
+    assert!(within(client.user_by_inner("999")).await.unwrap().is_none());
+    assert_eq!(
+        within(client.crm_entity(CrmEntityType::Contact, 311))
+            .await
+            .unwrap(),
+        Some(BitrixUserId(17))
+    );
+    let missing = within(client.crm_entity(CrmEntityType::Lead, 4242))
+        .await
+        .unwrap_err();
+    assert_eq!(missing.kind(), Some(ErrorKind::Rejected));
+    within(client.external_line_add("4930555000", Some("Berlin"), false))
+        .await
+        .unwrap();
+    let lines = within(client.external_line_get()).await.unwrap();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.number == "4930555000" && !l.crm_auto_create)
+    );
+    let handler = url::Url::parse("https://fsb24.example.com/bitrix/events").unwrap();
+    let event = fsb24::bitrix::wire::EventName::ExternalCallStart;
+    within(client.event_bind(event, &handler)).await.unwrap();
+    within(client.event_bind(event, &handler)).await.unwrap(); // already bound: success
+    let bound = within(client.event_get()).await.unwrap();
+    assert!(bound.iter().any(|h| h.name() == Some(event)));
+}
+
+#[tokio::test]
+async fn retried_finish_reports_call_not_found_for_the_outbox_to_accept() {
+    let peer = seeded(PeerOptions::default()).await;
+    peer.set_error_style(crate::support::bitrix_peer::ErrorStyle::Empty);
+    let dir = tempfile::tempdir().unwrap();
+    let (settings, _) = oauth_settings(&peer, dir.path()).await;
+    let (client, _tracker, _stop) = start(settings).await;
+    let call = ExternalCallId::new("fs-twice");
+    let reg = within(client.register(&call, &register_call(17, "+4930123456789")))
+        .await
+        .unwrap();
+    within(client.finish(&call, &reg.call_id, &finish_call(17, 0)))
+        .await
+        .unwrap();
+    let again = within(client.finish(&call, &reg.call_id, &finish_call(17, 0)))
+        .await
+        .unwrap_err();
+    assert!(again.is_call_not_found(), "{again}");
+    assert!(!again.is_retryable());
+    assert!(
+        !within(client.show(&call, &reg.call_id, &[BitrixUserId(21)]))
+            .await
+            .unwrap(),
+        "show after finish is false"
+    );
+}
+
+/// A `MakeWriter` collecting everything the subscriber writes.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
+    type Writer = Captured;
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
+}
+
+#[tokio::test]
+async fn secrets_never_reach_the_logs_of_a_failing_run() {
+    let logs = Captured::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(logs.clone())
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let peer = seeded(PeerOptions::default()).await;
+    peer.set_redirect(true);
+    let dir = tempfile::tempdir().unwrap();
+    let hook_secret = "wh-s3cr3t-path-segment";
+    let hook =
+        WebhookUrl::parse(&format!("{}rest/1/{hook_secret}/", peer.base_url() + "/")).unwrap();
+    let mut hook_settings = BitrixSettings::new(AuthSettings::Webhook(hook));
+    hook_settings.batch_window = None;
+    let (hook_client, _t1, _s1) = start(hook_settings).await;
+    let (mut oauth, token_path) = oauth_settings(&peer, dir.path()).await;
+    let mut file = TokenFile::load(&token_path).await.unwrap();
+    let refresh_secret = "r3fr3sh-s3cr3t-value";
+    file.refresh_token = SecretString::new(refresh_secret);
+    file.save(&token_path).await.unwrap();
+    oauth.batch_window = None;
+    let (oauth_client, _t2, _s2) = start(oauth).await;
+    peer.expire_access_tokens();
+
+    let mut errors = vec![
+        within(hook_client.external_line_get()).await.unwrap_err(),
+        within(oauth_client.external_line_get()).await.unwrap_err(),
+    ];
+    peer.go_down(crate::support::bitrix_peer::Outage::Refuse)
+        .await;
+    errors.push(within(hook_client.event_get()).await.unwrap_err());
+    for err in &errors {
+        tracing::warn!(error = err as &dyn std::error::Error, debug = ?err, "delivery failed");
+    }
+    assert!(matches!(errors[2], BitrixError::Transport { .. }) && errors[2].is_retryable());
+
+    let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    assert!(
+        text.contains("delivery failed") && text.contains("portal moved"),
+        "{text}"
+    );
+    let access = peer.tokens().access;
+    let client_secret = peer.options().client_secret.clone();
+    for secret in [
+        hook_secret,
+        refresh_secret,
+        access.as_str(),
+        client_secret.as_str(),
+    ] {
+        assert!(
+            !text.contains(secret),
+            "secret {secret:?} leaked into logs:\n{text}"
+        );
+    }
+}

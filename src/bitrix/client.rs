@@ -1,0 +1,202 @@
+//! `BitrixClient`: typed Bitrix24 methods over the transport, with batchable commands routed
+//! through the dispatcher. Cheap to clone; one per portal.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use url::Url;
+
+use super::auth::{Auth, AuthSettings, OAuth};
+use super::batch::Command;
+use super::dispatcher::{self, DispatchSettings, Queued};
+use super::error::BitrixError;
+use super::limiter::{Limiter, RateLimit};
+use super::transport::{Answer, Body, Transport};
+use super::wire::Method;
+
+/// Everything a [`BitrixClient`] needs; the lead maps configuration into it.
+#[derive(Debug, Clone)]
+pub struct BitrixSettings {
+    /// Credentials; the REST base URL is the webhook URL or the token file's `client_endpoint`.
+    pub auth: AuthSettings,
+    /// The portal's request-rate limit to stay under (default 2/s, burst 50).
+    pub rate: RateLimit,
+    /// How long a command may wait to be coalesced with others into one `batch`; `None` sends
+    /// every command as its own request.
+    pub batch_window: Option<Duration>,
+    /// Timeout of one HTTP request (Bitrix24 kills requests after 60 s).
+    pub request_timeout: Duration,
+    /// Batches in flight at once.
+    pub max_in_flight: usize,
+    /// Recordings up to this size go inline (`FILE_CONTENT`), larger ones by two-step upload.
+    pub inline_record_max: u64,
+}
+
+impl BitrixSettings {
+    /// Defaults around the given credentials: 2/s burst 50, 10 ms batch window, 30 s timeout.
+    pub fn new(auth: AuthSettings) -> Self {
+        Self {
+            auth,
+            rate: RateLimit::default(),
+            batch_window: Some(Duration::from_millis(10)),
+            request_timeout: Duration::from_secs(30),
+            max_in_flight: 4,
+            inline_record_max: 2 * 1024 * 1024,
+        }
+    }
+}
+
+struct Inner {
+    transport: Arc<Transport>,
+    queue: Option<mpsc::Sender<Queued>>,
+    inline_record_max: u64,
+}
+
+/// A Bitrix24 REST client for one portal. Clone it freely: clones share the rate limiter,
+/// the token state and the batching dispatcher.
+#[derive(Clone)]
+pub struct BitrixClient {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for BitrixClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BitrixClient").finish_non_exhaustive()
+    }
+}
+
+impl BitrixClient {
+    /// Builds the client (reading the OAuth token file if needed) and starts its dispatcher on
+    /// `tracker`; the dispatcher stops on `shutdown` or when the last clone is dropped.
+    pub async fn start(
+        settings: BitrixSettings,
+        tracker: &TaskTracker,
+        shutdown: CancellationToken,
+    ) -> Result<Self, BitrixError> {
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(settings.request_timeout)
+            .connect_timeout(settings.request_timeout.min(Duration::from_secs(10)))
+            .user_agent(concat!("fsb24/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| BitrixError::transport("client", e))?;
+        let (base, auth) = match &settings.auth {
+            AuthSettings::Webhook(url) => (url.expose().clone(), Auth::Webhook),
+            AuthSettings::OAuth(o) => {
+                let (oauth, tokens) = OAuth::load(o).await?;
+                let base = base_url(&tokens.client_endpoint)?;
+                (base, Auth::OAuth(Arc::new(oauth)))
+            }
+        };
+        let limiter = Limiter::new(settings.rate, Instant::now());
+        let transport = Arc::new(Transport::new(http, base, auth, limiter));
+        let queue = settings.batch_window.map(|window| {
+            let (tx, rx) = mpsc::channel(1024);
+            let dispatch = DispatchSettings {
+                window,
+                max_in_flight: settings.max_in_flight.max(1),
+            };
+            tracker.spawn(dispatcher::run(
+                Arc::clone(&transport),
+                rx,
+                dispatch,
+                shutdown,
+            ));
+            tx
+        });
+        Ok(Self {
+            inner: Arc::new(Inner {
+                transport,
+                queue,
+                inline_record_max: settings.inline_record_max,
+            }),
+        })
+    }
+
+    /// How many OAuth refreshes this client performed (0 under webhook auth).
+    pub fn refresh_count(&self) -> u64 {
+        match &self.inner.transport.auth {
+            Auth::OAuth(o) => o.refresh_count(),
+            Auth::Webhook => 0,
+        }
+    }
+
+    /// Runs one command: batchable ones through the dispatcher (when batching is on), others
+    /// directly. Cancel-safe: dropping the future abandons only this caller's interest.
+    pub(crate) async fn command(
+        &self,
+        method: Method,
+        params: impl Serialize,
+        key: Option<&crate::ids::ExternalCallId>,
+    ) -> Result<Value, BitrixError> {
+        let params =
+            serde_json::to_value(params).map_err(|e| BitrixError::decode(method.name(), e))?;
+        match &self.inner.queue {
+            Some(queue) if method.batchable() => {
+                let (reply, rx) = oneshot::channel();
+                let command = Command {
+                    method,
+                    params,
+                    key: key.cloned(),
+                };
+                queue
+                    .send(Queued { command, reply })
+                    .await
+                    .map_err(|_| BitrixError::Shutdown {
+                        method: method.name(),
+                    })?;
+                rx.await.map_err(|_| BitrixError::Shutdown {
+                    method: method.name(),
+                })?
+            }
+            _ => self
+                .direct(method, Body::Json(params))
+                .await
+                .map(|a| a.result),
+        }
+    }
+
+    /// Sends one request outside any batch.
+    pub(crate) async fn direct(&self, method: Method, body: Body) -> Result<Answer, BitrixError> {
+        self.inner.transport.exchange(method, &body, false).await
+    }
+
+    /// Runs a command and decodes its result.
+    pub(crate) async fn typed<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        params: impl Serialize,
+        key: Option<&crate::ids::ExternalCallId>,
+    ) -> Result<T, BitrixError> {
+        let value = self.command(method, params, key).await?;
+        serde_json::from_value(value).map_err(|e| BitrixError::decode(method.name(), e))
+    }
+
+    pub(crate) fn inline_record_max(&self) -> u64 {
+        self.inner.inline_record_max
+    }
+
+    pub(crate) fn check_recording(path: &Path) -> Result<String, BitrixError> {
+        super::record::recording_name(Method::AttachRecord, path)
+    }
+}
+
+/// The REST base from a `client_endpoint`, with a trailing `/`.
+fn base_url(endpoint: &str) -> Result<Url, BitrixError> {
+    let with_slash = if endpoint.ends_with('/') {
+        endpoint.to_owned()
+    } else {
+        format!("{endpoint}/")
+    };
+    Url::parse(&with_slash).map_err(|_| BitrixError::Url {
+        what: "client_endpoint",
+    })
+}

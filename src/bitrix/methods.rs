@@ -1,0 +1,337 @@
+//! The typed Bitrix24 methods of [`BitrixClient`]: call cards (register / show / hide / finish /
+//! attachRecord), CRM and user lookups, external lines and event subscriptions.
+
+use std::path::Path;
+
+use url::Url;
+
+use super::client::BitrixClient;
+use super::error::{BitrixError, ErrorKind};
+use super::record::{self, Inline};
+use super::transport::Body;
+use super::wire::{
+    AttachResult, AttachUploadParams, AttachUrlParams, CardParams, CrmEntity, CrmEntityType,
+    CrmMatch, EventBindParams, EventHandler, EventName, ExternalLine, FinishParams, Finished,
+    LineAddParams, LineAdded, Method, OfflineEvents, RegisterParams, Registered, SearchParams,
+    User, active_users_params, crm_get_params, offline_get_params, user_by_inner_params,
+};
+use crate::ids::{BitrixCallId, BitrixUserId, ExternalCallId, PhoneNumber};
+use crate::outbox::op::{FinishCall, RegisterCall};
+
+/// Upper bound on `user.get` pages (50 users each), against a portal that never stops paging.
+const MAX_USER_PAGES: u64 = 2000;
+
+/// How a recording was attached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttachMode {
+    /// `FILE_CONTENT` inline (mode A).
+    Inline,
+    /// `uploadUrl` + multipart (mode C).
+    Upload,
+}
+
+impl BitrixClient {
+    /// `telephony.externalcall.register` for call `call` (always sent as `EXTERNAL_CALL_ID`, so a
+    /// retry within 30 minutes returns the same `CALL_ID`).
+    pub async fn register(
+        &self,
+        call: &ExternalCallId,
+        req: &RegisterCall,
+    ) -> Result<Registered, BitrixError> {
+        self.typed(Method::Register, RegisterParams::new(call, req), Some(call))
+            .await
+    }
+
+    /// `telephony.externalcall.show` for `users` (one `USER_ID` array; show commands of one call
+    /// queued together are merged). `false`: the call is unknown or already finished. No
+    /// request is made for an empty list.
+    pub async fn show(
+        &self,
+        call: &ExternalCallId,
+        call_id: &BitrixCallId,
+        users: &[BitrixUserId],
+    ) -> Result<bool, BitrixError> {
+        self.card(Method::Show, call, call_id, users).await
+    }
+
+    /// `telephony.externalcall.hide` for `users`; as [`BitrixClient::show`].
+    pub async fn hide(
+        &self,
+        call: &ExternalCallId,
+        call_id: &BitrixCallId,
+        users: &[BitrixUserId],
+    ) -> Result<bool, BitrixError> {
+        self.card(Method::Hide, call, call_id, users).await
+    }
+
+    async fn card(
+        &self,
+        method: Method,
+        call: &ExternalCallId,
+        call_id: &BitrixCallId,
+        users: &[BitrixUserId],
+    ) -> Result<bool, BitrixError> {
+        if users.is_empty() {
+            return Ok(true);
+        }
+        self.typed(method, CardParams::new(call_id, users), Some(call))
+            .await
+    }
+
+    /// `telephony.externalcall.finish`. On a retry, an error with
+    /// [`BitrixError::is_call_not_found`] means the first attempt already finished the call.
+    pub async fn finish(
+        &self,
+        call: &ExternalCallId,
+        call_id: &BitrixCallId,
+        req: &FinishCall,
+    ) -> Result<Finished, BitrixError> {
+        self.typed(Method::Finish, FinishParams::new(call_id, req), Some(call))
+            .await
+    }
+
+    /// `attachRecord` with the file at `path`: inline when it is small, two-step upload
+    /// otherwise. Returns the portal's `FILE_ID` (if it reports one) and the mode used.
+    pub async fn attach_record(
+        &self,
+        call_id: &BitrixCallId,
+        path: &Path,
+    ) -> Result<(Option<u64>, AttachMode), BitrixError> {
+        let len = record::recording_len(Method::AttachRecord, path).await?;
+        if len <= self.inline_record_max() {
+            Ok((
+                self.attach_record_inline(call_id, path).await?,
+                AttachMode::Inline,
+            ))
+        } else {
+            Ok((
+                self.attach_record_upload(call_id, path).await?,
+                AttachMode::Upload,
+            ))
+        }
+    }
+
+    /// `attachRecord` mode A: base64 `FILE_CONTENT`, streamed from disk into the JSON body.
+    pub async fn attach_record_inline(
+        &self,
+        call_id: &BitrixCallId,
+        path: &Path,
+    ) -> Result<Option<u64>, BitrixError> {
+        let filename = Self::check_recording(path)?;
+        record::recording_len(Method::AttachRecord, path).await?;
+        let inline = Inline {
+            call_id: call_id.clone(),
+            path: path.to_owned(),
+            filename,
+        };
+        let answer = self
+            .direct(Method::AttachRecord, Body::InlineRecord(inline))
+            .await?;
+        Ok(decode::<AttachResult>(Method::AttachRecord, answer.result)?.file_id)
+    }
+
+    /// `attachRecord` mode C: ask for an `uploadUrl`, then POST the file there as multipart,
+    /// streamed from disk. Never batched.
+    pub async fn attach_record_upload(
+        &self,
+        call_id: &BitrixCallId,
+        path: &Path,
+    ) -> Result<Option<u64>, BitrixError> {
+        let filename = Self::check_recording(path)?;
+        record::recording_len(Method::AttachRecord, path).await?;
+        let params = AttachUploadParams {
+            call_id: call_id.as_str().to_owned(),
+            filename: filename.clone(),
+        };
+        let body = Body::Json(to_value(Method::AttachRecord, &params)?);
+        let step1 = decode::<AttachResult>(
+            Method::AttachRecord,
+            self.direct(Method::AttachRecord, body).await?.result,
+        )?;
+        if step1.file_id.is_some() && step1.upload_url.is_none() {
+            return Ok(step1.file_id);
+        }
+        let url = step1
+            .upload_url
+            .as_deref()
+            .and_then(|u| Url::parse(u).ok())
+            .ok_or(BitrixError::Url {
+                what: "attachRecord uploadUrl",
+            })?;
+        let field = step1.field_name.unwrap_or_else(|| "file".to_owned());
+        let upload = Body::Upload {
+            url,
+            field,
+            path: path.to_owned(),
+            filename,
+        };
+        let answer = self.direct(Method::Upload, upload).await?;
+        Ok(decode::<AttachResult>(Method::Upload, answer.result)?.file_id)
+    }
+
+    /// `attachRecord` mode B: Bitrix24 downloads the recording from a public URL.
+    pub async fn attach_record_url(
+        &self,
+        call_id: &BitrixCallId,
+        record_url: &Url,
+        filename: Option<&str>,
+    ) -> Result<Option<u64>, BitrixError> {
+        let params = AttachUrlParams {
+            call_id: call_id.as_str().to_owned(),
+            record_url: record_url.as_str().to_owned(),
+            filename: filename.map(str::to_owned),
+        };
+        let body = Body::Json(to_value(Method::AttachRecord, &params)?);
+        let answer = self.direct(Method::AttachRecord, body).await?;
+        Ok(decode::<AttachResult>(Method::AttachRecord, answer.result)?.file_id)
+    }
+
+    /// `telephony.externalcall.searchCrmEntities`: CRM entities with this number, best first.
+    pub async fn search_crm_entities(
+        &self,
+        phone: &PhoneNumber,
+    ) -> Result<Vec<CrmMatch>, BitrixError> {
+        let value = self
+            .command(
+                Method::SearchCrmEntities,
+                SearchParams {
+                    phone: phone.as_str().to_owned(),
+                },
+                None,
+            )
+            .await?;
+        decode_list(Method::SearchCrmEntities, value)
+    }
+
+    /// `telephony.externalLine.add`; returns the line's `ID`.
+    pub async fn external_line_add(
+        &self,
+        number: &str,
+        name: Option<&str>,
+        crm_auto_create: bool,
+    ) -> Result<u64, BitrixError> {
+        let added: LineAdded = self
+            .typed(
+                Method::ExternalLineAdd,
+                LineAddParams::new(number, name, crm_auto_create),
+                None,
+            )
+            .await?;
+        Ok(added.id)
+    }
+
+    /// `telephony.externalLine.get`: this application's lines.
+    pub async fn external_line_get(&self) -> Result<Vec<ExternalLine>, BitrixError> {
+        let value = self
+            .command(Method::ExternalLineGet, serde_json::json!({}), None)
+            .await?;
+        decode_list(Method::ExternalLineGet, value)
+    }
+
+    /// All active users with a non-empty extension (`UF_PHONE_INNER`), paging by 50.
+    pub async fn users_with_inner_numbers(&self) -> Result<Vec<User>, BitrixError> {
+        let mut users = Vec::new();
+        let mut start = 0;
+        for _ in 0..MAX_USER_PAGES {
+            let answer = self
+                .direct(Method::UserGet, Body::Json(active_users_params(start)))
+                .await?;
+            let page: Vec<User> = decode_list(Method::UserGet, answer.result)?;
+            users.extend(page.into_iter().filter(|u| {
+                u.active
+                    && u.inner_number
+                        .as_deref()
+                        .is_some_and(|n| !n.trim().is_empty())
+            }));
+            match answer.next {
+                Some(next) if next > start => start = next,
+                _ => return Ok(users),
+            }
+        }
+        Ok(users)
+    }
+
+    /// The active user whose extension is exactly `inner`, if any.
+    pub async fn user_by_inner(&self, inner: &str) -> Result<Option<User>, BitrixError> {
+        let answer = self
+            .direct(Method::UserGet, Body::Json(user_by_inner_params(inner)))
+            .await?;
+        let users: Vec<User> = decode_list(Method::UserGet, answer.result)?;
+        Ok(users
+            .into_iter()
+            .find(|u| u.active && u.inner_number.as_deref().map(str::trim) == Some(inner.trim())))
+    }
+
+    /// `crm.{lead,contact,company,deal}.get`: the entity's responsible user (`ASSIGNED_BY_ID`),
+    /// `None` when it has none.
+    pub async fn crm_entity(
+        &self,
+        kind: CrmEntityType,
+        id: u64,
+    ) -> Result<Option<BitrixUserId>, BitrixError> {
+        let entity: CrmEntity = self
+            .typed(Method::CrmGet(kind), crm_get_params(id), None)
+            .await?;
+        Ok(entity.assigned_by_id.filter(|id| *id > 0).map(BitrixUserId))
+    }
+
+    /// `event.bind` of an online handler. Binding a handler that is already bound is success.
+    pub async fn event_bind(&self, event: EventName, handler: &Url) -> Result<(), BitrixError> {
+        let params = EventBindParams {
+            event: event.as_str(),
+            handler: handler.as_str().to_owned(),
+        };
+        match self.command(Method::EventBind, params, None).await {
+            Ok(_) => Ok(()),
+            Err(e) if e.kind() == Some(ErrorKind::AlreadyBound) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// `event.get`: handlers bound by this application.
+    pub async fn event_get(&self) -> Result<Vec<EventHandler>, BitrixError> {
+        let value = self
+            .command(Method::EventGet, serde_json::json!({}), None)
+            .await?;
+        decode_list(Method::EventGet, value)
+    }
+
+    /// `event.offline.get`; `clear` removes the returned events from the portal's queue.
+    pub async fn event_offline_get(&self, clear: bool) -> Result<OfflineEvents, BitrixError> {
+        self.typed(Method::EventOfflineGet, offline_get_params(clear), None)
+            .await
+    }
+}
+
+fn to_value(
+    method: Method,
+    params: &impl serde::Serialize,
+) -> Result<serde_json::Value, BitrixError> {
+    serde_json::to_value(params).map_err(|e| BitrixError::decode(method.name(), e))
+}
+
+fn decode<T: serde::de::DeserializeOwned>(
+    method: Method,
+    value: serde_json::Value,
+) -> Result<T, BitrixError> {
+    serde_json::from_value(value).map_err(|e| BitrixError::decode(method.name(), e))
+}
+
+/// A list result that PHP may send as `[]`, a list or a position-keyed map.
+fn decode_list<T: serde::de::DeserializeOwned>(
+    method: Method,
+    value: serde_json::Value,
+) -> Result<Vec<T>, BitrixError> {
+    let items = match value {
+        serde_json::Value::Null => Vec::new(),
+        serde_json::Value::Array(items) => items,
+        serde_json::Value::Object(map) => map.into_iter().map(|(_, v)| v).collect(),
+        other => {
+            return Err(BitrixError::decode(
+                method.name(),
+                serde::de::Error::custom(format!("expected a list, got {other}")),
+            ));
+        }
+    };
+    items.into_iter().map(|v| decode(method, v)).collect()
+}
