@@ -6,10 +6,13 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use fsb24::bitrix::{
+    AuthSettings, BitrixClient, BitrixSettings, OAuthSettings, SecretString, TokenFile,
+};
 use fsb24::call::click::{ClickDeps, ClickDial, CustomerRoute, Limits, run_click_to_call};
 use fsb24::esl::command::{Domain, Extension, Name};
 use fsb24::esl::{Backoff, InboundClient, InboundHandle, InboundOptions, Presence};
-use fsb24::http::ClickToCall;
+use fsb24::http::{ClickToCall, EventEndpoint};
 use fsb24::ids::{BitrixCallId, BitrixUserId, ExternalCallId, PhoneNumber};
 use fsb24::outbox::op::{BitrixWrite, FinishCall};
 use fsb24::outbox::{Deliver, DeliverError, Delivered, Outbox, WorkerConfig, worker};
@@ -18,6 +21,7 @@ use tokio::time::{Instant, timeout};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::support::bitrix_peer::{BitrixPeer, ClickToCall as PortalClick, PeerOptions, SeedUser};
 use crate::support::esl_peer::{FAILSAFE, FsPeer, PASSWORD};
 
 const AGENT_USER: BitrixUserId = BitrixUserId(17);
@@ -106,6 +110,10 @@ async fn connected(inbound: &InboundHandle) {
 
 impl Rig {
     async fn start() -> Self {
+        Self::start_with(Recorder).await
+    }
+
+    async fn start_with<D: Deliver>(make: impl FnOnce(mpsc::Sender<Sent>) -> D) -> Self {
         let fs = FsPeer::start().await.unwrap();
         let (shutdown, tracker) = (CancellationToken::new(), TaskTracker::new());
         let inbound = InboundClient::spawn(
@@ -120,7 +128,7 @@ impl Rig {
         let (sent_tx, sent) = mpsc::channel(64);
         tracker.spawn(worker::run(
             outbox.clone(),
-            Arc::new(Recorder(sent_tx)),
+            Arc::new(make(sent_tx)),
             WorkerConfig::default(),
             shutdown.clone(),
         ));
@@ -335,4 +343,162 @@ async fn a_redelivered_click_is_dialled_once() {
     assert_eq!(originates, 1);
     let late = rig.stop().await;
     assert!(late.is_empty(), "one finish only: {late:?}");
+}
+
+// === Through Bitrix24: the portal's click, the event endpoint, the REST client ===
+
+/// The outbox's `Deliver` over the real Bitrix REST client; logs each delivered write.
+struct ToBitrix {
+    client: BitrixClient,
+    log: mpsc::Sender<Sent>,
+}
+
+impl Deliver for ToBitrix {
+    async fn deliver(
+        &self,
+        call: &ExternalCallId,
+        call_id: Option<&BitrixCallId>,
+        write: &BitrixWrite,
+    ) -> Result<Delivered, DeliverError> {
+        let id = call_id.ok_or_else(|| DeliverError::Permanent {
+            reason: "no CALL_ID".into(),
+        })?;
+        let result = match write {
+            BitrixWrite::Show { users } => self.client.show(call, id, users).await.map(|_| ()),
+            BitrixWrite::Hide { users } => self.client.hide(call, id, users).await.map(|_| ()),
+            BitrixWrite::Finish(f) => self.client.finish(call, id, f).await.map(|_| ()),
+            other => {
+                return Err(DeliverError::Permanent {
+                    reason: format!("unexpected write {other:?}"),
+                });
+            }
+        };
+        result.map_err(|e| DeliverError::Retryable {
+            reason: e.to_string(),
+            retry_after: None,
+        })?;
+        let sent = Sent {
+            call_id: Some(id.clone()),
+            write: write.clone(),
+            at: Instant::now(),
+        };
+        let _ = self.log.send(sent).await;
+        Ok(Delivered::Done)
+    }
+}
+
+/// An OAuth client of the peer (telephony methods need an application context).
+async fn portal_client(
+    peer: &BitrixPeer,
+    dir: &std::path::Path,
+    shutdown: &CancellationToken,
+    tracker: &TaskTracker,
+) -> BitrixClient {
+    let path = dir.join("tokens.json");
+    let pair = peer.tokens();
+    let file = TokenFile {
+        access_token: SecretString::new(pair.access),
+        refresh_token: SecretString::new(pair.refresh),
+        expires: None,
+        client_endpoint: peer.rest_url(),
+        server_endpoint: peer.rest_url(),
+        member_id: Some(peer.options().member_id.clone()),
+    };
+    file.save(&path).await.unwrap();
+    let mut settings = BitrixSettings::new(AuthSettings::OAuth(OAuthSettings {
+        client_id: peer.options().client_id.clone(),
+        client_secret: SecretString::new(peer.options().client_secret.clone()),
+        token_file: path,
+    }));
+    settings.batch_window = None;
+    BitrixClient::start(settings, tracker, shutdown.clone())
+        .await
+        .unwrap()
+}
+
+/// Serves fsb24's event endpoint on 127.0.0.1:0; returns the handler URL.
+async fn event_endpoint(
+    token: &str,
+    clicks: mpsc::Sender<ClickToCall>,
+    tracker: &TaskTracker,
+    shutdown: &CancellationToken,
+) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/bitrix/event", listener.local_addr().unwrap());
+    let app = EventEndpoint::new(Arc::from(token), clicks).router();
+    let stop = shutdown.clone();
+    tracker.spawn(async move {
+        let _ = axum::serve(listener, app)
+            .with_graceful_shutdown(stop.cancelled_owned())
+            .await;
+    });
+    url
+}
+
+#[tokio::test]
+async fn crm_click_rings_the_agent_then_the_client_and_finishes_bitrix24s_own_call_once() {
+    let peer = BitrixPeer::start(PeerOptions::default()).await;
+    peer.add_user(SeedUser::new(17, "Erika", Some("1001")));
+    let dir = tempfile::tempdir().unwrap();
+    let (client_stop, client_tasks) = (CancellationToken::new(), TaskTracker::new());
+    let client = portal_client(&peer, dir.path(), &client_stop, &client_tasks).await;
+    let mut rig = Rig::start_with(|log| ToBitrix { client, log }).await;
+    let handler = event_endpoint(
+        "app-token-1",
+        rig.clicks.clone(),
+        &rig.tracker,
+        &rig.shutdown,
+    )
+    .await;
+    rig.fs
+        .phone("1001")
+        .answers_after(Duration::from_millis(300));
+    rig.fs
+        .phone("+4930123456789")
+        .answers_then_hangs_up(Duration::from_millis(300), Duration::from_millis(1200));
+    let click = PortalClick {
+        user_id: 17,
+        phone: "+49 30 123456789".to_owned(),
+        line_number: String::new(),
+        crm: None,
+    };
+    let (call_id, status) = peer.click_to_call(&handler, "app-token-1", &click).await;
+    assert_eq!(status, Some(200));
+    let sent = rig.until_finish().await;
+    assert_show_then_finish(&sent, &call_id);
+    let agent_ring = rig.fs.ring_ended("1001", 0).await.expect("agent rang");
+    let customer_ring = rig
+        .fs
+        .ring_ended("+4930123456789", 0)
+        .await
+        .expect("client rang");
+    assert!(
+        agent_ring.started < customer_ring.started,
+        "the agent first, then the client"
+    );
+    let call = peer.call(&call_id).unwrap();
+    let finished = call.finished.expect("the call is finished");
+    assert_eq!(finished.user_id, 17);
+    assert_eq!(finished.duration, 1, "the client's talk time (1.2 s)");
+    assert_eq!(finished.status_code, "200");
+    assert_eq!(finished.add_to_chat, Some(true));
+    let cards = peer.timeline(&call_id);
+    assert_eq!(cards.len(), 1, "{cards:?}");
+    assert_eq!(cards[0].user, 17);
+    assert!(
+        cards[0].from < agent_ring.ended.unwrap(),
+        "card open while the phone rang"
+    );
+    assert!(cards[0].to.is_some(), "finish closed the card");
+    assert!(
+        peer.method_calls("telephony.externalcall.register")
+            .is_empty(),
+        "Bitrix24 registered the call itself"
+    );
+    let late = rig.stop().await;
+    assert!(late.is_empty(), "one finish only: {late:?}");
+    assert_eq!(peer.method_calls("telephony.externalcall.finish").len(), 1);
+    client_stop.cancel();
+    client_tasks.close();
+    let _ = timeout(FAILSAFE, client_tasks.wait()).await;
 }
