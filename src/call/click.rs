@@ -4,7 +4,6 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio::sync::{broadcast, mpsc};
 use tokio::time::Instant;
@@ -13,119 +12,22 @@ use tokio_util::task::TaskTracker;
 use tracing::{Instrument, debug, error, info, info_span, warn};
 
 use crate::call::status::Cause;
-use crate::config::{AgentConfig, Config, CustomerRoute as ConfigRoute};
-use crate::esl::command::{
-    CommandError, DialLeg, DialString, Domain, Endpoint, Extension, Name, OriginateRequest,
-    OriginateThen,
-};
+use crate::esl::command::{Extension, OriginateRequest};
 use crate::esl::{EslError, InboundHandle, SwitchEvent};
 use crate::http::ClickToCall;
-use crate::ids::{BitrixCallId, BitrixUserId, ExternalCallId, LegId, PhoneNumber};
+use crate::ids::{BitrixCallId, BitrixUserId, ExternalCallId, LegId};
 use crate::outbox::op::{BitrixWrite, CallWrite, FinishCall};
 use crate::outbox::{Outbox, OutboxError};
 
+pub mod dial;
 pub mod machine;
+
+pub use dial::{ClickDial, ClickError, CustomerRoute, agents_by_user, originate_request};
 
 pub use machine::{ClickCall, Input, Legs, Limits, unknown_user_finish};
 
 /// How many recent `CALL_ID`s are remembered to drop a redelivered event.
 const RECENT_CALLS: usize = 4096;
-
-/// Why click-to-call could not be set up from the config.
-#[derive(Debug, thiserror::Error)]
-pub enum ClickError {
-    /// A config value does not fit a dial string.
-    #[error("click-to-call {key}: {source}")]
-    Dial {
-        /// The config key.
-        key: &'static str,
-        /// What was wrong.
-        #[source]
-        source: CommandError,
-    },
-    /// A required setting is absent.
-    #[error("click-to-call needs {key}")]
-    Missing {
-        /// The config key.
-        key: &'static str,
-    },
-}
-
-/// How the customer's number is reached.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CustomerRoute {
-    /// `sofia/gateway/<gateway>/<number>`.
-    Gateway(Name),
-    /// `sofia/<profile>/<number>@<host>`.
-    Profile {
-        /// Sofia profile.
-        profile: Name,
-        /// Host (and port).
-        host: Domain,
-    },
-}
-
-/// Dial and timing settings of click-to-call.
-#[derive(Debug, Clone)]
-pub struct ClickDial {
-    /// Agents are rung as `user/<extension>@<agent_domain>`.
-    pub agent_domain: Domain,
-    /// Where the customer number goes.
-    pub customer: CustomerRoute,
-    /// Caller id shown to the customer; `None` leaves FreeSWITCH's default.
-    pub caller_id_number: Option<PhoneNumber>,
-    /// How long the employee's phone rings.
-    pub agent_ring: Duration,
-    /// How long the customer's phone rings.
-    pub customer_ring: Duration,
-    /// Overall deadline and settle time.
-    pub limits: Limits,
-    /// `ADD_TO_CHAT` of the finish.
-    pub add_to_chat: bool,
-}
-
-impl ClickDial {
-    /// Settings from the validated config (`[click_to_call]`, `[esl.dial] domain`,
-    /// `[bitrix.defaults] add_to_chat`).
-    pub fn from_config(config: &Config) -> Result<Self, ClickError> {
-        let c2c = &config.click_to_call;
-        let domain = config
-            .esl
-            .dial
-            .domain
-            .as_deref()
-            .ok_or(ClickError::Missing {
-                key: "esl.dial.domain",
-            })?;
-        let customer = match c2c.customer.as_ref().ok_or(ClickError::Missing {
-            key: "click_to_call.gateway or click_to_call.profile + host",
-        })? {
-            ConfigRoute::Gateway(gw) => {
-                CustomerRoute::Gateway(dial("click_to_call.gateway", Name::parse(gw))?)
-            }
-            ConfigRoute::Profile { profile, host } => CustomerRoute::Profile {
-                profile: dial("click_to_call.profile", Name::parse(profile))?,
-                host: dial("click_to_call.host", Domain::parse(host))?,
-            },
-        };
-        Ok(Self {
-            agent_domain: dial("esl.dial.domain", Domain::parse(domain))?,
-            customer,
-            caller_id_number: c2c.caller_id_number.clone(),
-            agent_ring: c2c.originate_timeout,
-            customer_ring: c2c.customer_ring_timeout,
-            limits: Limits {
-                max_duration: c2c.max_duration,
-                settle: Duration::from_secs(5),
-            },
-            add_to_chat: config.bitrix.defaults.add_to_chat,
-        })
-    }
-}
-
-fn dial<T>(key: &'static str, value: Result<T, CommandError>) -> Result<T, ClickError> {
-    value.map_err(|source| ClickError::Dial { key, source })
-}
 
 /// Everything the click-to-call task needs.
 #[derive(Debug, Clone)]
@@ -138,22 +40,6 @@ pub struct ClickDeps {
     pub outbox: Outbox,
     /// Dial settings.
     pub dial: ClickDial,
-}
-
-/// The agents map from `[[agents]]`: the first agent of each Bitrix24 user wins.
-pub fn agents_by_user(
-    agents: &[AgentConfig],
-) -> Result<HashMap<BitrixUserId, Extension>, ClickError> {
-    let mut map = HashMap::new();
-    for agent in agents {
-        let ext =
-            Extension::parse(agent.extension.as_str()).map_err(|source| ClickError::Dial {
-                key: "agents.extension",
-                source,
-            })?;
-        map.entry(agent.bitrix_user).or_insert(ext);
-    }
-    Ok(map)
 }
 
 /// Runs click-to-calls from `rx` (one tracked task each) until `shutdown` or the channel closes.
@@ -361,49 +247,6 @@ fn leg_input(legs: &Legs, event: SwitchEvent) -> Option<Input> {
         }
         _ => None,
     }
-}
-
-/// `originate {X: user/<ext>@<domain>} &bridge({Y: customer})`: the agent first, then the customer.
-pub fn originate_request(
-    dial: &ClickDial,
-    ext: &Extension,
-    phone: &PhoneNumber,
-    legs: &Legs,
-) -> Result<OriginateRequest, CommandError> {
-    let agent_ring = whole_secs(dial.agent_ring);
-    let agent = Endpoint::User {
-        ext: ext.clone(),
-        domain: dial.agent_domain.clone(),
-    };
-    // The employee's phone shows whom they are about to call.
-    let agent = DialLeg::new(legs.agent.clone(), agent)?
-        .leg_timeout(agent_ring)
-        .caller_id_number(phone.clone());
-    let customer = match &dial.customer {
-        CustomerRoute::Gateway(gateway) => Endpoint::Gateway {
-            gateway: gateway.clone(),
-            number: phone.clone(),
-        },
-        CustomerRoute::Profile { profile, host } => Endpoint::Profile {
-            profile: profile.clone(),
-            number: phone.clone(),
-            host: host.clone(),
-        },
-    };
-    let mut customer =
-        DialLeg::new(legs.customer.clone(), customer)?.leg_timeout(whole_secs(dial.customer_ring));
-    if let Some(cid) = &dial.caller_id_number {
-        customer = customer.caller_id_number(cid.clone());
-    }
-    Ok(OriginateRequest {
-        leg: agent,
-        then: OriginateThen::Bridge(DialString::single(customer)),
-        timeout_secs: agent_ring,
-    })
-}
-
-fn whole_secs(d: Duration) -> u32 {
-    u32::try_from(d.as_secs().max(1)).unwrap_or(u32::MAX)
 }
 
 async fn push(
