@@ -164,8 +164,9 @@ async fn follow(
     let mut job_done = false;
     loop {
         let wake = call.wake_at()?;
+        // Biased: results and events already received are used before a shutdown.
         let input = tokio::select! {
-            () = shutdown.cancelled() => Input::GiveUp,
+            biased;
             result = &mut originate, if !job_done => {
                 job_done = true;
                 match originate_input(result) {
@@ -185,6 +186,7 @@ async fn follow(
                 Err(broadcast::error::RecvError::Closed) => Input::GiveUp,
             },
             () = tokio::time::sleep_until(wake) => Input::Timer,
+            () = shutdown.cancelled() => Input::GiveUp,
         };
         if let Some(finish) = call.handle(Instant::now(), input) {
             return Some(finish);

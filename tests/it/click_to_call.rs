@@ -58,6 +58,8 @@ struct Rig {
     fs: FsPeer,
     clicks: mpsc::Sender<ClickToCall>,
     sent: mpsc::Receiver<Sent>,
+    /// Stops the click task only (the outbox worker keeps delivering).
+    click_stop: CancellationToken,
     shutdown: CancellationToken,
     tracker: TaskTracker,
     _dir: tempfile::TempDir,
@@ -114,6 +116,13 @@ impl Rig {
     }
 
     async fn start_with<D: Deliver>(make: impl FnOnce(mpsc::Sender<Sent>) -> D) -> Self {
+        Self::start_custom(dial(), make).await
+    }
+
+    async fn start_custom<D: Deliver>(
+        dial: ClickDial,
+        make: impl FnOnce(mpsc::Sender<Sent>) -> D,
+    ) -> Self {
         let fs = FsPeer::start().await.unwrap();
         let (shutdown, tracker) = (CancellationToken::new(), TaskTracker::new());
         let inbound = InboundClient::spawn(
@@ -137,19 +146,21 @@ impl Rig {
             agents,
             inbound,
             outbox,
-            dial: dial(),
+            dial,
         };
         let (clicks, rx) = mpsc::channel(8);
+        let click_stop = shutdown.child_token();
         tracker.spawn(run_click_to_call(
             rx,
             deps,
-            shutdown.clone(),
+            click_stop.clone(),
             tracker.clone(),
         ));
         Self {
             fs,
             clicks,
             sent,
+            click_stop,
             shutdown,
             tracker,
             _dir: dir,
@@ -343,6 +354,56 @@ async fn a_redelivered_click_is_dialled_once() {
     assert_eq!(originates, 1);
     let late = rig.stop().await;
     assert!(late.is_empty(), "one finish only: {late:?}");
+}
+
+#[tokio::test]
+async fn a_call_still_ringing_at_the_deadline_is_finished_once() {
+    let mut quick = dial();
+    quick.limits.max_duration = Duration::from_millis(800);
+    let mut rig = Rig::start_custom(quick, Recorder).await;
+    rig.fs.phone("1001").rings_forever();
+    rig.click("externalCall.c2c.6", AGENT_USER).await;
+    let sent = rig.until_finish().await;
+    assert_show_then_finish(&sent, "externalCall.c2c.6");
+    let f = finish_of(&sent);
+    assert_eq!((f.status_code.as_str(), f.duration_secs), ("603-S", 0));
+    assert!(
+        f.failed_reason.as_deref().unwrap().contains("deadline"),
+        "{f:?}"
+    );
+    // The agent's phone keeps ringing until FreeSWITCH's own limit; nothing more is written.
+    let ring = rig.fs.ring_ended("1001", 0).await;
+    assert!(ring.is_none_or(|r| r.why.as_deref() != Some("ANSWERED")));
+    assert!(rig.stop().await.is_empty());
+}
+
+#[tokio::test]
+async fn stopping_the_click_task_mid_call_still_finishes_the_call() {
+    let mut rig = Rig::start().await;
+    rig.fs
+        .phone("1001")
+        .answers_after(Duration::from_millis(100));
+    rig.fs.phone(CUSTOMER).rings_forever();
+    rig.click("externalCall.c2c.7", AGENT_USER).await;
+    rig.fs
+        .ring_started(CUSTOMER, 0)
+        .await
+        .expect("the customer is being rung");
+    rig.click_stop.cancel();
+    let sent = rig.until_finish().await;
+    assert_show_then_finish(&sent, "externalCall.c2c.7");
+    let f = finish_of(&sent);
+    // What fsb24 had seen of the agent's answer decides 480 (answered) or 603-S; either way the
+    // call is closed, once.
+    assert!(["480", "603-S"].contains(&f.status_code.as_str()), "{f:?}");
+    assert!(
+        f.failed_reason
+            .as_deref()
+            .unwrap()
+            .contains("stopped following the legs"),
+        "{f:?}"
+    );
+    assert!(rig.stop().await.is_empty());
 }
 
 // === Through Bitrix24: the portal's click, the event endpoint, the REST client ===

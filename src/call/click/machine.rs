@@ -155,9 +155,11 @@ impl ClickCall {
                 cause,
                 sip_term_status,
             } => self.ended(now, &leg, cause, sip_term_status),
-            Input::Timer if self.wake_at().is_some_and(|at| now >= at) => Some(self.timed_out(now)),
+            Input::Timer if self.wake_at().is_some_and(|at| now >= at) => {
+                Some(self.timed_out(now, "deadline"))
+            }
             Input::Timer => None,
-            Input::GiveUp => Some(self.timed_out(now)),
+            Input::GiveUp => Some(self.timed_out(now, "stopped following the legs")),
         };
         self.finished = finish.is_some();
         finish
@@ -225,7 +227,7 @@ impl ClickCall {
         self.customer_failed(&Attempt { cause, sip: None })
     }
 
-    fn timed_out(&mut self, now: Instant) -> FinishCall {
+    fn timed_out(&mut self, now: Instant, why: &str) -> FinishCall {
         if let Some(at) = self.customer_answered {
             let end = self.agent_ended.as_ref().map_or(now, |(t, _)| *t);
             return self.talked(end.saturating_duration_since(at));
@@ -236,11 +238,10 @@ impl ClickCall {
             }
             _ if self.agent_answered => {
                 let mut finish = self.finish(0, "480".to_owned());
-                finish.failed_reason =
-                    Some("no customer leg result before the deadline".to_owned());
+                finish.failed_reason = Some(format!("no customer leg result: {why}"));
                 finish
             }
-            _ => self.cancelled("agent leg result lost: deadline".to_owned()),
+            _ => self.cancelled(format!("no agent leg result: {why}")),
         }
     }
 
