@@ -17,12 +17,13 @@ use tokio_util::task::TaskTracker;
 use tracing::{Instrument, error, info, info_span, warn};
 
 use crate::bitrix::BitrixClient;
+use crate::call::click::{self, ClickDeps, ClickDial};
 use crate::call::effects::{CallEffects, CallServices, Dialer};
 use crate::call::machine::{Call, CallInfo};
 use crate::call::route::{self, Arrival};
 use crate::call::task::{self, MapCtx};
 use crate::config::{Config, ConfigError, ConfigErrors};
-use crate::esl::{InboundClient, IncomingCall, OutboundServer, Presence};
+use crate::esl::{InboundClient, InboundHandle, IncomingCall, OutboundServer, Presence};
 use crate::http::{ClickToCall, EventEndpoint};
 use crate::outbox::{self, Outbox};
 use crate::queue::QueueHandle;
@@ -74,7 +75,7 @@ pub async fn run_with(
     let tracker = TaskTracker::new();
     let grace = config.shutdown_grace;
     let source = config.source.clone();
-    let services = start_services(&config, &tracker, &token).await?;
+    let (services, inbound) = start_services(&config, &tracker, &token).await?;
     let (config_tx, config_updates) = watch::channel(Arc::new(config));
 
     let (calls_tx, calls_rx) = mpsc::channel(256);
@@ -88,7 +89,13 @@ pub async fn run_with(
         tracker.clone(),
     ));
     if let Some(listener) = listeners.http {
-        serve_events(listener, &config_updates.borrow(), &tracker, &token)?;
+        let clicks = ClickDeps {
+            agents: click::agents_by_user(&config_updates.borrow().agents)?,
+            inbound,
+            outbox: services.outbox.clone(),
+            dial: ClickDial::from_config(&config_updates.borrow())?,
+        };
+        serve_events(listener, &config_updates.borrow(), clicks, &tracker, &token)?;
     }
     if let Some(path) = source {
         tracker.spawn(reload_on_sighup(path, config_tx, token.child_token()));
@@ -118,7 +125,7 @@ async fn start_services(
     config: &Config,
     tracker: &TaskTracker,
     token: &CancellationToken,
-) -> anyhow::Result<CallServices> {
+) -> anyhow::Result<(CallServices, InboundHandle)> {
     let outbox = Outbox::open(&config.outbox.path)
         .await
         .with_context(|| format!("opening the outbox {}", config.outbox.path.display()))?;
@@ -137,25 +144,36 @@ async fn start_services(
             .iter()
             .map(|a| a.extension.as_str().to_owned()),
     );
-    let _inbound = InboundClient::spawn(
+    let inbound = InboundClient::spawn(
         build::inbound(config)?,
         presence.clone(),
         token.child_token(),
         tracker,
     );
+    // Route calls only once presence is known, unless the switch's inbound side stays silent:
+    // then calls still flow (queues see every agent as unregistered until it connects).
+    let mut resyncs = inbound.resyncs();
+    let first = resyncs.wait_for(|n| *n > 0);
+    if tokio::time::timeout(config.esl.handshake_timeout, first)
+        .await
+        .is_err()
+    {
+        warn!("no presence snapshot from FreeSWITCH yet; taking calls anyway");
+    }
     let queue = QueueHandle::spawn(
         build::policy(config)?,
         Arc::new(presence),
         tracker,
         token.child_token(),
     );
-    Ok(CallServices {
+    let services = CallServices {
         queue,
         outbox,
         bitrix,
         dialer: Dialer::new(config.esl.dial.clone()),
         agents_by_user: build::agents_by_user(config),
-    })
+    };
+    Ok((services, inbound))
 }
 
 /// Hands each reloaded config's queues and agents to the queue actor. Routes and timings need
@@ -259,11 +277,11 @@ async fn start_call(
     );
 }
 
-/// The Bitrix24 event endpoint. Click-to-call requests are accepted and logged; dialling them
-/// is wired by [`crate::call`]'s click-to-call flow when present.
+/// The Bitrix24 event endpoint and the click-to-call flow behind it.
 fn serve_events(
     listener: TcpListener,
     config: &Config,
+    clicks: ClickDeps,
     tracker: &TaskTracker,
     token: &CancellationToken,
 ) -> anyhow::Result<()> {
@@ -282,20 +300,13 @@ fn serve_events(
             error!(error = &e as &dyn std::error::Error, "http endpoint failed");
         }
     });
-    tracker.spawn(drain_clicks(click_rx, token.child_token()));
+    tracker.spawn(click::run_click_to_call(
+        click_rx,
+        clicks,
+        token.child_token(),
+        tracker.clone(),
+    ));
     Ok(())
-}
-
-async fn drain_clicks(mut rx: mpsc::Receiver<ClickToCall>, token: CancellationToken) {
-    loop {
-        tokio::select! {
-            () = token.cancelled() => return,
-            click = rx.recv() => match click {
-                Some(click) => info!(call = %click.call_id, user = %click.user, "click-to-call received"),
-                None => return,
-            },
-        }
-    }
 }
 
 /// Reads and validates the config file at `path` without blocking the runtime.

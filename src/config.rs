@@ -7,6 +7,7 @@
 use std::path::Path;
 
 mod bitrix;
+mod click;
 mod error;
 mod model;
 mod queues;
@@ -17,6 +18,7 @@ mod summary;
 mod template;
 mod validate;
 
+pub use click::CustomerRoute;
 pub use error::{ConfigError, ConfigErrors};
 pub use model::{
     AgentConfig, BitrixAuth, BitrixConfig, BitrixDefaults, ClickToCallConfig, Config, DialConfig,

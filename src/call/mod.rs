@@ -1,6 +1,8 @@
-//! One call's control: the pure per-call state machine ([`machine`]) and the hangup-cause to
-//! Bitrix24 status table ([`status`]). The [`task`] drives a machine with real IO.
+//! Call control: the pure per-call state machine ([`machine`]), the hangup-cause to Bitrix24
+//! status table ([`status`]), routing from the config ([`route`]), the driver ([`task`]) with its
+//! real effects ([`effects`]), and click-to-call ([`click`]).
 
+pub mod click;
 pub mod effects;
 pub mod machine;
 pub mod route;

@@ -376,6 +376,13 @@ pub struct ClickToCallConfig {
     pub originate_timeout: Duration,
     /// Caller id presented to the customer; `None` leaves it to the dialplan.
     pub caller_id_number: Option<PhoneNumber>,
+    /// How the customer's number is dialled (`gateway`, or `profile` + `host`); required to run
+    /// click-to-call.
+    pub customer: Option<super::CustomerRoute>,
+    /// How long the customer's phone rings.
+    pub customer_ring_timeout: Duration,
+    /// A click-to-call whose end was never seen is finished after this long.
+    pub max_duration: Duration,
 }
 
 /// `[log]`.

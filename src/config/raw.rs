@@ -229,6 +229,11 @@ pub(crate) struct RawClickToCall {
     pub dialplan: Option<String>,
     pub originate_timeout: Option<String>,
     pub caller_id_number: Option<String>,
+    pub gateway: Option<String>,
+    pub profile: Option<String>,
+    pub host: Option<String>,
+    pub customer_ring_timeout: Option<String>,
+    pub max_duration: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

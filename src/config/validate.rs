@@ -307,12 +307,42 @@ pub(crate) fn click_to_call(p: &mut Problems, raw: RawClickToCall) -> ClickToCal
         secs(1),
         secs(600),
     );
-    let caller_id_number = raw.caller_id_number.and_then(|n| {
-        PhoneNumber::parse(&n)
+    let caller_id_number = raw.caller_id_number.as_deref().and_then(|n| {
+        PhoneNumber::parse(n)
             .map_err(|e| p.push("click_to_call.caller_id_number", e))
             .ok()
     });
+    let customer_ring_timeout = duration(
+        p,
+        "click_to_call.customer_ring_timeout",
+        raw.customer_ring_timeout.as_deref(),
+        "60s",
+    );
+    in_range(
+        p,
+        "click_to_call.customer_ring_timeout",
+        customer_ring_timeout,
+        secs(1),
+        secs(600),
+    );
+    let max_duration = duration(
+        p,
+        "click_to_call.max_duration",
+        raw.max_duration.as_deref(),
+        "4h",
+    );
+    in_range(
+        p,
+        "click_to_call.max_duration",
+        max_duration,
+        secs(60),
+        secs(86_400),
+    );
+    let customer = super::click::customer_route(p, &raw);
     ClickToCallConfig {
+        customer,
+        customer_ring_timeout,
+        max_duration,
         context: token(
             p,
             "click_to_call.context",

@@ -9,6 +9,7 @@ mod call_cases;
 mod call_flow;
 mod call_queue;
 mod cli;
+mod click_to_call;
 mod config_files;
 mod dialplan;
 mod esl_replay;

@@ -111,10 +111,9 @@ async fn uuid_record(sw: &Arc<Switch>, a: &[&str]) -> String {
 /// `originate <dial> <&app(arg)|ext> ...`: `+OK <uuid>` once answered, else `-ERR <CAUSE>`.
 async fn originate(sw: &Arc<Switch>, args: &str) -> String {
     let mut parts = args.trim().splitn(2, ' ');
-    let (dial, app) = (
-        parts.next().unwrap_or(""),
-        parts.next().unwrap_or("&park()").trim().trim_matches('\''),
-    );
+    let dial = parts.next().unwrap_or("");
+    // The app is one argument (quoted when it holds spaces); dialplan/context/cid/timeout may follow.
+    let app = app_argument(parts.next().unwrap_or("&park()"));
     let Ok(d) = dialstring::parse(dial) else {
         return "-ERR INVALID_URL\n".into();
     };
@@ -136,6 +135,19 @@ async fn originate(sw: &Arc<Switch>, args: &str) -> String {
             .spawn(async move { originate_bridge(&sw2, &leg2, &inner).await });
     }
     format!("+OK {leg}\n")
+}
+
+/// The first space-separated argument of `rest`, single quotes grouping and stripped.
+fn app_argument(rest: &str) -> String {
+    let (mut out, mut quoted) = (String::new(), false);
+    for c in rest.trim().chars() {
+        match c {
+            '\'' => quoted = !quoted,
+            ' ' if !quoted => break,
+            _ => out.push(c),
+        }
+    }
+    out
 }
 
 /// The `&bridge(...)` of an originated leg: rings the far end; on failure the leg hangs up with its cause.

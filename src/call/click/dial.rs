@@ -1,0 +1,172 @@
+//! Click-to-call dial settings from the config and the `originate` request they produce:
+//! `user/<ext>@<domain>` for the employee, then `&bridge` to the customer via gateway or profile.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use super::machine::{Legs, Limits};
+use crate::config::{AgentConfig, Config, CustomerRoute as ConfigRoute};
+use crate::esl::command::{
+    CommandError, DialLeg, DialString, Domain, Endpoint, Extension, Name, OriginateRequest,
+    OriginateThen,
+};
+use crate::ids::{BitrixUserId, PhoneNumber};
+
+/// Why click-to-call could not be set up from the config.
+#[derive(Debug, thiserror::Error)]
+pub enum ClickError {
+    /// A config value does not fit a dial string.
+    #[error("click-to-call {key}: {source}")]
+    Dial {
+        /// The config key.
+        key: &'static str,
+        /// What was wrong.
+        #[source]
+        source: CommandError,
+    },
+    /// A required setting is absent.
+    #[error("click-to-call needs {key}")]
+    Missing {
+        /// The config key.
+        key: &'static str,
+    },
+}
+
+/// How the customer's number is reached.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CustomerRoute {
+    /// `sofia/gateway/<gateway>/<number>`.
+    Gateway(Name),
+    /// `sofia/<profile>/<number>@<host>`.
+    Profile {
+        /// Sofia profile.
+        profile: Name,
+        /// Host (and port).
+        host: Domain,
+    },
+}
+
+/// Dial and timing settings of click-to-call.
+#[derive(Debug, Clone)]
+pub struct ClickDial {
+    /// Agents are rung as `user/<extension>@<agent_domain>`.
+    pub agent_domain: Domain,
+    /// Where the customer number goes.
+    pub customer: CustomerRoute,
+    /// Caller id shown to the customer; `None` leaves FreeSWITCH's default.
+    pub caller_id_number: Option<PhoneNumber>,
+    /// How long the employee's phone rings.
+    pub agent_ring: Duration,
+    /// How long the customer's phone rings.
+    pub customer_ring: Duration,
+    /// Overall deadline and settle time.
+    pub limits: Limits,
+    /// `ADD_TO_CHAT` of the finish.
+    pub add_to_chat: bool,
+}
+
+impl ClickDial {
+    /// Settings from the validated config (`[click_to_call]`, `[esl.dial] domain`,
+    /// `[bitrix.defaults] add_to_chat`).
+    pub fn from_config(config: &Config) -> Result<Self, ClickError> {
+        let c2c = &config.click_to_call;
+        let domain = config
+            .esl
+            .dial
+            .domain
+            .as_deref()
+            .ok_or(ClickError::Missing {
+                key: "esl.dial.domain",
+            })?;
+        let customer = match c2c.customer.as_ref().ok_or(ClickError::Missing {
+            key: "click_to_call.gateway or click_to_call.profile + host",
+        })? {
+            ConfigRoute::Gateway(gw) => {
+                CustomerRoute::Gateway(dial("click_to_call.gateway", Name::parse(gw))?)
+            }
+            ConfigRoute::Profile { profile, host } => CustomerRoute::Profile {
+                profile: dial("click_to_call.profile", Name::parse(profile))?,
+                host: dial("click_to_call.host", Domain::parse(host))?,
+            },
+        };
+        Ok(Self {
+            agent_domain: dial("esl.dial.domain", Domain::parse(domain))?,
+            customer,
+            caller_id_number: c2c.caller_id_number.clone(),
+            agent_ring: c2c.originate_timeout,
+            customer_ring: c2c.customer_ring_timeout,
+            limits: Limits {
+                max_duration: c2c.max_duration,
+                settle: Duration::from_secs(5),
+            },
+            add_to_chat: config.bitrix.defaults.add_to_chat,
+        })
+    }
+}
+
+fn dial<T>(key: &'static str, value: Result<T, CommandError>) -> Result<T, ClickError> {
+    value.map_err(|source| ClickError::Dial { key, source })
+}
+
+/// The agents map from `[[agents]]`: the first agent of each Bitrix24 user wins.
+pub fn agents_by_user(
+    agents: &[AgentConfig],
+) -> Result<HashMap<BitrixUserId, Extension>, ClickError> {
+    let mut map = HashMap::new();
+    for agent in agents {
+        let ext =
+            Extension::parse(agent.extension.as_str()).map_err(|source| ClickError::Dial {
+                key: "agents.extension",
+                source,
+            })?;
+        map.entry(agent.bitrix_user).or_insert(ext);
+    }
+    Ok(map)
+}
+
+/// `originate {X: user/<ext>@<domain>} &bridge({Y: customer})`: the agent first, then the customer.
+pub fn originate_request(
+    dial: &ClickDial,
+    ext: &Extension,
+    phone: &PhoneNumber,
+    legs: &Legs,
+) -> Result<OriginateRequest, CommandError> {
+    let agent_ring = whole_secs(dial.agent_ring);
+    let agent = Endpoint::User {
+        ext: ext.clone(),
+        domain: dial.agent_domain.clone(),
+    };
+    // The employee's phone shows whom they are about to call.
+    let agent = DialLeg::new(legs.agent.clone(), agent)?
+        .leg_timeout(agent_ring)
+        .caller_id_number(phone.clone());
+    let customer = match &dial.customer {
+        CustomerRoute::Gateway(gateway) => Endpoint::Gateway {
+            gateway: gateway.clone(),
+            number: phone.clone(),
+        },
+        CustomerRoute::Profile { profile, host } => Endpoint::Profile {
+            profile: profile.clone(),
+            number: phone.clone(),
+            host: host.clone(),
+        },
+    };
+    let mut customer =
+        DialLeg::new(legs.customer.clone(), customer)?.leg_timeout(whole_secs(dial.customer_ring));
+    if let Some(cid) = &dial.caller_id_number {
+        customer = customer.caller_id_number(cid.clone());
+    }
+    Ok(OriginateRequest {
+        leg: agent,
+        then: OriginateThen::Bridge(DialString::single(customer)),
+        timeout_secs: agent_ring,
+    })
+}
+
+fn whole_secs(d: Duration) -> u32 {
+    u32::try_from(d.as_secs().max(1)).unwrap_or(u32::MAX)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests;

@@ -1,0 +1,59 @@
+//! `[click_to_call]` customer routing: how the clicked number leaves the PBX (a sofia gateway, or
+//! a profile towards a host), validated to characters that are safe in a dial string.
+
+use super::error::Problems;
+use super::raw::RawClickToCall;
+use super::validate::token;
+
+/// How the customer's number is dialled once the employee answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CustomerRoute {
+    /// `gateway = "gw1"`: `sofia/gateway/gw1/<number>`.
+    Gateway(String),
+    /// `profile = "external"`, `host = "sip.carrier.net:5060"`: `sofia/external/<number>@<host>`.
+    Profile {
+        /// Sofia profile.
+        profile: String,
+        /// Host, optionally with `:port`.
+        host: String,
+    },
+}
+
+/// Reads `gateway` / `profile` + `host`; `None` (no problem) when none is given.
+pub(crate) fn customer_route(p: &mut Problems, raw: &RawClickToCall) -> Option<CustomerRoute> {
+    match (&raw.gateway, &raw.profile, &raw.host) {
+        (None, None, None) => None,
+        (Some(gw), None, None) => Some(CustomerRoute::Gateway(token(
+            p,
+            "click_to_call.gateway",
+            gw,
+        ))),
+        (None, Some(profile), Some(host)) => {
+            let ok = |c: char| c.is_ascii_alphanumeric() || "_-.:".contains(c);
+            if host.is_empty() || !host.chars().all(ok) {
+                p.push(
+                    "click_to_call.host",
+                    format!("{host:?} must be a host name or address, optionally with :port"),
+                );
+            }
+            Some(CustomerRoute::Profile {
+                profile: token(p, "click_to_call.profile", profile),
+                host: host.clone(),
+            })
+        }
+        (Some(_), _, _) => {
+            p.push(
+                "click_to_call.gateway",
+                "give either gateway, or profile and host, not both",
+            );
+            None
+        }
+        _ => {
+            p.push(
+                "click_to_call.profile",
+                "profile and host must be given together",
+            );
+            None
+        }
+    }
+}

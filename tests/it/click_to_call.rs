@@ -1,0 +1,565 @@
+//! Click-to-call end to end: fsb24's click task against the FreeSWITCH test peer (inbound ESL,
+//! scripted phones, `bgapi originate ... &bridge(...)`) and the real SQLite outbox + worker with a
+//! recording `Deliver`: card shown while the agent's phone rings, one finish, never a register.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use fsb24::bitrix::{
+    AuthSettings, BitrixClient, BitrixSettings, OAuthSettings, SecretString, TokenFile,
+};
+use fsb24::call::click::{ClickDeps, ClickDial, CustomerRoute, Limits, run_click_to_call};
+use fsb24::esl::command::{Domain, Extension, Name};
+use fsb24::esl::{Backoff, InboundClient, InboundHandle, InboundOptions, Presence};
+use fsb24::http::{ClickToCall, EventEndpoint};
+use fsb24::ids::{BitrixCallId, BitrixUserId, ExternalCallId, PhoneNumber};
+use fsb24::outbox::op::{BitrixWrite, FinishCall};
+use fsb24::outbox::{Deliver, DeliverError, Delivered, Outbox, WorkerConfig, worker};
+use tokio::sync::mpsc;
+use tokio::time::{Instant, timeout};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::support::bitrix_peer::{BitrixPeer, ClickToCall as PortalClick, PeerOptions, SeedUser};
+use crate::support::esl_peer::{FAILSAFE, FsPeer, PASSWORD};
+
+const AGENT_USER: BitrixUserId = BitrixUserId(17);
+const CUSTOMER: &str = "5550100";
+
+/// One write the worker delivered, with its `CALL_ID` and when.
+#[derive(Debug, Clone)]
+struct Sent {
+    call_id: Option<BitrixCallId>,
+    write: BitrixWrite,
+    at: Instant,
+}
+
+struct Recorder(mpsc::Sender<Sent>);
+
+impl Deliver for Recorder {
+    async fn deliver(
+        &self,
+        _call: &ExternalCallId,
+        call_id: Option<&BitrixCallId>,
+        write: &BitrixWrite,
+    ) -> Result<Delivered, DeliverError> {
+        let sent = Sent {
+            call_id: call_id.cloned(),
+            write: write.clone(),
+            at: Instant::now(),
+        };
+        let _ = self.0.send(sent).await;
+        Ok(Delivered::Done)
+    }
+}
+
+struct Rig {
+    fs: FsPeer,
+    clicks: mpsc::Sender<ClickToCall>,
+    sent: mpsc::Receiver<Sent>,
+    /// Stops the click task only (the outbox worker keeps delivering).
+    click_stop: CancellationToken,
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+    _dir: tempfile::TempDir,
+}
+
+fn inbound_options(fs: &FsPeer) -> InboundOptions {
+    InboundOptions {
+        host: "127.0.0.1".into(),
+        port: fs.inbound_addr().port(),
+        password: PASSWORD.into(),
+        connect_timeout: Duration::from_secs(2),
+        command_timeout: Duration::from_secs(2),
+        job_timeout: Duration::from_secs(10),
+        backoff: Backoff {
+            initial: Duration::from_millis(50),
+            max: Duration::from_millis(200),
+            jitter: 0.0,
+        },
+        liveness_timeout: Duration::from_secs(60),
+        domain: Domain::parse("127.0.0.1").unwrap(),
+        event_capacity: 256,
+    }
+}
+
+fn dial() -> ClickDial {
+    ClickDial {
+        agent_domain: Domain::parse("127.0.0.1").unwrap(),
+        customer: CustomerRoute::Profile {
+            profile: Name::parse("internal").unwrap(),
+            host: Domain::parse("127.0.0.1:5074").unwrap(),
+        },
+        caller_id_number: Some(PhoneNumber::parse("+4930555000").unwrap()),
+        agent_ring: Duration::from_secs(5),
+        customer_ring: Duration::from_secs(5),
+        limits: Limits {
+            max_duration: Duration::from_secs(30),
+            settle: Duration::from_secs(2),
+        },
+        add_to_chat: true,
+    }
+}
+
+async fn connected(inbound: &InboundHandle) {
+    let mut resyncs = inbound.resyncs();
+    timeout(FAILSAFE, resyncs.wait_for(|n| *n > 0))
+        .await
+        .expect("inbound never connected")
+        .unwrap();
+}
+
+impl Rig {
+    async fn start() -> Self {
+        Self::start_with(Recorder).await
+    }
+
+    async fn start_with<D: Deliver>(make: impl FnOnce(mpsc::Sender<Sent>) -> D) -> Self {
+        Self::start_custom(dial(), make).await
+    }
+
+    async fn start_custom<D: Deliver>(
+        dial: ClickDial,
+        make: impl FnOnce(mpsc::Sender<Sent>) -> D,
+    ) -> Self {
+        let fs = FsPeer::start().await.unwrap();
+        let (shutdown, tracker) = (CancellationToken::new(), TaskTracker::new());
+        let inbound = InboundClient::spawn(
+            inbound_options(&fs),
+            Presence::default(),
+            shutdown.clone(),
+            &tracker,
+        );
+        connected(&inbound).await;
+        let dir = tempfile::tempdir().unwrap();
+        let outbox = Outbox::open(&dir.path().join("outbox.db")).await.unwrap();
+        let (sent_tx, sent) = mpsc::channel(64);
+        tracker.spawn(worker::run(
+            outbox.clone(),
+            Arc::new(make(sent_tx)),
+            WorkerConfig::default(),
+            shutdown.clone(),
+        ));
+        let agents = HashMap::from([(AGENT_USER, Extension::parse("1001").unwrap())]);
+        let deps = ClickDeps {
+            agents,
+            inbound,
+            outbox,
+            dial,
+        };
+        let (clicks, rx) = mpsc::channel(8);
+        let click_stop = shutdown.child_token();
+        tracker.spawn(run_click_to_call(
+            rx,
+            deps,
+            click_stop.clone(),
+            tracker.clone(),
+        ));
+        Self {
+            fs,
+            clicks,
+            sent,
+            click_stop,
+            shutdown,
+            tracker,
+            _dir: dir,
+        }
+    }
+
+    async fn click(&self, call_id: &str, user: BitrixUserId) {
+        let click = ClickToCall {
+            call_id: BitrixCallId::new(call_id),
+            user,
+            phone: PhoneNumber::parse(CUSTOMER).unwrap(),
+            line_number: None,
+            call_list_id: None,
+        };
+        self.clicks.send(click).await.unwrap();
+    }
+
+    /// Deliveries up to and including the first finish.
+    async fn until_finish(&mut self) -> Vec<Sent> {
+        let mut out = Vec::new();
+        loop {
+            let sent = timeout(Duration::from_secs(15), self.sent.recv())
+                .await
+                .expect("no finish was delivered")
+                .unwrap();
+            let done = matches!(sent.write, BitrixWrite::Finish(_));
+            out.push(sent);
+            if done {
+                return out;
+            }
+        }
+    }
+
+    /// Stops everything; returns whatever was delivered after the finish (must be nothing).
+    async fn stop(mut self) -> Vec<Sent> {
+        self.shutdown.cancel();
+        self.tracker.close();
+        let _ = timeout(FAILSAFE, self.tracker.wait()).await;
+        self.fs.shutdown().await;
+        let mut late = Vec::new();
+        while let Ok(sent) = self.sent.try_recv() {
+            late.push(sent);
+        }
+        late
+    }
+}
+
+fn finish_of(sent: &[Sent]) -> FinishCall {
+    match &sent.last().unwrap().write {
+        BitrixWrite::Finish(f) => f.clone(),
+        other => panic!("last write is not a finish: {other:?}"),
+    }
+}
+
+fn assert_no_register(sent: &[Sent]) {
+    assert!(
+        sent.iter()
+            .all(|s| !matches!(s.write, BitrixWrite::Register(_))),
+        "click-to-call never registers: {sent:?}"
+    );
+}
+
+fn assert_show_then_finish(sent: &[Sent], call_id: &str) {
+    let kinds: Vec<_> = sent
+        .iter()
+        .map(|s| match &s.write {
+            BitrixWrite::Show { users } => format!("show{users:?}"),
+            BitrixWrite::Finish(_) => "finish".to_owned(),
+            other => format!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(kinds, ["show[user#17]", "finish"]);
+    assert!(
+        sent.iter()
+            .all(|s| s.call_id == Some(BitrixCallId::new(call_id))),
+        "every write goes to Bitrix24's own CALL_ID"
+    );
+}
+
+#[tokio::test]
+async fn click_to_call_shows_the_card_while_the_agent_rings_and_finishes_200_with_talk_time() {
+    let mut rig = Rig::start().await;
+    rig.fs
+        .phone("1001")
+        .answers_after(Duration::from_millis(400));
+    rig.fs
+        .phone(CUSTOMER)
+        .answers_then_hangs_up(Duration::from_millis(300), Duration::from_millis(1200));
+    rig.click("externalCall.c2c.1", AGENT_USER).await;
+    let sent = rig.until_finish().await;
+    assert_show_then_finish(&sent, "externalCall.c2c.1");
+    let agent_ring = rig.fs.ring_ended("1001", 0).await.expect("agent rang");
+    assert!(
+        sent[0].at < agent_ring.ended.unwrap(),
+        "the card opened while the agent's phone rang"
+    );
+    let originate = rig.fs.wait_command("originate").await.unwrap();
+    assert!(originate.text.contains("user/1001@127.0.0.1"));
+    assert!(
+        originate.text.contains("&bridge([origination_uuid="),
+        "{}",
+        originate.text
+    );
+    assert!(
+        originate
+            .text
+            .contains("sofia/internal/5550100@127.0.0.1:5074")
+    );
+    let f = finish_of(&sent);
+    assert_eq!(f.user, AGENT_USER);
+    assert_eq!(f.status_code, "200");
+    assert_eq!(f.duration_secs, 1, "the customer's talk time (1.2 s)");
+    assert!(f.add_to_chat);
+    assert_no_register(&sent);
+    let late = rig.stop().await;
+    assert!(late.is_empty(), "nothing after the finish: {late:?}");
+}
+
+#[tokio::test]
+async fn click_to_call_to_a_busy_agent_phone_finishes_cancelled() {
+    let mut rig = Rig::start().await;
+    rig.fs.phone("1001").busy();
+    rig.click("externalCall.c2c.2", AGENT_USER).await;
+    let sent = rig.until_finish().await;
+    assert_show_then_finish(&sent, "externalCall.c2c.2");
+    let f = finish_of(&sent);
+    assert_eq!((f.status_code.as_str(), f.duration_secs), ("603-S", 0));
+    assert!(
+        rig.fs.ring_log().iter().all(|r| r.user != CUSTOMER),
+        "customer never dialled"
+    );
+    assert_no_register(&sent);
+    assert!(rig.stop().await.is_empty());
+}
+
+#[tokio::test]
+async fn click_to_call_to_a_busy_customer_finishes_486() {
+    let mut rig = Rig::start().await;
+    rig.fs
+        .phone("1001")
+        .answers_after(Duration::from_millis(200));
+    rig.fs.phone(CUSTOMER).busy();
+    rig.click("externalCall.c2c.3", AGENT_USER).await;
+    let sent = rig.until_finish().await;
+    assert_show_then_finish(&sent, "externalCall.c2c.3");
+    let f = finish_of(&sent);
+    assert_eq!((f.status_code.as_str(), f.duration_secs), ("486", 0));
+    assert_no_register(&sent);
+    assert!(rig.stop().await.is_empty());
+}
+
+#[tokio::test]
+async fn click_by_an_unknown_user_is_finished_at_once_without_ringing_anyone() {
+    let mut rig = Rig::start().await;
+    rig.click("externalCall.c2c.4", BitrixUserId(99)).await;
+    let sent = rig.until_finish().await;
+    assert_eq!(
+        sent.len(),
+        1,
+        "no card for a user without a phone: {sent:?}"
+    );
+    let f = finish_of(&sent);
+    assert_eq!(
+        (f.user, f.status_code.as_str()),
+        (BitrixUserId(99), "603-S")
+    );
+    assert!(
+        rig.fs
+            .commands()
+            .iter()
+            .all(|c| !c.text.contains("originate")),
+        "nothing was dialled"
+    );
+    assert!(rig.stop().await.is_empty());
+}
+
+#[tokio::test]
+async fn a_redelivered_click_is_dialled_once() {
+    let mut rig = Rig::start().await;
+    rig.fs.phone("1001").busy();
+    rig.click("externalCall.c2c.5", AGENT_USER).await;
+    rig.click("externalCall.c2c.5", AGENT_USER).await;
+    let sent = rig.until_finish().await;
+    assert_show_then_finish(&sent, "externalCall.c2c.5");
+    let originates = rig
+        .fs
+        .commands()
+        .iter()
+        .filter(|c| c.text.contains("originate"))
+        .count();
+    assert_eq!(originates, 1);
+    let late = rig.stop().await;
+    assert!(late.is_empty(), "one finish only: {late:?}");
+}
+
+#[tokio::test]
+async fn a_call_still_ringing_at_the_deadline_is_finished_once() {
+    let mut quick = dial();
+    quick.limits.max_duration = Duration::from_millis(800);
+    let mut rig = Rig::start_custom(quick, Recorder).await;
+    rig.fs.phone("1001").rings_forever();
+    rig.click("externalCall.c2c.6", AGENT_USER).await;
+    let sent = rig.until_finish().await;
+    assert_show_then_finish(&sent, "externalCall.c2c.6");
+    let f = finish_of(&sent);
+    assert_eq!((f.status_code.as_str(), f.duration_secs), ("603-S", 0));
+    assert!(
+        f.failed_reason.as_deref().unwrap().contains("deadline"),
+        "{f:?}"
+    );
+    // The agent's phone keeps ringing until FreeSWITCH's own limit; nothing more is written.
+    let ring = rig.fs.ring_ended("1001", 0).await;
+    assert!(ring.is_none_or(|r| r.why.as_deref() != Some("ANSWERED")));
+    assert!(rig.stop().await.is_empty());
+}
+
+#[tokio::test]
+async fn stopping_the_click_task_mid_call_still_finishes_the_call() {
+    let mut rig = Rig::start().await;
+    rig.fs
+        .phone("1001")
+        .answers_after(Duration::from_millis(100));
+    rig.fs.phone(CUSTOMER).rings_forever();
+    rig.click("externalCall.c2c.7", AGENT_USER).await;
+    rig.fs
+        .ring_started(CUSTOMER, 0)
+        .await
+        .expect("the customer is being rung");
+    rig.click_stop.cancel();
+    let sent = rig.until_finish().await;
+    assert_show_then_finish(&sent, "externalCall.c2c.7");
+    let f = finish_of(&sent);
+    // What fsb24 had seen of the agent's answer decides 480 (answered) or 603-S; either way the
+    // call is closed, once.
+    assert!(["480", "603-S"].contains(&f.status_code.as_str()), "{f:?}");
+    assert!(
+        f.failed_reason
+            .as_deref()
+            .unwrap()
+            .contains("stopped following the legs"),
+        "{f:?}"
+    );
+    assert!(rig.stop().await.is_empty());
+}
+
+// === Through Bitrix24: the portal's click, the event endpoint, the REST client ===
+
+/// The outbox's `Deliver` over the real Bitrix REST client; logs each delivered write.
+struct ToBitrix {
+    client: BitrixClient,
+    log: mpsc::Sender<Sent>,
+}
+
+impl Deliver for ToBitrix {
+    async fn deliver(
+        &self,
+        call: &ExternalCallId,
+        call_id: Option<&BitrixCallId>,
+        write: &BitrixWrite,
+    ) -> Result<Delivered, DeliverError> {
+        let id = call_id.ok_or_else(|| DeliverError::Permanent {
+            reason: "no CALL_ID".into(),
+        })?;
+        let result = match write {
+            BitrixWrite::Show { users } => self.client.show(call, id, users).await.map(|_| ()),
+            BitrixWrite::Hide { users } => self.client.hide(call, id, users).await.map(|_| ()),
+            BitrixWrite::Finish(f) => self.client.finish(call, id, f).await.map(|_| ()),
+            other => {
+                return Err(DeliverError::Permanent {
+                    reason: format!("unexpected write {other:?}"),
+                });
+            }
+        };
+        result.map_err(|e| DeliverError::Retryable {
+            reason: e.to_string(),
+            retry_after: None,
+        })?;
+        let sent = Sent {
+            call_id: Some(id.clone()),
+            write: write.clone(),
+            at: Instant::now(),
+        };
+        let _ = self.log.send(sent).await;
+        Ok(Delivered::Done)
+    }
+}
+
+/// An OAuth client of the peer (telephony methods need an application context).
+async fn portal_client(
+    peer: &BitrixPeer,
+    dir: &std::path::Path,
+    shutdown: &CancellationToken,
+    tracker: &TaskTracker,
+) -> BitrixClient {
+    let path = dir.join("tokens.json");
+    let pair = peer.tokens();
+    let file = TokenFile {
+        access_token: SecretString::new(pair.access),
+        refresh_token: SecretString::new(pair.refresh),
+        expires: None,
+        client_endpoint: peer.rest_url(),
+        server_endpoint: peer.rest_url(),
+        member_id: Some(peer.options().member_id.clone()),
+    };
+    file.save(&path).await.unwrap();
+    let mut settings = BitrixSettings::new(AuthSettings::OAuth(OAuthSettings {
+        client_id: peer.options().client_id.clone(),
+        client_secret: SecretString::new(peer.options().client_secret.clone()),
+        token_file: path,
+    }));
+    settings.batch_window = None;
+    BitrixClient::start(settings, tracker, shutdown.clone())
+        .await
+        .unwrap()
+}
+
+/// Serves fsb24's event endpoint on 127.0.0.1:0; returns the handler URL.
+async fn event_endpoint(
+    token: &str,
+    clicks: mpsc::Sender<ClickToCall>,
+    tracker: &TaskTracker,
+    shutdown: &CancellationToken,
+) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/bitrix/event", listener.local_addr().unwrap());
+    let app = EventEndpoint::new(Arc::from(token), clicks).router("/bitrix/event");
+    let stop = shutdown.clone();
+    tracker.spawn(async move {
+        let _ = axum::serve(listener, app)
+            .with_graceful_shutdown(stop.cancelled_owned())
+            .await;
+    });
+    url
+}
+
+#[tokio::test]
+async fn crm_click_rings_the_agent_then_the_client_and_finishes_bitrix24s_own_call_once() {
+    let peer = BitrixPeer::start(PeerOptions::default()).await;
+    peer.add_user(SeedUser::new(17, "Erika", Some("1001")));
+    let dir = tempfile::tempdir().unwrap();
+    let (client_stop, client_tasks) = (CancellationToken::new(), TaskTracker::new());
+    let client = portal_client(&peer, dir.path(), &client_stop, &client_tasks).await;
+    let mut rig = Rig::start_with(|log| ToBitrix { client, log }).await;
+    let handler = event_endpoint(
+        "app-token-1",
+        rig.clicks.clone(),
+        &rig.tracker,
+        &rig.shutdown,
+    )
+    .await;
+    rig.fs
+        .phone("1001")
+        .answers_after(Duration::from_millis(300));
+    rig.fs
+        .phone("+4930123456789")
+        .answers_then_hangs_up(Duration::from_millis(300), Duration::from_millis(1200));
+    let click = PortalClick {
+        user_id: 17,
+        phone: "+49 30 123456789".to_owned(),
+        line_number: String::new(),
+        crm: None,
+    };
+    let (call_id, status) = peer.click_to_call(&handler, "app-token-1", &click).await;
+    assert_eq!(status, Some(200));
+    let sent = rig.until_finish().await;
+    assert_show_then_finish(&sent, &call_id);
+    let agent_ring = rig.fs.ring_ended("1001", 0).await.expect("agent rang");
+    let customer_ring = rig
+        .fs
+        .ring_ended("+4930123456789", 0)
+        .await
+        .expect("client rang");
+    assert!(
+        agent_ring.started < customer_ring.started,
+        "the agent first, then the client"
+    );
+    let call = peer.call(&call_id).unwrap();
+    let finished = call.finished.expect("the call is finished");
+    assert_eq!(finished.user_id, 17);
+    assert_eq!(finished.duration, 1, "the client's talk time (1.2 s)");
+    assert_eq!(finished.status_code, "200");
+    assert_eq!(finished.add_to_chat, Some(true));
+    let cards = peer.timeline(&call_id);
+    assert_eq!(cards.len(), 1, "{cards:?}");
+    assert_eq!(cards[0].user, 17);
+    assert!(
+        cards[0].from < agent_ring.ended.unwrap(),
+        "card open while the phone rang"
+    );
+    assert!(cards[0].to.is_some(), "finish closed the card");
+    assert!(
+        peer.method_calls("telephony.externalcall.register")
+            .is_empty(),
+        "Bitrix24 registered the call itself"
+    );
+    let late = rig.stop().await;
+    assert!(late.is_empty(), "one finish only: {late:?}");
+    assert_eq!(peer.method_calls("telephony.externalcall.finish").len(), 1);
+    client_stop.cancel();
+    client_tasks.close();
+    let _ = timeout(FAILSAFE, client_tasks.wait()).await;
+}
