@@ -155,7 +155,7 @@ async fn run_app(sw: &Arc<Switch>, uuid: &str, name: &str, arg: &str) -> String 
             sw.answer(uuid);
         }
         "set" | "export" => set_pairs(sw, uuid, std::iter::once(arg)),
-        "multiset" => set_pairs(sw, uuid, arg.split(' ')),
+        "multiset" => set_pairs(sw, uuid, multiset_pairs(arg)),
         "unset" => {
             sw.with_channel(uuid, |c| c.set_var(arg, ""));
         }
@@ -182,6 +182,20 @@ async fn run_app(sw: &Arc<Switch>, uuid: &str, name: &str, arg: &str) -> String 
         _ => {}
     }
     "_none_".into()
+}
+
+/// The pairs of a `multiset` argument: space-separated, or split on the character after a
+/// leading `^^` (`^^|a=1|b=2`, FreeSWITCH's custom delimiter).
+// Regression (call_cases busy manager): `^^|` arguments were split on spaces, so fsb24's
+// `continue_on_fail=true` was never set and a busy agent hung the caller up.
+fn multiset_pairs(arg: &str) -> Box<dyn Iterator<Item = &str> + '_> {
+    match arg.strip_prefix("^^").and_then(|r| {
+        let d = r.chars().next()?;
+        Some((d, &r[d.len_utf8()..]))
+    }) {
+        Some((d, rest)) => Box::new(rest.split(d)),
+        None => Box::new(arg.split(' ')),
+    }
 }
 
 fn set_pairs<'a>(sw: &Switch, uuid: &str, pairs: impl Iterator<Item = &'a str>) {
