@@ -80,6 +80,10 @@ async fn run(sw: &Arc<Switch>, uuid: &str, mut rx: mpsc::Receiver<Exec>, socket_
                 {
                     last_response = r;
                 }
+                let refer = sw.lock().transfers.remove(uuid);
+                if let Some(to) = refer {
+                    return transferred(sw, uuid, &mut rx, socket_arg, &to).await;
+                }
             }
         }
     }
@@ -301,6 +305,57 @@ pub async fn stop_recordings(sw: &Arc<Switch>, uuid: &str, path: Option<&str>) {
             ],
         );
     }
+}
+
+/// A blind transfer (REFER) took the channel out of the socket app: the app returns without a
+/// hang-up cause, then the dialplan of `to` bridges it with `hangup_after_bridge=true`
+/// (transfer_of_socket_call.txt run2). The app stays connected: its `sendmsg hangup` still works.
+async fn transferred(
+    sw: &Arc<Switch>,
+    uuid: &str,
+    rx: &mut mpsc::Receiver<Exec>,
+    socket_arg: &str,
+    to: &str,
+) {
+    sw.fire_channel(uuid, "CHANNEL_UNPARK", &[]);
+    sw.fire_channel(
+        uuid,
+        "CHANNEL_EXECUTE_COMPLETE",
+        &[
+            ("Application", "socket"),
+            ("Application-Data", socket_arg),
+            ("Application-Response", "_none_"),
+        ],
+    );
+    sw.with_channel(uuid, |c| c.set_var("hangup_after_bridge", "true"));
+    let dial = format!("user/{to}@127.0.0.1");
+    let dialplan = execute(sw, uuid, "bridge", Some(&dial), None);
+    tokio::pin!(dialplan);
+    loop {
+        tokio::select! {
+            _ = &mut dialplan => break,
+            m = rx.recv() => match m {
+                Some(Exec::Hangup(cause)) => {
+                    sw.hangup(uuid, &cause);
+                }
+                // Outside the socket app nothing runs queued applications.
+                Some(Exec::App { .. }) => {}
+                None => {
+                    let _ = (&mut dialplan).await;
+                    break;
+                }
+            },
+        }
+    }
+    if sw
+        .with_channel(uuid, |c| c.hangup_cause.is_none())
+        .unwrap_or(false)
+    {
+        sw.hangup(uuid, "NORMAL_CLEARING");
+    }
+    sw.enter_hangup_state(uuid);
+    stop_recordings(sw, uuid, None).await;
+    sw.complete_channel(uuid);
 }
 
 /// The socket app returns and the channel is destroyed (the order of the real captures).

@@ -69,6 +69,8 @@ pub struct State {
     /// Completed channels: a partner's Other-Leg headers outlive it (A's caller profile keeps
     /// the originatee's profile, so CHANNEL_UNBRIDGE after B's HANGUP_COMPLETE still names B).
     pub departed: HashMap<String, Channel>,
+    /// Socket-controlled A legs being blind-transferred (REFER from their agent): A -> extension.
+    pub transfers: HashMap<String, String>,
     seq: u64,
 }
 
