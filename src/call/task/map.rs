@@ -48,6 +48,11 @@ pub fn to_input(event: CallEvent, ctx: &MapCtx) -> Option<Input> {
             exec,
             outcome: bridge_outcome(&result),
         }),
+        // Regression (call_cases transfer test): a caller that leaves its bridge without a
+        // partner was blind-transferred (transfer_of_socket_call.txt run2). Its bridge app
+        // returns next, before the socket app names the destination; hanging up then would kill
+        // the transferred call.
+        CallEvent::Unbridged { other: None } => Some(Input::Transferred { to: None }),
         CallEvent::Unbridged { .. } => Some(Input::Unbridged),
         CallEvent::Transferred { destination } => Some(Input::Transferred {
             to: destination.and_then(|d| ctx.extensions.get(&d).cloned()),
