@@ -338,7 +338,11 @@ async fn transferred(
                 Some(Exec::Hangup(cause)) => {
                     sw.hangup(uuid, &cause);
                 }
-                // Outside the socket app nothing runs queued applications.
+                // The bridge loop runs queued messages too; of the apps only `hangup` matters.
+                Some(Exec::App { name, arg, .. }) if name == "hangup" => {
+                    let cause = arg.filter(|a| !a.is_empty());
+                    sw.hangup(uuid, cause.as_deref().unwrap_or("NORMAL_CLEARING"));
+                }
                 Some(Exec::App { .. }) => {}
                 None => {
                     let _ = (&mut dialplan).await;
