@@ -315,7 +315,10 @@ async fn a_blind_transfer_moves_the_card_to_the_new_agent_and_the_finish_names_t
     let hangups: Vec<_> =
         w.fs.commands()
             .into_iter()
-            .filter(|c| c.text.contains("call-command: hangup"))
+            .filter(|c| {
+                let text = c.text.to_ascii_lowercase();
+                text.contains("call-command: hangup") || text.contains("execute-app-name: hangup")
+            })
             .collect();
     assert!(hangups.is_empty(), "{hangups:?}");
     w.app.shutdown().await;
