@@ -190,6 +190,9 @@ async fn a_caller_who_hangs_up_while_agents_ring_cancels_every_leg_and_card_and_
     assert!(finish.missed, "{finish:?}");
     let timeline = w.bx.timeline(&call.call_id);
     assert_eq!(timeline.len(), 2, "{timeline:?}");
+    let mut hidden = card_writes(&w, "hide", &call.call_id);
+    hidden.sort_by_key(|u| u.as_u64());
+    assert_eq!(hidden, [serde_json::json!(11), serde_json::json!(12)]);
     for card in &timeline {
         let closed = card.to.expect("every card is closed");
         assert!(
