@@ -151,3 +151,25 @@ impl Seen {
         out
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::ChannelId;
+
+    // Regression (tests/it/call_cases.rs, blind transfer): the bridge returning after a REFER
+    // hung up the transferred caller.
+    #[test]
+    fn an_unbridge_without_a_partner_is_a_transfer_and_one_with_a_partner_is_not() {
+        let ctx = MapCtx::default();
+        assert_eq!(
+            to_input(CallEvent::Unbridged { other: None }, &ctx),
+            Some(Input::Transferred { to: None })
+        );
+        let other = Some(ChannelId::new("b-leg"));
+        assert_eq!(
+            to_input(CallEvent::Unbridged { other }, &ctx),
+            Some(Input::Unbridged)
+        );
+    }
+}
