@@ -84,6 +84,8 @@ pub struct Call {
     talk: Option<Talk>,
     transferred: bool,
     recording: end::Recording,
+    /// When to hide every card if the recording has not closed by then (after the hang-up).
+    hide_at: Option<Instant>,
     last_attempt: Option<Attempt>,
     caller_cause: Option<Cause>,
     caller_gave_up: bool,
@@ -102,6 +104,7 @@ impl Call {
             talk: None,
             transferred: false,
             recording: end::Recording::Off,
+            hide_at: None,
             last_attempt: None,
             caller_cause: None,
             caller_gave_up: false,
@@ -165,6 +168,7 @@ impl Call {
             State::HungUp {
                 finish: Some(pending),
             } => Some(pending.until),
+            State::HungUp { finish: None } => self.hide_at,
             _ => None,
         }
     }

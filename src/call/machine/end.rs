@@ -2,6 +2,7 @@
 //! hiding every other card) and `attachRecord`, a late recording, deadlines and shutdown.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use chrono::DateTime;
 use tokio::time::Instant;
@@ -25,6 +26,11 @@ pub(super) enum Recording {
     /// Complete.
     Stopped(PathBuf),
 }
+
+/// How long after the caller's hang-up a recording may take to close before every card is hidden.
+/// FreeSWITCH closes the file before it reports the hang-up complete, so a slow file holds back
+/// both; the finish then waits for them, the cards do not.
+const RECORD_GRACE: Duration = Duration::from_millis(500);
 
 /// A `finish` held back until the recording is complete (or `until` passes).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -119,7 +125,7 @@ impl Call {
         }
     }
 
-    pub(super) fn caller_hung_up(&mut self, _now: Instant, cause: Cause, out: &mut Vec<Action>) {
+    pub(super) fn caller_hung_up(&mut self, now: Instant, cause: Cause, out: &mut Vec<Action>) {
         match &self.state {
             State::Finished | State::HungUp { .. } => return,
             State::Idle | State::LookingUp { .. } | State::Hunting { .. } => {
@@ -133,6 +139,13 @@ impl Call {
         tracing::info!(cause = %cause, "caller hung up");
         self.caller_cause = Some(cause);
         self.state = State::HungUp { finish: None };
+        // Regression (call_cases late recording): with a slow file the cards stayed open until
+        // the file was ready; they close after RECORD_GRACE, the finish still waits.
+        if self.talk.is_some()
+            && matches!(self.recording, Recording::Started(_) | Recording::Requested)
+        {
+            self.hide_at = Some(now + RECORD_GRACE);
+        }
     }
 
     pub(super) fn hangup_complete(
@@ -180,6 +193,11 @@ impl Call {
         match &mut self.state {
             State::LookingUp { until, .. } if *until <= now => self.lookup_done(now, None, out),
             State::Hunting { .. } => self.hunting_deadline(now, out),
+            State::HungUp { finish: None } if self.hide_at.is_some_and(|at| at <= now) => {
+                self.hide_at = None;
+                tracing::info!("recording not closed yet; hiding every card");
+                self.cards.close_all_except(None, out);
+            }
             State::HungUp { finish } if finish.as_ref().is_some_and(|p| p.until <= now) => {
                 if let Some(pending) = finish.take() {
                     tracing::warn!("recording not complete in time; finishing without it");

@@ -48,6 +48,11 @@ pub fn to_input(event: CallEvent, ctx: &MapCtx) -> Option<Input> {
             exec,
             outcome: bridge_outcome(&result),
         }),
+        // Regression (call_cases transfer test): a caller that leaves its bridge without a
+        // partner was blind-transferred (transfer_of_socket_call.txt run2). Its bridge app
+        // returns next, before the socket app names the destination; hanging up then would kill
+        // the transferred call.
+        CallEvent::Unbridged { other: None } => Some(Input::Transferred { to: None }),
         CallEvent::Unbridged { .. } => Some(Input::Unbridged),
         CallEvent::Transferred { destination } => Some(Input::Transferred {
             to: destination.and_then(|d| ctx.extensions.get(&d).cloned()),
@@ -144,5 +149,27 @@ impl Seen {
             sip_term_status: None,
         });
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::ChannelId;
+
+    // Regression (tests/it/call_cases.rs, blind transfer): the bridge returning after a REFER
+    // hung up the transferred caller.
+    #[test]
+    fn an_unbridge_without_a_partner_is_a_transfer_and_one_with_a_partner_is_not() {
+        let ctx = MapCtx::default();
+        assert_eq!(
+            to_input(CallEvent::Unbridged { other: None }, &ctx),
+            Some(Input::Transferred { to: None })
+        );
+        let other = Some(ChannelId::new("b-leg"));
+        assert_eq!(
+            to_input(CallEvent::Unbridged { other }, &ctx),
+            Some(Input::Unbridged)
+        );
     }
 }

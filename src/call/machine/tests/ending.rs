@@ -467,3 +467,43 @@ fn an_anonymous_caller_is_registered_with_the_placeholder_number() {
         Some("/rec/2026-05-04/caller-uuid-anonymous-a.wav".into())
     );
 }
+
+// Regression (tests/it/call_cases.rs, late recording): FreeSWITCH reports the hang-up complete
+// only after the file is closed, so a slow file kept every card open until it was ready.
+#[test]
+fn a_recording_still_open_shortly_after_the_hang_up_hides_every_card_before_the_finish() {
+    let mut w = talking();
+    w.at(40 * S, hung_up(Cause::NORMAL_CLEARING));
+    let grace = w
+        .call
+        .deadline()
+        .expect("a grace deadline after the hang-up");
+    assert!(grace > w.t0 + 40 * S && grace <= w.t0 + 41 * S, "{grace:?}");
+    w.run_until(41 * S);
+    assert_eq!(
+        w.cards().last(),
+        Some(&BitrixWrite::Hide {
+            users: vec![user("c")]
+        }),
+        "the talker's card closes while the file is written"
+    );
+    assert!(!w.call.is_finished());
+
+    w.feed(Input::RecordStopped {
+        path: "/rec/x.wav".into(),
+    });
+    let done = w.at(44 * S, complete(38));
+    assert_eq!(
+        finish_of(&done).map(|f| (f.user, f.duration_secs)),
+        Some((user("c"), 38))
+    );
+    assert!(
+        !done
+            .iter()
+            .any(|a| matches!(a, Action::Card(BitrixWrite::Hide { .. }))),
+        "nobody is hidden twice: {done:?}"
+    );
+    assert!(done.contains(&Action::Card(BitrixWrite::AttachRecord {
+        path: "/rec/x.wav".into()
+    })));
+}

@@ -261,8 +261,14 @@ async fn talk(sw: &Arc<Switch>, a: &str, b: &str, mut wb: watch::Receiver<LegSta
     tokio::select! {
         r = wb.wait_for(ended) => {
             let cause = match r.map(|s| s.clone()) { Ok(LegStatus::Ended(c)) => c, _ => "NORMAL_CLEARING".into() };
+            // A blind transfer of A (REFER from the agent, transfer_of_socket_call.txt run2):
+            // UNBRIDGE without Other-Leg-Unique-ID and no bridge hang-up cause on A.
+            let refer = sw.lock().transfers.contains_key(a);
+            if refer {
+                sw.with_channel(a, |c| c.other_leg = None);
+            }
             // a transferred B leg leaves the bridge without hanging up: no cause reaches A
-            if cause != "BLIND_TRANSFER" {
+            if cause != "BLIND_TRANSFER" && !refer {
                 sw.with_channel(a, |c| {
                     c.set_var("last_bridge_hangup_cause", &cause);
                     c.set_var("bridge_hangup_cause", &cause);

@@ -154,6 +154,26 @@ impl CallerHandle {
         self.sw.hangup(&self.uuid, "NORMAL_CLEARING");
     }
 
+    /// The agent bridged to this caller blind-transfers them (SIP REFER) to extension `to`: the
+    /// agent's leg hangs up, the caller's bridge and socket app return, and the dialplan bridges
+    /// the caller to `to` (transfer_of_socket_call.txt run2). False if the caller is not bridged.
+    pub fn blind_transfer(&self, to: &str) -> bool {
+        let agent = self
+            .sw
+            .with_channel(&self.uuid, |c| c.other_leg.clone())
+            .flatten();
+        let Some(agent) = agent else {
+            return false;
+        };
+        self.sw
+            .lock()
+            .transfers
+            .insert(self.uuid.clone(), to.to_owned());
+        self.sw
+            .with_channel(&self.uuid, |c| c.destination = to.to_owned());
+        self.sw.hangup(&agent, "NORMAL_CLEARING")
+    }
+
     /// The next frame label the peer wrote to the app (Event-Name, Reply-Text, `connect`,
     /// `linger`, `disconnect`, `api/response`); None after 5 s or once the connection is over.
     pub async fn next_sent(&mut self) -> Option<String> {

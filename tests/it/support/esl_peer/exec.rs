@@ -80,6 +80,10 @@ async fn run(sw: &Arc<Switch>, uuid: &str, mut rx: mpsc::Receiver<Exec>, socket_
                 {
                     last_response = r;
                 }
+                let refer = sw.lock().transfers.remove(uuid);
+                if let Some(to) = refer {
+                    return transferred(sw, uuid, &mut rx, socket_arg, &to).await;
+                }
             }
         }
     }
@@ -155,7 +159,7 @@ async fn run_app(sw: &Arc<Switch>, uuid: &str, name: &str, arg: &str) -> String 
             sw.answer(uuid);
         }
         "set" | "export" => set_pairs(sw, uuid, std::iter::once(arg)),
-        "multiset" => set_pairs(sw, uuid, arg.split(' ')),
+        "multiset" => set_pairs(sw, uuid, multiset_pairs(arg)),
         "unset" => {
             sw.with_channel(uuid, |c| c.set_var(arg, ""));
         }
@@ -182,6 +186,20 @@ async fn run_app(sw: &Arc<Switch>, uuid: &str, name: &str, arg: &str) -> String 
         _ => {}
     }
     "_none_".into()
+}
+
+/// The pairs of a `multiset` argument: space-separated, or split on the character after a
+/// leading `^^` (`^^|a=1|b=2`, FreeSWITCH's custom delimiter).
+// Regression (call_cases busy manager): `^^|` arguments were split on spaces, so fsb24's
+// `continue_on_fail=true` was never set and a busy agent hung the caller up.
+fn multiset_pairs(arg: &str) -> Box<dyn Iterator<Item = &str> + '_> {
+    match arg.strip_prefix("^^").and_then(|r| {
+        let d = r.chars().next()?;
+        Some((d, &r[d.len_utf8()..]))
+    }) {
+        Some((d, rest)) => Box::new(rest.split(d)),
+        None => Box::new(arg.split(' ')),
+    }
 }
 
 fn set_pairs<'a>(sw: &Switch, uuid: &str, pairs: impl Iterator<Item = &'a str>) {
@@ -287,6 +305,61 @@ pub async fn stop_recordings(sw: &Arc<Switch>, uuid: &str, path: Option<&str>) {
             ],
         );
     }
+}
+
+/// A blind transfer (REFER) took the channel out of the socket app: the app returns without a
+/// hang-up cause, then the dialplan of `to` bridges it with `hangup_after_bridge=true`
+/// (transfer_of_socket_call.txt run2). The app stays connected: its `sendmsg hangup` still works.
+async fn transferred(
+    sw: &Arc<Switch>,
+    uuid: &str,
+    rx: &mut mpsc::Receiver<Exec>,
+    socket_arg: &str,
+    to: &str,
+) {
+    sw.fire_channel(uuid, "CHANNEL_UNPARK", &[]);
+    sw.fire_channel(
+        uuid,
+        "CHANNEL_EXECUTE_COMPLETE",
+        &[
+            ("Application", "socket"),
+            ("Application-Data", socket_arg),
+            ("Application-Response", "_none_"),
+        ],
+    );
+    sw.with_channel(uuid, |c| c.set_var("hangup_after_bridge", "true"));
+    let dial = format!("user/{to}@127.0.0.1");
+    let dialplan = execute(sw, uuid, "bridge", Some(&dial), None);
+    tokio::pin!(dialplan);
+    loop {
+        tokio::select! {
+            _ = &mut dialplan => break,
+            m = rx.recv() => match m {
+                Some(Exec::Hangup(cause)) => {
+                    sw.hangup(uuid, &cause);
+                }
+                // The bridge loop runs queued messages too; of the apps only `hangup` matters.
+                Some(Exec::App { name, arg, .. }) if name == "hangup" => {
+                    let cause = arg.filter(|a| !a.is_empty());
+                    sw.hangup(uuid, cause.as_deref().unwrap_or("NORMAL_CLEARING"));
+                }
+                Some(Exec::App { .. }) => {}
+                None => {
+                    let _ = (&mut dialplan).await;
+                    break;
+                }
+            },
+        }
+    }
+    if sw
+        .with_channel(uuid, |c| c.hangup_cause.is_none())
+        .unwrap_or(false)
+    {
+        sw.hangup(uuid, "NORMAL_CLEARING");
+    }
+    sw.enter_hangup_state(uuid);
+    stop_recordings(sw, uuid, None).await;
+    sw.complete_channel(uuid);
 }
 
 /// The socket app returns and the channel is destroyed (the order of the real captures).

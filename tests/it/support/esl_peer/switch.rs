@@ -66,6 +66,11 @@ pub struct State {
     pub app_hangups: std::collections::HashSet<String>,
     /// Delay before a recording's file and RECORD_STOP appear.
     pub record_delay: Duration,
+    /// Completed channels: a partner's Other-Leg headers outlive it (A's caller profile keeps
+    /// the originatee's profile, so CHANNEL_UNBRIDGE after B's HANGUP_COMPLETE still names B).
+    pub departed: HashMap<String, Channel>,
+    /// Socket-controlled A legs being blind-transferred (REFER from their agent): A -> extension.
+    pub transfers: HashMap<String, String>,
     seq: u64,
 }
 
@@ -142,7 +147,12 @@ impl Switch {
     pub fn channel_event(&self, uuid: &str, name: &str, extra: &[(&str, &str)]) -> Option<FsEvent> {
         let mut st = self.lock();
         let ch = st.channels.get(uuid)?;
-        let other = ch.other_leg.as_ref().and_then(|o| st.channels.get(o));
+        // Regression (call_cases): B's teardown raced A's UNBRIDGE, which then lacked
+        // Other-Leg-Unique-ID and looked like a transfer.
+        let other = ch
+            .other_leg
+            .as_ref()
+            .and_then(|o| st.channels.get(o).or_else(|| st.departed.get(o)));
         let mut h = Vec::with_capacity(200);
         let hangup_first = name == "CHANNEL_HANGUP_COMPLETE";
         let mut body = Vec::with_capacity(200);
@@ -338,7 +348,9 @@ impl Switch {
         self.fire_channel(uuid, "CHANNEL_STATE", &[]);
         self.fire_channel(uuid, "CHANNEL_HANGUP_COMPLETE", &[]);
         let mut st = self.lock();
-        st.channels.remove(uuid);
+        if let Some(ch) = st.channels.remove(uuid) {
+            st.departed.insert(uuid.to_owned(), ch);
+        }
         st.status.remove(uuid);
     }
 
