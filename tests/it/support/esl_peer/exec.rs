@@ -155,7 +155,7 @@ async fn run_app(sw: &Arc<Switch>, uuid: &str, name: &str, arg: &str) -> String 
             sw.answer(uuid);
         }
         "set" | "export" => set_pairs(sw, uuid, std::iter::once(arg)),
-        "multiset" => set_pairs(sw, uuid, arg.split(' ')),
+        "multiset" => multiset(sw, uuid, arg),
         "unset" => {
             sw.with_channel(uuid, |c| c.set_var(arg, ""));
         }
@@ -182,6 +182,20 @@ async fn run_app(sw: &Arc<Switch>, uuid: &str, name: &str, arg: &str) -> String 
         _ => {}
     }
     "_none_".into()
+}
+
+/// `multiset a=1 b=2`, or `multiset ^^|a=1|b=2` with a custom delimiter (FreeSWITCH's `^^`
+/// prefix). Splitting the `^^` form on spaces once set `^^|continue_on_fail` instead of
+/// `continue_on_fail`, so a busy agent hung the caller up (pinned by
+/// call_queue::a_sequential_queue_skips_unregistered_and_busy_agents_without_ringing_time).
+fn multiset(sw: &Switch, uuid: &str, arg: &str) {
+    match arg.strip_prefix("^^").and_then(|rest| {
+        let delim = rest.chars().next()?;
+        Some((delim, &rest[delim.len_utf8()..]))
+    }) {
+        Some((delim, rest)) => set_pairs(sw, uuid, rest.split(delim)),
+        None => set_pairs(sw, uuid, arg.split(' ')),
+    }
 }
 
 fn set_pairs<'a>(sw: &Switch, uuid: &str, pairs: impl Iterator<Item = &'a str>) {
