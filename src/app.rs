@@ -74,7 +74,7 @@ pub async fn run_with(
     let tracker = TaskTracker::new();
     let grace = config.shutdown_grace;
     let source = config.source.clone();
-    let services = start_services(&config, &tracker, &token).await?;
+    let (services, resyncs) = start_services(&config, &tracker, &token).await?;
     let (config_tx, config_updates) = watch::channel(Arc::new(config));
 
     let (calls_tx, calls_rx) = mpsc::channel(256);
@@ -82,6 +82,7 @@ pub async fn run_with(
     tracker.spawn(outbound.run(calls_tx, token.child_token(), tracker.clone()));
     tracker.spawn(dispatch_calls(
         calls_rx,
+        resyncs,
         config_updates.clone(),
         services.clone(),
         token.child_token(),
@@ -108,12 +109,13 @@ pub async fn run_with(
     Ok(())
 }
 
-/// Outbox + worker, Bitrix24 client, ESL inbound + presence, queue actor.
+/// Outbox + worker, Bitrix24 client, ESL inbound + presence, queue actor. Also returns the
+/// count of presence resyncs.
 async fn start_services(
     config: &Config,
     tracker: &TaskTracker,
     token: &CancellationToken,
-) -> anyhow::Result<CallServices> {
+) -> anyhow::Result<(CallServices, watch::Receiver<u64>)> {
     let outbox = Outbox::open(&config.outbox.path)
         .await
         .with_context(|| format!("opening the outbox {}", config.outbox.path.display()))?;
@@ -132,7 +134,7 @@ async fn start_services(
             .iter()
             .map(|a| a.extension.as_str().to_owned()),
     );
-    let _inbound = InboundClient::spawn(
+    let inbound = InboundClient::spawn(
         build::inbound(config)?,
         presence.clone(),
         token.child_token(),
@@ -144,18 +146,23 @@ async fn start_services(
         tracker,
         token.child_token(),
     );
-    Ok(CallServices {
+    let services = CallServices {
         queue,
         outbox,
         bitrix,
         dialer: Dialer::new(config.esl.dial.clone()),
         agents_by_user: build::agents_by_user(config),
-    })
+    };
+    Ok((services, inbound.resyncs()))
 }
+
+/// Longest a call waits for the first presence snapshot after start-up.
+const FIRST_PRESENCE_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Routes every call FreeSWITCH hands over and runs it in its own task.
 async fn dispatch_calls(
     mut calls: mpsc::Receiver<IncomingCall>,
+    mut resyncs: watch::Receiver<u64>,
     config: watch::Receiver<Arc<Config>>,
     services: CallServices,
     token: CancellationToken,
@@ -166,6 +173,18 @@ async fn dispatch_calls(
             () = token.cancelled() => return,
             incoming = calls.recv() => match incoming { Some(c) => c, None => return },
         };
+        // Until the first presence snapshot every agent looks unregistered and queues would skip
+        // them; a call arriving right after start-up waits for it (bounded). Without this wait
+        // agents were skipped (pinned by call_queue::a_simultaneous_queue_*).
+        if *resyncs.borrow() == 0 {
+            let first = resyncs.wait_for(|n| *n > 0);
+            if tokio::time::timeout(FIRST_PRESENCE_WAIT, first)
+                .await
+                .is_err()
+            {
+                warn!("no presence snapshot yet; routing with unknown registrations");
+            }
+        }
         // The config current at arrival: a reload changes new calls only.
         let current = Arc::clone(&config.borrow());
         start_call(incoming, &current, &services, &token, &tracker).await;
