@@ -299,8 +299,17 @@ async fn a_sequential_queue_skips_unregistered_and_busy_agents_without_ringing_t
         assert!(opened.abs() <= 20.0, "{card:?}");
         assert!(card.to.unwrap() <= d_card.from, "{timeline:#?}");
     }
-    let opened = ms(d_card.from, d.started);
-    assert!(opened.abs() <= 20.0, "card of D opened {opened:.1} ms off");
+    // A call's card writes go out in order: D's show is sent once C's hide was answered, so
+    // it gets one Bitrix24 round trip on top of its own edge.
+    let since = c_card
+        .and_then(|c| c.to)
+        .map_or(d.started, |to| to.max(d.started));
+    let opened = ms(d_card.from, since);
+    eprintln!("card 14: opened {opened:+.1} ms from its ring (or C's hide)");
+    assert!(
+        (0.0..=40.0).contains(&opened),
+        "card of D opened {opened:.1} ms off"
+    );
     let finish = call.finished.clone().unwrap();
     assert_eq!(finish.user_id, 14);
     w.app.shutdown().await;
@@ -379,9 +388,12 @@ async fn a_simultaneous_queue_shows_every_agent_at_once_and_hides_the_others_on_
     for ring in log.iter().filter(|r| r.user != "1003") {
         let user = AGENTS.iter().find(|(ext, _)| *ext == ring.user).unwrap().1;
         let card = timeline.iter().find(|i| i.user == user).unwrap();
-        let opened = ms(card.from, ring.started);
+        // A show needs the CALL_ID: it cannot go out before the register was answered.
+        let opened = ms(card.from, ring.started.max(registers[0].at));
         let closed = ms(card.to.expect("card still open"), ring.ended.unwrap());
-        eprintln!("card {user}: opened {opened:+.1} ms, closed {closed:+.1} ms from its ring");
+        eprintln!(
+            "card {user}: opened {opened:+.1} ms (ring or register), closed {closed:+.1} ms from its ring"
+        );
         assert!(opened.abs() <= 20.0 && closed.abs() <= 20.0, "{card:?}");
     }
     let c_card = timeline.iter().find(|i| i.user == 13).unwrap();
