@@ -180,23 +180,6 @@ async fn a_sequential_queue_moves_the_card_with_each_ring_step_then_overflows_to
     let call = finished_call(&w, &caller.uuid).await;
 
     // Each phone rang exactly its step: 3 s, 5 s, then 7 s; D answered.
-    for cmd in w.fs.commands() {
-        let first = cmd.text.lines().next().unwrap_or("").to_owned();
-        let app = cmd
-            .text
-            .lines()
-            .find(|l| l.contains("execute-app-name"))
-            .unwrap_or("");
-        eprintln!("{:+9.1} {first} {app}", ms(cmd.at, a.started));
-    }
-    for r in w.fs.ring_log() {
-        eprintln!(
-            "{} {:+9.1} {:+9.1}",
-            r.user,
-            ms(r.started, a.started),
-            ms(r.ended.unwrap_or(r.started), a.started)
-        );
-    }
     for (r, cause) in [(&a, "NO_ANSWER"), (&b, "NO_ANSWER"), (&c, "NO_ANSWER")] {
         assert_eq!(r.why.as_deref(), Some(cause), "{r:?}");
     }
