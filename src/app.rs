@@ -83,6 +83,7 @@ pub async fn run_with(
     tracker.spawn(outbound.run(calls_tx, token.child_token(), tracker.clone()));
     tracker.spawn(dispatch_calls(
         calls_rx,
+        inbound.resyncs(),
         config_updates.clone(),
         services.clone(),
         token.child_token(),
@@ -120,7 +121,8 @@ pub async fn run_with(
     Ok(())
 }
 
-/// Outbox + worker, Bitrix24 client, ESL inbound + presence, queue actor.
+/// Outbox + worker, Bitrix24 client, ESL inbound + presence, queue actor; also the inbound
+/// connection (click-to-call originates through it).
 async fn start_services(
     config: &Config,
     tracker: &TaskTracker,
@@ -200,9 +202,13 @@ async fn follow_reloads(
     }
 }
 
+/// Longest a call waits for the first presence snapshot after start-up.
+const FIRST_PRESENCE_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Routes every call FreeSWITCH hands over and runs it in its own task.
 async fn dispatch_calls(
     mut calls: mpsc::Receiver<IncomingCall>,
+    mut resyncs: watch::Receiver<u64>,
     config: watch::Receiver<Arc<Config>>,
     services: CallServices,
     token: CancellationToken,
@@ -213,6 +219,18 @@ async fn dispatch_calls(
             () = token.cancelled() => return,
             incoming = calls.recv() => match incoming { Some(c) => c, None => return },
         };
+        // Until the first presence snapshot every agent looks unregistered and queues would skip
+        // them; a call arriving right after start-up waits for it (bounded). Without this wait
+        // agents were skipped (pinned by call_queue::a_simultaneous_queue_*).
+        if *resyncs.borrow() == 0 {
+            let first = resyncs.wait_for(|n| *n > 0);
+            if tokio::time::timeout(FIRST_PRESENCE_WAIT, first)
+                .await
+                .is_err()
+            {
+                warn!("no presence snapshot yet; routing with unknown registrations");
+            }
+        }
         // The config current at arrival: a reload changes new calls only.
         let current = Arc::clone(&config.borrow());
         start_call(incoming, &current, &services, &token, &tracker).await;

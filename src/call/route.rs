@@ -183,6 +183,7 @@ fn queue_route(config: &Config, queue: &QueueConfig, depth: usize) -> Option<Que
         },
         ring: queue.ring.clone(),
         max_wait: queue.max_wait,
+        rounds: queue.rounds,
         when_none_free: match queue.when_nobody_free {
             WhenNobodyFree::Wait => WhenNoneFree::Wait,
             WhenNobodyFree::Overflow => WhenNoneFree::Overflow,

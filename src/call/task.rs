@@ -139,22 +139,41 @@ pub async fn run<E: Effects>(
     let (mut lookup_active, mut shutdown_seen, mut events_open) = (false, false, true);
     let mut seen = Seen::default();
     let mut inputs = VecDeque::from([start]);
+    // Card writes are stored one at a time, in order, beside the loop: an outbox commit (an
+    // fsync) must not hold up the next bridge or the reading of a ring's start. Awaiting them
+    // inline once made hand-overs and card edges lag the phones by up to 200 ms under disk load
+    // (pinned by call_queue::a_sequential_queue_moves_the_card_with_each_ring_step_*).
+    let mut cards = VecDeque::new();
+    let mut pushing: Option<CardPush<'_>> = None;
     loop {
         let mut wanted = None;
         while let Some(input) = inputs.pop_front() {
             for action in call.handle(Instant::now(), input) {
-                inputs.extend(execute(&fx, action, events_open, &mut wanted).await);
+                match action {
+                    Action::Card(write) => cards.push_back(write),
+                    Action::Exit => {
+                        // Every card is stored before the session is let go.
+                        flush_cards(&fx, pushing.take(), &mut cards).await;
+                        inputs.extend(execute(&fx, Action::Exit, events_open, &mut wanted).await);
+                    }
+                    action => inputs.extend(execute(&fx, action, events_open, &mut wanted).await),
+                }
             }
         }
         if let Some(phone) = wanted {
             lookup.set(lookup_input(&fx, Some(phone), limit));
             lookup_active = true;
         }
-        if call.is_finished() {
+        if pushing.is_none() {
+            pushing = cards
+                .pop_front()
+                .map(|write| Box::pin(fx.card(write)) as CardPush<'_>);
+        }
+        if call.is_finished() && pushing.is_none() {
             break;
         }
         let deadline = call.deadline();
-        if !events_open && deadline.is_none() && !lookup_active {
+        if !events_open && deadline.is_none() && !lookup_active && pushing.is_none() {
             tracing::warn!("session gone and nothing left to wait for; call abandoned");
             break;
         }
@@ -173,9 +192,36 @@ pub async fn run<E: Effects>(
                 lookup_active = false;
                 inputs.push_back(input);
             }
+            stored = async { pushing.as_mut()?.await.err() }, if pushing.is_some() => {
+                pushing = None;
+                card_stored(stored.map_or(Ok(()), Err));
+            }
         }
     }
     tracing::debug!("call task done");
+}
+
+/// A card write being stored in the outbox.
+type CardPush<'a> = std::pin::Pin<Box<dyn Future<Output = Result<(), EffectError>> + Send + 'a>>;
+
+/// Stores the card write in flight and then every queued one, in order.
+async fn flush_cards<E: Effects>(
+    fx: &E,
+    pushing: Option<CardPush<'_>>,
+    cards: &mut VecDeque<BitrixWrite>,
+) {
+    if let Some(push) = pushing {
+        card_stored(push.await);
+    }
+    while let Some(write) = cards.pop_front() {
+        card_stored(fx.card(write).await);
+    }
+}
+
+fn card_stored(result: Result<(), EffectError>) {
+    if let Err(error) = result {
+        tracing::error!(error = %error, "card write not stored; durability lost");
+    }
 }
 
 /// Maps one received event (`None`: the stream closed) and notes a lost session.
@@ -248,9 +294,7 @@ async fn execute<E: Effects>(
             return None;
         }
         Action::Card(write) => {
-            if let Err(error) = fx.card(write).await {
-                tracing::error!(error = %error, "card write not stored; durability lost");
-            }
+            card_stored(fx.card(write).await);
             return None;
         }
         Action::Lookup { phone } => {

@@ -44,6 +44,8 @@ pub(super) struct Hunt {
     /// Whether a phone actually rang this round. A round of only busy or unreachable phones does
     /// not start the next one at once (that would spin); the queue waits or overflows instead.
     pub(super) rang_in_round: bool,
+    /// Rounds started so far (the first is 1).
+    pub(super) round: u32,
 }
 
 impl Plan {
@@ -110,6 +112,7 @@ impl Call {
             give_up_at,
             fresh: true,
             rang_in_round: false,
+            round: 1,
         };
         self.state = State::Hunting {
             plan: Plan::Queue(hunt),
@@ -246,8 +249,15 @@ impl Call {
                 let fallback = fallback.clone();
                 self.overflow(now, fallback, out);
             }
+            // The last round ended: overflow (this once ignored `rounds` and hunted until
+            // max_wait; pinned by call_queue::a_sequential_queue_*).
+            Plan::Queue(hunt) if !hunt.fresh && hunt.round >= hunt.route.rounds => {
+                let overflow = hunt.route.overflow.clone();
+                self.overflow(now, overflow, out);
+            }
             // A round ended: start the next one through the whole list at once.
             Plan::Queue(hunt) if !hunt.fresh && hunt.rang_in_round => {
+                hunt.round += 1;
                 hunt.tried.clear();
                 hunt.rang_in_round = false;
                 self.request(out);

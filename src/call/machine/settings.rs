@@ -86,6 +86,8 @@ pub struct QueueRoute {
     pub ring: Vec<Duration>,
     /// Longest time a caller spends in this queue before `overflow`.
     pub max_wait: Duration,
+    /// Passes over the agent list before `overflow` (at least 1).
+    pub rounds: u32,
     /// What to do when nobody is free.
     pub when_none_free: WhenNoneFree,
     /// Who owns the call's register and its missed-call record until an agent's phone rings.

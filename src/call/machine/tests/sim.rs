@@ -93,6 +93,7 @@ pub fn route(queue: &str, strategy: Strategy, ring: &[u64], max_wait: u64) -> Qu
         strategy,
         ring: ring.iter().map(|s| secs(*s)).collect(),
         max_wait: secs(max_wait),
+        rounds: u32::MAX,
         when_none_free: WhenNoneFree::Wait,
         owner: OWNER,
         overflow: Overflow::Hangup {
