@@ -112,6 +112,20 @@ pub(super) fn push_blocking(
     let e = sql("push");
     let body = serde_json::to_string(&write.write)
         .map_err(|source| StoreError::Encode { op: "push", source })?;
+    // Card moves (show / hide) only matter while the call is live and must reach the portal
+    // within milliseconds of the ring they mirror: they commit without the WAL fsync, which
+    // still survives kill -9 (the page cache outlives the process). Every other write waits for
+    // it, and a later fsync makes the earlier card moves durable too.
+    let ephemeral = matches!(
+        write.write,
+        BitrixWrite::Show { .. } | BitrixWrite::Hide { .. }
+    );
+    conn.pragma_update(
+        None,
+        "synchronous",
+        if ephemeral { "NORMAL" } else { "FULL" },
+    )
+    .map_err(&e)?;
     let tx = conn.transaction().map_err(&e)?;
     let call = write.call.as_str();
     tx.execute(
