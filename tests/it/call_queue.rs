@@ -11,10 +11,6 @@ use crate::support::bitrix_peer::{CallRecord, CardInterval, MethodCall};
 use crate::support::esl_peer::caller::CallSpec;
 use crate::support::esl_peer::{FsPeer, RingRecord};
 
-/// The tests here measure real-time edges to 20 ms: they run one at a time, so that their
-/// outbox commits (an fsync each) do not queue behind each other's.
-static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
 /// How far a card edge may be from the ring edge it mirrors (issue 4).
 const EDGE: Duration = Duration::from_millis(20);
 
@@ -162,7 +158,8 @@ fn for_call<'a>(calls: &'a [MethodCall], call_id: &str) -> Vec<&'a MethodCall> {
 
 #[tokio::test]
 async fn a_sequential_queue_moves_the_card_with_each_ring_step_then_overflows_to_the_agent() {
-    let _serial = SERIAL.lock().await;
+    // Real-time edges to 20 ms: never beside another timing test or a heavy load test.
+    let _serial = crate::support::EXCLUSIVE.lock().await;
     let w = World::start(AGENTS, SEQUENTIAL).await;
     register_all(&w.fs);
     for ext in ["1001", "1002", "1003"] {
@@ -235,7 +232,8 @@ async fn a_sequential_queue_moves_the_card_with_each_ring_step_then_overflows_to
 
 #[tokio::test]
 async fn a_sequential_queue_skips_unregistered_and_busy_agents_without_ringing_time() {
-    let _serial = SERIAL.lock().await;
+    // Real-time edges to 20 ms: never beside another timing test or a heavy load test.
+    let _serial = crate::support::EXCLUSIVE.lock().await;
     let w = World::start(AGENTS, SEQUENTIAL).await;
     register_all(&w.fs);
     w.fs.phone("1001").rings_forever();
@@ -300,7 +298,8 @@ async fn a_sequential_queue_skips_unregistered_and_busy_agents_without_ringing_t
 
 #[tokio::test]
 async fn a_simultaneous_queue_shows_every_agent_at_once_and_hides_the_others_on_answer() {
-    let _serial = SERIAL.lock().await;
+    // Real-time edges to 20 ms: never beside another timing test or a heavy load test.
+    let _serial = crate::support::EXCLUSIVE.lock().await;
     let w = World::start(AGENTS, SIMULTANEOUS).await;
     register_all(&w.fs);
     for ext in ["1001", "1002", "1004"] {
