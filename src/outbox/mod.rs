@@ -20,6 +20,7 @@ pub mod metrics;
 pub mod op;
 pub mod plan;
 pub mod recording;
+pub mod recover;
 pub mod sqlite;
 pub mod store;
 pub mod worker;
@@ -31,7 +32,7 @@ pub use deliver::{Backoff, Deliver, DeliverError, Delivered};
 pub use metrics::{MetricsSnapshot, OutboxMetrics};
 pub use op::{BitrixWrite, CallWrite};
 pub use sqlite::SqliteStore;
-pub use store::{EntryId, RegisterResult, StatusReport, Store, StoreError};
+pub use store::{EntryId, Orphan, RegisterResult, StatusReport, Store, StoreError};
 pub use worker::WorkerConfig;
 
 /// Why an outbox operation failed.

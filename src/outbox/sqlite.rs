@@ -16,10 +16,11 @@ use rusqlite::Connection;
 use crate::ids::{BitrixCallId, ExternalCallId};
 use crate::outbox::op::CallWrite;
 use crate::outbox::store::{
-    CallState, Completion, DueEntry, EntryId, StatusReport, Store, StoreError,
+    CallState, Completion, DueEntry, EntryId, Orphan, StatusReport, Store, StoreError,
 };
 
 mod ops;
+mod orphans;
 
 use ops::{
     ack_blocking, call_state_blocking, dead_letter_blocking, due_blocking, ms, next_due_blocking,
@@ -181,6 +182,10 @@ impl Store for SqliteStore {
         self.run("call_state", move |c, _| {
             call_state_blocking(c, call.as_str())
         })
+    }
+
+    fn orphans(&self) -> BoxFuture<'_, Result<Vec<Orphan>, StoreError>> {
+        self.run("orphans", |c, _| orphans::orphans_blocking(c))
     }
 
     fn prune(&self, before: DateTime<Utc>) -> BoxFuture<'_, Result<u64, StoreError>> {
