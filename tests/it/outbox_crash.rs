@@ -11,6 +11,9 @@
 //! real USER_ID, DURATION, 200 and their recording. Every call must be registered with SHOW=0
 //! (the peer was down until each was over) and no card may ever open.
 
+// The acceptance test's job includes printing its figures (seed, kills, replay throughput).
+#![allow(clippy::print_stdout)]
+
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -553,4 +556,57 @@ fn throughput_report(bx: &BitrixPeer, offered: usize, accepted: usize, replay: D
         100.0 * n as f64 / allowed,
         bx.count_rejected()
     )
+}
+
+/// Runs the real binary with `args` and the given config; it must succeed; returns stdout.
+fn fsb24_cli(config: &Path, args: &[&str]) -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_fsb24"))
+        .args(args)
+        .arg("--config")
+        .arg(config)
+        .env_remove("FSB24_CONFIG")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "fsb24 {args:?} failed: {stderr}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[tokio::test]
+async fn outbox_status_lists_dead_letters_with_their_reason_and_outbox_retry_re_drives_them() {
+    let fs = FsPeer::start().await.unwrap();
+    let bx = BitrixPeer::start(PeerOptions::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(&fs, &bx, dir.path(), free_port());
+    // The first status creates the (empty) outbox file.
+    let empty = fsb24_cli(&config, &["outbox", "status"]);
+    assert!(empty.contains("pending: 0"), "{empty}");
+    assert!(empty.contains("dead letters: 0"), "{empty}");
+
+    let db = rusqlite::Connection::open(dir.path().join("outbox.db")).unwrap();
+    let body = r#"{"Finish":{"user":11,"duration_secs":3,"status_code":"200","add_to_chat":false,"failed_reason":null}}"#;
+    db.execute(
+        "INSERT INTO dead_letters(seq, call, kind, body, attempts, created_at, failed_at, reason)
+         VALUES (7, 'fs-dead-1', 'finish', ?1, 5, 0, 0, 'ERROR_CORE: call not found')",
+        [body],
+    )
+    .unwrap();
+    drop(db);
+
+    let status = fsb24_cli(&config, &["outbox", "status"]);
+    assert!(status.contains("dead letters: 1"), "{status}");
+    assert!(status.contains("call=fs-dead-1 kind=finish"), "{status}");
+    assert!(
+        status.contains("reason=ERROR_CORE: call not found"),
+        "{status}"
+    );
+
+    let retried = fsb24_cli(&config, &["outbox", "retry"]);
+    assert!(
+        retried.contains("1 dead letters moved back to pending"),
+        "{retried}"
+    );
+    let after = fsb24_cli(&config, &["outbox", "status"]);
+    assert!(after.contains("dead letters: 0"), "{after}");
+    assert!(after.contains("pending: 1"), "{after}");
 }
