@@ -158,6 +158,19 @@ impl Outbox {
         Ok(id)
     }
 
+    /// Stores several writes atomically (all or none survive a crash), in order, then wakes the
+    /// worker. Use it for writes produced together, e.g. a call's finish and its attachRecord,
+    /// so that a kill between two pushes cannot keep one and lose the other.
+    pub async fn push_all(&self, writes: Vec<CallWrite>) -> Result<Vec<EntryId>, OutboxError> {
+        let ids = self.inner.store.push_many(writes, self.now()).await?;
+        for _ in &ids {
+            OutboxMetrics::inc(&self.inner.metrics.pushed);
+            OutboxMetrics::inc(&self.inner.metrics.pending);
+        }
+        self.inner.wake.notify_one();
+        Ok(ids)
+    }
+
     /// Records a `CALL_ID` Bitrix24 created itself (click-to-call) and wakes register waiters.
     pub async fn set_call_id(
         &self,

@@ -1,12 +1,6 @@
 //! Startup recovery: a call whose run was killed (kill -9) has its `register` stored but no
-//! `finish`. Its outbound session died with the process, so nobody will ever finish it: before
-//! new calls are accepted, [`finish_orphans`] closes every card still open and finishes it.
-//!
-//! What a dead run leaves durably is only the outbox itself (register, show, hide). The talk
-//! outcome (answered? billsec?) is not in it, so the finish is honest about that: the user whose
-//! card was open last (else the owner), `DURATION` 0, `STATUS_CODE` 304 and a `FAILED_REASON`
-//! saying the outcome is unknown. Pushing is idempotent across repeated crashes: a second run
-//! sees the hides already stored and only the finish (which marks the call over) is missing.
+//! `finish`, and its outbound session died with the process. Before new calls are accepted,
+//! [`finish_orphans`] closes every card still open and finishes it with what the outbox knows.
 
 use tracing::{info, warn};
 
@@ -60,20 +54,26 @@ pub fn closing_writes(writes: &[BitrixWrite], fallback: BitrixUserId) -> Vec<Bit
     out
 }
 
-/// Finishes every call a previous run left open (see the module doc). Call it after opening
-/// the outbox and before accepting calls. Returns how many calls were finished.
+/// Finishes every call a previous run left open. Call it after opening the outbox and before
+/// accepting calls. Returns how many calls were finished.
+///
+/// What a dead run leaves durably is only the outbox (register, show, hide). The talk outcome
+/// (answered? billsec?) is not in it, so the finish says so: the user whose card was open last
+/// (else the owner), `DURATION` 0, `STATUS_CODE` 304 and [`RECOVERED_REASON`]. The hides and
+/// the finish are stored in one transaction ([`Outbox::push_all`]), so a kill during recovery
+/// leaves the call open for the next start.
 pub async fn finish_orphans(outbox: &Outbox, fallback: BitrixUserId) -> Result<usize, OutboxError> {
     let orphans = outbox.store().orphans().await?;
     for orphan in &orphans {
         warn!(call = %orphan.call, "call left open by a previous run; finishing it");
-        for write in closing_writes(&orphan.writes, fallback) {
-            outbox
-                .push(CallWrite {
-                    call: orphan.call.clone(),
-                    write,
-                })
-                .await?;
-        }
+        let writes = closing_writes(&orphan.writes, fallback)
+            .into_iter()
+            .map(|write| CallWrite {
+                call: orphan.call.clone(),
+                write,
+            })
+            .collect();
+        outbox.push_all(writes).await?;
     }
     if !orphans.is_empty() {
         info!(calls = orphans.len(), "recovered calls left open");

@@ -24,8 +24,8 @@ mod orphans;
 
 use ops::{
     ack_blocking, call_state_blocking, dead_letter_blocking, due_blocking, ms, next_due_blocking,
-    open_blocking, prune_blocking, push_blocking, retry_at_blocking, retry_dead_blocking,
-    set_call_id_blocking, status_blocking,
+    open_blocking, prune_blocking, push_blocking, push_many_blocking, retry_at_blocking,
+    retry_dead_blocking, set_call_id_blocking, status_blocking,
 };
 /// The SQLite outbox store. Cheap to clone; all clones share one connection.
 #[derive(Clone)]
@@ -181,6 +181,16 @@ impl Store for SqliteStore {
     fn call_state(&self, call: ExternalCallId) -> BoxFuture<'_, Result<CallState, StoreError>> {
         self.run("call_state", move |c, _| {
             call_state_blocking(c, call.as_str())
+        })
+    }
+
+    fn push_many(
+        &self,
+        writes: Vec<CallWrite>,
+        now: DateTime<Utc>,
+    ) -> BoxFuture<'_, Result<Vec<EntryId>, StoreError>> {
+        self.run("push_many", move |c, _| {
+            push_many_blocking(c, &writes, ms(now))
         })
     }
 

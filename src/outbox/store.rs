@@ -230,6 +230,22 @@ pub trait Store: Send + Sync + 'static {
         write: CallWrite,
         now: DateTime<Utc>,
     ) -> BoxFuture<'_, Result<EntryId, StoreError>>;
+    /// Appends several writes atomically: after a crash all of them are stored or none (a
+    /// call's finish and its attachRecord must not be split by a kill). Stores without
+    /// transactions push one by one.
+    fn push_many(
+        &self,
+        writes: Vec<CallWrite>,
+        now: DateTime<Utc>,
+    ) -> BoxFuture<'_, Result<Vec<EntryId>, StoreError>> {
+        Box::pin(async move {
+            let mut ids = Vec::with_capacity(writes.len());
+            for write in writes {
+                ids.push(self.push(write, now).await?);
+            }
+            Ok(ids)
+        })
+    }
     /// Up to `limit` entries that are the oldest pending entry of their call and whose retry
     /// time has come; calls not yet over come first, then by id.
     fn due(

@@ -64,3 +64,22 @@ async fn finish_orphans_finishes_open_calls_once_and_leaves_finished_calls_alone
     let writes = outbox.store().orphans().await.unwrap();
     assert!(writes.is_empty(), "{writes:?}");
 }
+
+#[tokio::test]
+async fn push_all_stores_a_finish_and_its_recording_together_so_recovery_leaves_the_call_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("outbox.db");
+    let outbox = Outbox::open(&path).await.unwrap();
+    outbox.push(cw(3, register(false))).await.unwrap();
+    let attach = BitrixWrite::AttachRecord {
+        path: "/var/rec/3.wav".into(),
+    };
+    let ids = outbox
+        .push_all(vec![cw(3, finish()), cw(3, attach.clone())])
+        .await
+        .unwrap();
+    assert_eq!(ids.len(), 2);
+    assert!(ids[0].0 < ids[1].0, "stored in the given order");
+    assert!(outbox.store().orphans().await.unwrap().is_empty());
+    assert_eq!(finish_orphans(&outbox, BitrixUserId(99)).await.unwrap(), 0);
+}
