@@ -10,6 +10,11 @@
 //! owner, DURATION 0, STATUS_CODE 304 and the "outcome unknown" reason; all others carry their
 //! real USER_ID, DURATION, 200 and their recording. Every call must be registered with SHOW=0
 //! (the peer was down until each was over) and no card may ever open.
+//!
+//! Known gap (counted and printed, bounded by the number of kills): the call task pushes a
+//! call's finish and its attachRecord as two separate outbox pushes, so a kill between them
+//! keeps the finish and loses the recording. `Outbox::push_all` stores both atomically; the
+//! call task does not use it yet.
 
 // The acceptance test's job includes printing its figures (seed, kills, replay throughput).
 #![allow(clippy::print_stdout)]
