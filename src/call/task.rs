@@ -111,6 +111,19 @@ pub trait Effects: Send + Sync {
     ) -> impl Future<Output = Result<(), EffectError>> + Send;
     /// Store a card write durably in the outbox (in this call's order).
     fn card(&self, write: BitrixWrite) -> impl Future<Output = Result<(), EffectError>> + Send;
+    /// Store card writes produced together (hide, finish, attachRecord) so that a crash keeps
+    /// all or none of them; the default stores them one by one.
+    fn cards(
+        &self,
+        writes: Vec<BitrixWrite>,
+    ) -> impl Future<Output = Result<(), EffectError>> + Send {
+        async move {
+            for write in writes {
+                self.card(write).await?;
+            }
+            Ok(())
+        }
+    }
     /// Find the client's responsible manager; the driver bounds it with the lookup timeout.
     fn lookup(
         &self,
@@ -142,9 +155,8 @@ pub async fn run<E: Effects>(
     loop {
         let mut wanted = None;
         while let Some(input) = inputs.pop_front() {
-            for action in call.handle(Instant::now(), input) {
-                inputs.extend(execute(&fx, action, events_open, &mut wanted).await);
-            }
+            let actions = call.handle(Instant::now(), input);
+            inputs.extend(execute_all(&fx, actions, events_open, &mut wanted).await);
         }
         if let Some(phone) = wanted {
             lookup.set(lookup_input(&fx, Some(phone), limit));
@@ -268,6 +280,35 @@ async fn execute<E: Effects>(
         Ok(()) => {}
     }
     None
+}
+
+/// Runs `actions` in order; each run of consecutive card writes is stored in one atomic push.
+async fn execute_all<E: Effects>(
+    fx: &E,
+    actions: Vec<Action>,
+    session_up: bool,
+    wanted: &mut Option<PhoneNumber>,
+) -> Vec<Input> {
+    let (mut out, mut cards) = (Vec::new(), Vec::new());
+    for action in actions {
+        if let Action::Card(write) = action {
+            cards.push(write);
+            continue;
+        }
+        store_cards(fx, &mut cards).await;
+        out.extend(execute(fx, action, session_up, wanted).await);
+    }
+    store_cards(fx, &mut cards).await;
+    out
+}
+
+async fn store_cards<E: Effects>(fx: &E, cards: &mut Vec<BitrixWrite>) {
+    if cards.is_empty() {
+        return;
+    }
+    if let Err(error) = fx.cards(std::mem::take(cards)).await {
+        tracing::error!(error = %error, "card writes not stored; durability lost");
+    }
 }
 
 /// Sends a bridge; a refused command becomes a failed attempt so the hunt moves on.
