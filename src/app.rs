@@ -25,6 +25,7 @@ use crate::call::task::{self, MapCtx};
 use crate::config::{Config, ConfigError, ConfigErrors};
 use crate::esl::{InboundClient, InboundHandle, IncomingCall, OutboundServer, Presence};
 use crate::http::{ClickToCall, EventEndpoint};
+use crate::ids::BitrixUserId;
 use crate::outbox::{self, Outbox};
 use crate::queue::QueueHandle;
 
@@ -131,6 +132,15 @@ async fn start_services(
     let outbox = Outbox::open(&config.outbox.path)
         .await
         .with_context(|| format!("opening the outbox {}", config.outbox.path.display()))?;
+    // Before any call is accepted: finish calls a killed previous run left open.
+    let fallback = config
+        .bitrix
+        .defaults
+        .missed_call_owner
+        .unwrap_or(BitrixUserId(1));
+    outbox::recover::finish_orphans(&outbox, fallback)
+        .await
+        .context("finishing calls left open by a previous run")?;
     let bitrix = BitrixClient::start(build::bitrix(config)?, tracker, token.child_token())
         .await
         .context("starting the Bitrix24 client")?;

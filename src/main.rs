@@ -1,6 +1,10 @@
 //! The `fsb24` binary: command line, config loading, telemetry, then [`fsb24::app::run`].
 
-use std::{io::Write, path::PathBuf, process::ExitCode};
+use std::{
+    io::Write,
+    path::{Path, PathBuf},
+    process::ExitCode,
+};
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -30,6 +34,17 @@ enum Command {
     Run,
     /// Validate the config; print a summary, or every error with its key, then exit.
     CheckConfig,
+    /// Inspect or re-drive the durable outbox (`[outbox] path` of the config).
+    #[command(subcommand)]
+    Outbox(OutboxCommand),
+}
+
+#[derive(Subcommand, PartialEq, Eq)]
+enum OutboxCommand {
+    /// Print pending counts and every dead letter with its reason.
+    Status,
+    /// Move every dead letter back to pending (a running daemon picks them up).
+    Retry,
 }
 
 fn main() -> anyhow::Result<ExitCode> {
@@ -41,6 +56,9 @@ fn main() -> anyhow::Result<ExitCode> {
         let (path, summary) = (cli.config.display(), config.summary());
         write!(std::io::stdout().lock(), "{path}: config OK\n{summary}")?;
         return Ok(ExitCode::SUCCESS);
+    }
+    if let Some(Command::Outbox(sub)) = &cli.command {
+        return outbox_command(sub, &config.outbox.path);
     }
     fsb24::telemetry::init(config.log.format).context("setting up logging")?;
     let runtime = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
@@ -55,5 +73,33 @@ fn main() -> anyhow::Result<ExitCode> {
         };
         fsb24::app::run(config, shutdown).await
     })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `fsb24 outbox status|retry`: works on the outbox file directly (safe while the daemon runs).
+fn outbox_command(sub: &OutboxCommand, path: &Path) -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the tokio runtime")?;
+    let shown = path.display();
+    let mut out = std::io::stdout().lock();
+    match sub {
+        OutboxCommand::Status => {
+            let report = runtime
+                .block_on(fsb24::outbox::status_report(path))
+                .with_context(|| format!("reading the outbox {shown}"))?;
+            write!(out, "outbox {shown}\n{report}")?;
+        }
+        OutboxCommand::Retry => {
+            let n = runtime
+                .block_on(fsb24::outbox::retry_dead_letters(path))
+                .with_context(|| format!("re-driving dead letters in {shown}"))?;
+            writeln!(
+                out,
+                "outbox {shown}: {n} dead letters moved back to pending"
+            )?;
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }

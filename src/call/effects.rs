@@ -259,6 +259,26 @@ impl Effects for CallEffects {
             })
     }
 
+    async fn cards(&self, writes: Vec<BitrixWrite>) -> Result<(), EffectError> {
+        let method = writes.first().map_or("card", crate::outbox::store::kind_of);
+        let writes = writes
+            .into_iter()
+            .map(|write| CallWrite {
+                call: self.call.clone(),
+                write,
+            })
+            .collect();
+        self.services
+            .outbox
+            .push_all(writes)
+            .await
+            .map(drop)
+            .map_err(|e| EffectError::Outbox {
+                method,
+                reason: e.to_string(),
+            })
+    }
+
     async fn lookup(
         &self,
         _phone: PhoneNumber,

@@ -111,6 +111,19 @@ pub trait Effects: Send + Sync {
     ) -> impl Future<Output = Result<(), EffectError>> + Send;
     /// Store a card write durably in the outbox (in this call's order).
     fn card(&self, write: BitrixWrite) -> impl Future<Output = Result<(), EffectError>> + Send;
+    /// Store card writes produced together (hide, finish, attachRecord) so that a crash keeps
+    /// all or none of them; the default stores them one by one.
+    fn cards(
+        &self,
+        writes: Vec<BitrixWrite>,
+    ) -> impl Future<Output = Result<(), EffectError>> + Send {
+        async move {
+            for write in writes {
+                self.card(write).await?;
+            }
+            Ok(())
+        }
+    }
     /// Find the client's responsible manager; the driver bounds it with the lookup timeout.
     fn lookup(
         &self,
@@ -164,10 +177,11 @@ pub async fn run<E: Effects>(
             lookup.set(lookup_input(&fx, Some(phone), limit));
             lookup_active = true;
         }
-        if pushing.is_none() {
-            pushing = cards
-                .pop_front()
-                .map(|write| Box::pin(fx.card(write)) as CardPush<'_>);
+        if pushing.is_none() && !cards.is_empty() {
+            // Everything queued goes as one atomic push: a finish and its recording, or a hide
+            // and the finish after it, survive a crash together or not at all.
+            let batch: Vec<BitrixWrite> = cards.drain(..).collect();
+            pushing = Some(Box::pin(fx.cards(batch)) as CardPush<'_>);
         }
         if call.is_finished() && pushing.is_none() {
             break;
@@ -204,7 +218,7 @@ pub async fn run<E: Effects>(
 /// A card write being stored in the outbox.
 type CardPush<'a> = std::pin::Pin<Box<dyn Future<Output = Result<(), EffectError>> + Send + 'a>>;
 
-/// Stores the card write in flight and then every queued one, in order.
+/// Stores the card writes in flight and then every queued one, in order.
 async fn flush_cards<E: Effects>(
     fx: &E,
     pushing: Option<CardPush<'_>>,
@@ -213,8 +227,8 @@ async fn flush_cards<E: Effects>(
     if let Some(push) = pushing {
         card_stored(push.await);
     }
-    while let Some(write) = cards.pop_front() {
-        card_stored(fx.card(write).await);
+    if !cards.is_empty() {
+        card_stored(fx.cards(cards.drain(..).collect()).await);
     }
 }
 

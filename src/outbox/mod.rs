@@ -20,6 +20,7 @@ pub mod metrics;
 pub mod op;
 pub mod plan;
 pub mod recording;
+pub mod recover;
 pub mod sqlite;
 pub mod store;
 pub mod worker;
@@ -31,7 +32,7 @@ pub use deliver::{Backoff, Deliver, DeliverError, Delivered};
 pub use metrics::{MetricsSnapshot, OutboxMetrics};
 pub use op::{BitrixWrite, CallWrite};
 pub use sqlite::SqliteStore;
-pub use store::{EntryId, RegisterResult, StatusReport, Store, StoreError};
+pub use store::{EntryId, Orphan, RegisterResult, StatusReport, Store, StoreError};
 pub use worker::WorkerConfig;
 
 /// Why an outbox operation failed.
@@ -155,6 +156,19 @@ impl Outbox {
         OutboxMetrics::inc(&self.inner.metrics.pending);
         self.inner.wake.notify_one();
         Ok(id)
+    }
+
+    /// Stores several writes atomically (all or none survive a crash), in order, then wakes the
+    /// worker. Use it for writes produced together, e.g. a call's finish and its attachRecord,
+    /// so that a kill between two pushes cannot keep one and lose the other.
+    pub async fn push_all(&self, writes: Vec<CallWrite>) -> Result<Vec<EntryId>, OutboxError> {
+        let ids = self.inner.store.push_many(writes, self.now()).await?;
+        for _ in &ids {
+            OutboxMetrics::inc(&self.inner.metrics.pushed);
+            OutboxMetrics::inc(&self.inner.metrics.pending);
+        }
+        self.inner.wake.notify_one();
+        Ok(ids)
     }
 
     /// Records a `CALL_ID` Bitrix24 created itself (click-to-call) and wakes register waiters.

@@ -21,15 +21,16 @@ use rusqlite::Connection;
 use crate::ids::{BitrixCallId, ExternalCallId};
 use crate::outbox::op::CallWrite;
 use crate::outbox::store::{
-    CallState, Completion, DueEntry, EntryId, StatusReport, Store, StoreError,
+    CallState, Completion, DueEntry, EntryId, Orphan, StatusReport, Store, StoreError,
 };
 
 mod ops;
+mod orphans;
 
 use ops::{
     ack_blocking, call_state_blocking, dead_letter_blocking, due_blocking, ms, next_due_blocking,
-    open_blocking, prune_blocking, push_blocking, retry_at_blocking, retry_dead_blocking,
-    set_call_id_blocking, status_blocking,
+    open_blocking, prune_blocking, push_blocking, push_many_blocking, retry_at_blocking,
+    retry_dead_blocking, set_call_id_blocking, status_blocking,
 };
 /// The SQLite outbox store. Cheap to clone; all clones share one connection.
 #[derive(Clone)]
@@ -186,6 +187,20 @@ impl Store for SqliteStore {
         self.run("call_state", move |c, _| {
             call_state_blocking(c, call.as_str())
         })
+    }
+
+    fn push_many(
+        &self,
+        writes: Vec<CallWrite>,
+        now: DateTime<Utc>,
+    ) -> BoxFuture<'_, Result<Vec<EntryId>, StoreError>> {
+        self.run("push_many", move |c, _| {
+            push_many_blocking(c, &writes, ms(now))
+        })
+    }
+
+    fn orphans(&self) -> BoxFuture<'_, Result<Vec<Orphan>, StoreError>> {
+        self.run("orphans", |c, _| orphans::orphans_blocking(c))
     }
 
     fn prune(&self, before: DateTime<Utc>) -> BoxFuture<'_, Result<u64, StoreError>> {

@@ -104,6 +104,15 @@ pub struct DeadLetter {
     pub reason: String,
 }
 
+/// A call a previous run left open (see [`Store::orphans`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Orphan {
+    /// The call.
+    pub call: ExternalCallId,
+    /// Its writes still stored, in push order.
+    pub writes: Vec<BitrixWrite>,
+}
+
 /// A summary of the outbox for `fsb24 outbox status`.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct StatusReport {
@@ -221,6 +230,22 @@ pub trait Store: Send + Sync + 'static {
         write: CallWrite,
         now: DateTime<Utc>,
     ) -> BoxFuture<'_, Result<EntryId, StoreError>>;
+    /// Appends several writes atomically: after a crash all of them are stored or none (a
+    /// call's finish and its attachRecord must not be split by a kill). Stores without
+    /// transactions push one by one.
+    fn push_many(
+        &self,
+        writes: Vec<CallWrite>,
+        now: DateTime<Utc>,
+    ) -> BoxFuture<'_, Result<Vec<EntryId>, StoreError>> {
+        Box::pin(async move {
+            let mut ids = Vec::with_capacity(writes.len());
+            for write in writes {
+                ids.push(self.push(write, now).await?);
+            }
+            Ok(ids)
+        })
+    }
     /// Up to `limit` entries that are the oldest pending entry of their call and whose retry
     /// time has come; calls not yet over come first, then by id.
     fn due(
@@ -264,6 +289,12 @@ pub trait Store: Send + Sync + 'static {
     ) -> BoxFuture<'_, Result<(), StoreError>>;
     /// What is known about a call (default state when nothing is).
     fn call_state(&self, call: ExternalCallId) -> BoxFuture<'_, Result<CallState, StoreError>>;
+    /// Calls not marked over (no `finish` stored), with their stored writes: at startup these
+    /// are the calls a killed previous run left behind. Stores without crash recovery
+    /// report none.
+    fn orphans(&self) -> BoxFuture<'_, Result<Vec<Orphan>, StoreError>> {
+        Box::pin(async { Ok(Vec::new()) })
+    }
     /// Deletes entries done before `before` and finished calls with nothing left; returns the
     /// number of entries deleted. Pending entries and dead letters are never pruned.
     fn prune(&self, before: DateTime<Utc>) -> BoxFuture<'_, Result<u64, StoreError>>;

@@ -104,29 +104,48 @@ pub(super) fn touch_call(
     .map(|_| ())
 }
 
+/// `synchronous=NORMAL` when every write is a card move (show / hide), else `FULL`.
+pub(super) fn set_durability(conn: &Connection, writes: &[CallWrite]) -> rusqlite::Result<()> {
+    let ephemeral = writes
+        .iter()
+        .all(|w| matches!(w.write, BitrixWrite::Show { .. } | BitrixWrite::Hide { .. }));
+    conn.pragma_update(
+        None,
+        "synchronous",
+        if ephemeral { "NORMAL" } else { "FULL" },
+    )
+}
+
 pub(super) fn push_blocking(
     conn: &mut Connection,
     write: &CallWrite,
     now: i64,
 ) -> Result<EntryId, StoreError> {
     let e = sql("push");
-    let body = serde_json::to_string(&write.write)
-        .map_err(|source| StoreError::Encode { op: "push", source })?;
     // Card moves (show / hide) only matter while the call is live and must reach the portal
     // within milliseconds of the ring they mirror: they commit without the WAL fsync, which
     // still survives kill -9 (the page cache outlives the process). Every other write waits for
     // it, and a later fsync makes the earlier card moves durable too.
-    let ephemeral = matches!(
-        write.write,
-        BitrixWrite::Show { .. } | BitrixWrite::Hide { .. }
-    );
-    conn.pragma_update(
-        None,
-        "synchronous",
-        if ephemeral { "NORMAL" } else { "FULL" },
-    )
-    .map_err(&e)?;
+    set_durability(conn, std::slice::from_ref(write)).map_err(&e)?;
     let tx = conn.transaction().map_err(&e)?;
+    let id = insert_entry(&tx, "push", write, now)?;
+    tx.commit().map_err(&e)?;
+    // Back to FULL for everything else on this connection (acks, retries, dead letters).
+    conn.pragma_update(None, "synchronous", "FULL")
+        .map_err(&e)?;
+    Ok(id)
+}
+
+/// Inserts one entry inside `tx` (touching its call; a finish marks the call over).
+pub(super) fn insert_entry(
+    tx: &rusqlite::Transaction<'_>,
+    op: &'static str,
+    write: &CallWrite,
+    now: i64,
+) -> Result<EntryId, StoreError> {
+    let e = sql(op);
+    let body =
+        serde_json::to_string(&write.write).map_err(|source| StoreError::Encode { op, source })?;
     let call = write.call.as_str();
     tx.execute(
         "INSERT INTO entries(call, kind, body, created_at) VALUES (?1, ?2, ?3, ?4)",
@@ -134,13 +153,32 @@ pub(super) fn push_blocking(
     )
     .map_err(&e)?;
     let seq = tx.last_insert_rowid();
-    touch_call(&tx, call, now).map_err(&e)?;
+    touch_call(tx, call, now).map_err(&e)?;
     if matches!(write.write, BitrixWrite::Finish(_)) {
         tx.execute("UPDATE calls SET over = 1 WHERE call = ?1", params![call])
             .map_err(&e)?;
     }
-    tx.commit().map_err(&e)?;
     Ok(EntryId(seq))
+}
+
+/// Inserts all `writes` in one transaction: after a crash either all of them are stored or none.
+pub(super) fn push_many_blocking(
+    conn: &mut Connection,
+    writes: &[CallWrite],
+    now: i64,
+) -> Result<Vec<EntryId>, StoreError> {
+    let e = sql("push_many");
+    set_durability(conn, writes).map_err(&e)?;
+    let tx = conn.transaction().map_err(&e)?;
+    let ids = writes
+        .iter()
+        .map(|w| insert_entry(&tx, "push_many", w, now))
+        .collect::<Result<Vec<_>, _>>()?;
+    tx.commit().map_err(&e)?;
+    // Back to FULL for everything else on this connection (acks, retries, dead letters).
+    conn.pragma_update(None, "synchronous", "FULL")
+        .map_err(&e)?;
+    Ok(ids)
 }
 
 /// One head row before decoding.
