@@ -110,7 +110,8 @@ async fn a_known_caller_is_registered_without_a_card_then_only_the_manager_rings
     );
     let finish = call.finished.clone().unwrap();
     assert_eq!((finish.user_id, finish.status_code.as_str()), (12, "200"));
-    assert_eq!(finish.duration, 1);
+    // billsec counts whole epoch seconds, as FreeSWITCH does: 1 s of talk reads 1 or 2.
+    assert!((1..=2).contains(&finish.duration), "{finish:?}");
     assert_eq!(
         timeline[0].to,
         Some(finish.at),

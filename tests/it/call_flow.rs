@@ -47,7 +47,9 @@ async fn an_employee_call_shows_the_card_while_ringing_and_talking_then_finishes
     assert_eq!(call.line.as_deref(), Some("74951234567"));
     let finish = call.finished.clone().unwrap();
     assert_eq!((finish.user_id, finish.status_code.as_str()), (11, "200"));
-    assert_eq!(finish.duration, 2, "DURATION is the talk time");
+    // DURATION is the talk time: billsec, on whole epoch seconds as FreeSWITCH counts it, so
+    // 2 s of talk reads 2 or 3.
+    assert!((2..=3).contains(&finish.duration), "{finish:?}");
 
     // One card, for the employee, from the register until the finish.
     let timeline = w.bx.timeline(&call.call_id);

@@ -209,7 +209,8 @@ async fn a_sequential_queue_moves_the_card_with_each_ring_step_then_overflows_to
     assert_rang_for(&b, Duration::from_secs(5));
     assert_rang_for(&c, Duration::from_secs(7));
     assert_eq!((finish.user_id, finish.status_code.as_str()), (14, "200"));
-    assert_eq!(finish.duration, 1);
+    // billsec counts whole epoch seconds, as FreeSWITCH does: 1 s of talk reads 1 or 2.
+    assert!((1..=2).contains(&finish.duration), "{finish:?}");
 
     // FreeSWITCH: one bridge per agent and a NO_ANSWER uuid_kill for each unanswered leg.
     let commands = w.fs.commands();
