@@ -408,7 +408,7 @@ async fn stopping_the_click_task_mid_call_still_finishes_the_call() {
 
 // === Through Bitrix24: the portal's click, the event endpoint, the REST client ===
 
-/// The outbox's `Deliver` over the real Bitrix REST client; logs each delivered write.
+/// The production `Deliver` of the Bitrix REST client, logging each delivered write.
 struct ToBitrix {
     client: BitrixClient,
     log: mpsc::Sender<Sent>,
@@ -421,30 +421,20 @@ impl Deliver for ToBitrix {
         call_id: Option<&BitrixCallId>,
         write: &BitrixWrite,
     ) -> Result<Delivered, DeliverError> {
-        let id = call_id.ok_or_else(|| DeliverError::Permanent {
-            reason: "no CALL_ID".into(),
-        })?;
-        let result = match write {
-            BitrixWrite::Show { users } => self.client.show(call, id, users).await.map(|_| ()),
-            BitrixWrite::Hide { users } => self.client.hide(call, id, users).await.map(|_| ()),
-            BitrixWrite::Finish(f) => self.client.finish(call, id, f).await.map(|_| ()),
-            other => {
-                return Err(DeliverError::Permanent {
-                    reason: format!("unexpected write {other:?}"),
-                });
-            }
-        };
-        result.map_err(|e| DeliverError::Retryable {
-            reason: e.to_string(),
-            retry_after: None,
-        })?;
+        // Click-to-call calls are registered by Bitrix24 itself: a register here is a bug.
+        if let BitrixWrite::Register(_) = write {
+            return Err(DeliverError::Permanent {
+                reason: "click-to-call must not register".into(),
+            });
+        }
+        let delivered = self.client.deliver(call, call_id, write).await?;
         let sent = Sent {
-            call_id: Some(id.clone()),
+            call_id: call_id.cloned(),
             write: write.clone(),
             at: Instant::now(),
         };
         let _ = self.log.send(sent).await;
-        Ok(Delivered::Done)
+        Ok(delivered)
     }
 }
 
