@@ -161,6 +161,19 @@ impl InboundHandle {
             .is_some_and(EslClient::is_connected)
     }
 
+    /// `uuid_exists <channel>`: whether the switch still has this channel.
+    pub async fn uuid_exists(&self, channel: &ChannelId) -> Result<bool, EslError> {
+        let out = self.api("uuid_exists", channel.as_str()).await?;
+        match out.trim() {
+            "true" => Ok(true),
+            "false" => Ok(false),
+            other => Err(EslError::MalformedReply {
+                command: "uuid_exists",
+                detail: format!("expected true or false, got {other:?}"),
+            }),
+        }
+    }
+
     /// `uuid_kill <channel> <cause>`. An already gone channel is `Rejected` (`No such channel`).
     pub async fn uuid_kill(&self, channel: &ChannelId, cause: HangupCause) -> Result<(), EslError> {
         self.api("uuid_kill", &format!("{channel} {cause}"))

@@ -27,4 +27,4 @@ pub use freeswitch_esl_tokio::variables::SipHangupDisposition;
 pub use inbound::{Backoff, InboundClient, InboundHandle, InboundOptions};
 pub use outbound::{ChannelInfo, IncomingCall, OutboundOptions, OutboundServer, SessionHandle};
 pub use presence::{AgentPresence, Presence};
-pub use switch_event::{JobOutcome, SwitchEvent, SwitchMapped, map_switch_event};
+pub use switch_event::{ChannelEnd, JobOutcome, SwitchEvent, SwitchMapped, map_switch_event};

@@ -178,6 +178,7 @@ mod tests {
             cause: HangupCause::NormalClearing,
             sip_term_status: None,
             sip_hangup_disposition: None,
+            end: crate::esl::ChannelEnd::default(),
         });
         assert_eq!(p.live_channels("1011"), 1);
         assert_eq!(p.live_channels("1012"), 0);

@@ -8,6 +8,8 @@ use freeswitch_esl_tokio::{
     parse_api_body,
 };
 
+use chrono::{DateTime, Utc};
+
 use super::event::{IgnoreReason, MapError, hangup_cause, lenient_number, required};
 use super::{HangupCause, SipHangupDisposition};
 use crate::ids::{ChannelId, JobId};
@@ -16,6 +18,8 @@ const VAR_SIP_TERM_STATUS: &str = "sip_term_status";
 const REG_FROM_USER: &str = "from-user";
 const REG_EXPIRE_USER: &str = "user";
 const REG_EXPIRES: &str = "expires";
+const OTHER_TYPE: &str = "Other-Type";
+const OTHER_LEG_CHANNEL_NAME: &str = "Other-Leg-Channel-Name";
 
 /// Something that happened on the switch, outside any one outbound session.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,6 +50,8 @@ pub enum SwitchEvent {
         sip_term_status: Option<u16>,
         /// Which SIP message ended the dialog.
         sip_hangup_disposition: Option<SipHangupDisposition>,
+        /// When it was answered, bridged and hung up, and to whom it was bridged.
+        end: ChannelEnd,
     },
     /// A phone registered (`sofia::register`).
     Registered {
@@ -73,6 +79,22 @@ pub enum SwitchEvent {
     },
     /// `HEARTBEAT`: the switch is alive.
     Heartbeat,
+}
+
+/// The timetable of a channel that finished hanging up, from its `CHANNEL_HANGUP_COMPLETE`
+/// (`Caller-Channel-*-Time`, microseconds; 0 means "never"). Startup recovery uses it to
+/// finish a call that went on in the switch while fsb24 was down.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ChannelEnd {
+    /// `Caller-Channel-Answered-Time`.
+    pub answered_at: Option<DateTime<Utc>>,
+    /// `Caller-Channel-Bridged-Time`: the channel was bridged to another leg.
+    pub bridged_at: Option<DateTime<Utc>>,
+    /// `Caller-Channel-Hangup-Time`.
+    pub hungup_at: Option<DateTime<Utc>>,
+    /// The SIP user of the leg it was bridged to (`Other-Leg-Channel-Name` of the originatee
+    /// profile, which the A leg keeps after the bridge ends), if any.
+    pub bridged_to: Option<String>,
 }
 
 /// A background job's output.
@@ -120,6 +142,7 @@ pub fn map_switch_event(event: &EslEvent) -> Result<SwitchMapped, MapError> {
             cause: hangup_cause(event, ev)?,
             sip_term_status: lenient_number(event.variable_str(VAR_SIP_TERM_STATUS)),
             sip_hangup_disposition: event.sip_hangup_disposition().ok().flatten(),
+            end: channel_end(event),
         },
         T::BackgroundJob => background_job(event, ev)?,
         T::Heartbeat => SwitchEvent::Heartbeat,
@@ -176,6 +199,25 @@ fn failure_text(err: &freeswitch_esl_tokio::EslError, body: &str) -> String {
     text.strip_prefix("-ERR")
         .map(|t| t.trim().to_owned())
         .unwrap_or(text)
+}
+
+/// Lenient: a malformed time reads as unknown (recovery then falls back to what it stored).
+fn channel_end(event: &EslEvent) -> ChannelEnd {
+    let at = |us: Option<i64>| {
+        us.filter(|v| *v > 0)
+            .and_then(DateTime::<Utc>::from_timestamp_micros)
+    };
+    let times = event.caller_timetable().ok().flatten().unwrap_or_default();
+    let originatee = event.header_str(OTHER_TYPE) == Some("originatee");
+    ChannelEnd {
+        answered_at: at(times.answered),
+        bridged_at: at(times.bridged),
+        hungup_at: at(times.hungup),
+        bridged_to: event
+            .header_str(OTHER_LEG_CHANNEL_NAME)
+            .filter(|_| originatee)
+            .and_then(extension_of_channel_name),
+    }
 }
 
 fn channel(event: &EslEvent, ev: &'static str) -> Result<ChannelId, MapError> {

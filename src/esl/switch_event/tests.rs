@@ -75,6 +75,7 @@ fn hangup_complete_and_answer_are_mapped_per_leg() {
             cause: HangupCause::UserBusy,
             sip_term_status: Some(486),
             sip_hangup_disposition: Some(SipHangupDisposition::RecvRefuse),
+            end: ChannelEnd::default(),
         }
     );
     let answer = frame(
@@ -182,4 +183,62 @@ fn background_job_bodies_become_ok_or_failed() {
     let no_job = frame("BACKGROUND_JOB", &[]);
     assert!(map_switch_event(&no_job).is_err());
     assert_eq!(event_of(&frame("HEARTBEAT", &[])), SwitchEvent::Heartbeat);
+}
+
+#[test]
+fn a_bridged_caller_leg_hangup_complete_carries_its_timetable_and_the_agent_it_talked_to() {
+    // Values from the real a_answered_agent.txt capture (A leg bridged to user 1001).
+    let hangup = frame(
+        "CHANNEL_HANGUP_COMPLETE",
+        &[
+            ("Unique-ID", "81a271ba-85e0-4606-b7a4-b4c236bbaabd"),
+            ("Channel-Name", "sofia/internal/5551000@127.0.0.1:5060"),
+            ("Hangup-Cause", "NORMAL_CLEARING"),
+            ("Caller-Channel-Created-Time", "1795623507900027"),
+            ("Caller-Channel-Answered-Time", "1795623507920049"),
+            ("Caller-Channel-Hangup-Time", "1795623514080060"),
+            ("Caller-Channel-Bridged-Time", "1795623509020063"),
+            ("Other-Type", "originatee"),
+            (
+                "Other-Leg-Channel-Name",
+                "sofia/internal/1001@127.0.0.1:5071",
+            ),
+        ],
+    );
+    let SwitchEvent::ChannelHangupComplete { end, .. } = event_of(&hangup) else {
+        panic!("not a hangup");
+    };
+    let at = |us| chrono::DateTime::from_timestamp_micros(us).unwrap();
+    assert_eq!(
+        end,
+        ChannelEnd {
+            answered_at: Some(at(1_795_623_507_920_049)),
+            bridged_at: Some(at(1_795_623_509_020_063)),
+            hungup_at: Some(at(1_795_623_514_080_060)),
+            bridged_to: Some("1001".into()),
+        }
+    );
+}
+
+#[test]
+fn a_hangup_complete_with_zero_or_garbage_times_has_an_unknown_timetable() {
+    let hangup = frame(
+        "CHANNEL_HANGUP_COMPLETE",
+        &[
+            ("Unique-ID", "Z"),
+            ("Hangup-Cause", "NORMAL_CLEARING"),
+            ("Caller-Channel-Answered-Time", "0"),
+            ("Caller-Channel-Bridged-Time", "soon"),
+            ("Other-Type", "originator"),
+            ("Other-Leg-Channel-Name", "sofia/internal/1001@h"),
+        ],
+    );
+    let SwitchEvent::ChannelHangupComplete { end, .. } = event_of(&hangup) else {
+        panic!("not a hangup");
+    };
+    assert_eq!(end.answered_at, None);
+    assert_eq!(
+        end.bridged_to, None,
+        "an originator is not the leg we bridged to"
+    );
 }
