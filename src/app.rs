@@ -20,6 +20,7 @@ use crate::bitrix::BitrixClient;
 use crate::call::click::{self, ClickDeps, ClickDial};
 use crate::call::effects::{CallEffects, CallServices, Dialer};
 use crate::call::machine::{Call, CallInfo};
+use crate::call::recover::{self, live::Recovery};
 use crate::call::route::{self, Arrival};
 use crate::call::task::{self, MapCtx};
 use crate::config::{Config, ConfigError, ConfigErrors};
@@ -132,24 +133,6 @@ async fn start_services(
     let outbox = Outbox::open(&config.outbox.path)
         .await
         .with_context(|| format!("opening the outbox {}", config.outbox.path.display()))?;
-    // Before any call is accepted: finish calls a killed previous run left open.
-    let fallback = config
-        .bitrix
-        .defaults
-        .missed_call_owner
-        .unwrap_or(BitrixUserId(1));
-    outbox::recover::finish_orphans(&outbox, fallback)
-        .await
-        .context("finishing calls left open by a previous run")?;
-    let bitrix = BitrixClient::start(build::bitrix(config)?, tracker, token.child_token())
-        .await
-        .context("starting the Bitrix24 client")?;
-    tracker.spawn(outbox::worker::run(
-        outbox.clone(),
-        Arc::new(bitrix.clone()),
-        build::worker(config),
-        token.child_token(),
-    ));
     let presence = Presence::new(
         config
             .agents
@@ -166,12 +149,39 @@ async fn start_services(
     // then calls still flow (queues see every agent as unregistered until it connects).
     let mut resyncs = inbound.resyncs();
     let first = resyncs.wait_for(|n| *n > 0);
-    if tokio::time::timeout(config.esl.handshake_timeout, first)
+    let switch_up = tokio::time::timeout(config.esl.handshake_timeout, first)
         .await
-        .is_err()
-    {
+        .is_ok();
+    if !switch_up {
         warn!("no presence snapshot from FreeSWITCH yet; taking calls anyway");
     }
+    // Before the worker sends anything: calls a killed previous run left open are finished (or
+    // followed while the switch still has them), so a call already over never shows a card.
+    let recovery = Recovery {
+        outbox: outbox.clone(),
+        inbound: inbound.clone(),
+        agents: build::users_by_extension(config),
+        fallback: config
+            .bitrix
+            .defaults
+            .missed_call_owner
+            .unwrap_or(BitrixUserId(1)),
+    };
+    let live = recover::live::start(recovery, switch_up)
+        .await
+        .context("recovering calls left open by a previous run")?;
+    if !live.is_empty() {
+        tracker.spawn(live.run(token.child_token()));
+    }
+    let bitrix = BitrixClient::start(build::bitrix(config)?, tracker, token.child_token())
+        .await
+        .context("starting the Bitrix24 client")?;
+    tracker.spawn(outbox::worker::run(
+        outbox.clone(),
+        Arc::new(bitrix.clone()),
+        build::worker(config),
+        token.child_token(),
+    ));
     let queue = QueueHandle::spawn(
         build::policy(config)?,
         Arc::new(presence),

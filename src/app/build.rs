@@ -129,6 +129,15 @@ pub fn extensions(config: &Config) -> Arc<HashMap<String, Transferee>> {
 }
 
 /// Bitrix24 user -> agent (responsible-manager routing).
+/// SIP extension -> Bitrix24 user, for recovered calls answered while fsb24 was down.
+pub fn users_by_extension(config: &Config) -> HashMap<String, BitrixUserId> {
+    config
+        .agents
+        .iter()
+        .map(|a| (a.extension.as_str().to_owned(), a.bitrix_user))
+        .collect()
+}
+
 pub fn agents_by_user(config: &Config) -> Arc<HashMap<BitrixUserId, AgentId>> {
     Arc::new(
         config

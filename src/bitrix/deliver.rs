@@ -38,7 +38,8 @@ impl Deliver for BitrixClient {
                 }));
             }
             // Adopted calls were registered by Bitrix24 itself; the worker stores the id.
-            BitrixWrite::Adopt { .. } => Ok(()),
+            // Notes are for startup recovery; the planner skips them before they get here.
+            BitrixWrite::Adopt { .. } | BitrixWrite::Note(_) => Ok(()),
             BitrixWrite::Show { users } => self.show(call, needs_id()?, users).await.map(drop),
             BitrixWrite::Hide { users } => self.hide(call, needs_id()?, users).await.map(drop),
             BitrixWrite::Finish(req) => self.finish(call, needs_id()?, req).await.map(drop),

@@ -256,7 +256,7 @@ async fn push(
     call: &ExternalCallId,
     write: BitrixWrite,
 ) -> Result<(), OutboxError> {
-    let kind = write_kind(&write);
+    let kind = crate::outbox::store::kind_of(&write);
     outbox
         .push(CallWrite {
             call: call.clone(),
@@ -265,15 +265,4 @@ async fn push(
         .await
         .map(|_| ())
         .inspect_err(|e| error!(error = %e, write = kind, "click-to-call write not stored"))
-}
-
-fn write_kind(write: &BitrixWrite) -> &'static str {
-    match write {
-        BitrixWrite::Register(_) => "register",
-        BitrixWrite::Adopt { .. } => "adopt",
-        BitrixWrite::Show { .. } => "show",
-        BitrixWrite::Hide { .. } => "hide",
-        BitrixWrite::Finish(_) => "finish",
-        BitrixWrite::AttachRecord { .. } => "attach_record",
-    }
 }

@@ -237,14 +237,7 @@ impl Effects for CallEffects {
     }
 
     async fn card(&self, write: BitrixWrite) -> Result<(), EffectError> {
-        let method = match &write {
-            BitrixWrite::Register(_) => "register",
-            BitrixWrite::Adopt { .. } => "adopt",
-            BitrixWrite::Show { .. } => "show",
-            BitrixWrite::Hide { .. } => "hide",
-            BitrixWrite::Finish(_) => "finish",
-            BitrixWrite::AttachRecord { .. } => "attachRecord",
-        };
+        let method = crate::outbox::store::kind_of(&write);
         self.services
             .outbox
             .push(CallWrite {

@@ -17,6 +17,7 @@ use tokio::time::Instant;
 
 use crate::call::status::{Attempt, Cause};
 use crate::ids::{AgentId, BitrixUserId, ExecId, PhoneNumber};
+use crate::outbox::op::{BitrixWrite, CallNote};
 use crate::queue::Outcome;
 
 use cards::Cards;
@@ -213,6 +214,13 @@ impl Call {
             Action::RingReady
         });
         self.meta = Some(meta);
+        // Durable before any agent rings (the driver flushes card writes before the first
+        // bridge): a run killed before the first card still leaves the call to recover.
+        if let Some(accepted) = self.accepted() {
+            out.push(Action::Card(BitrixWrite::Note(CallNote::Accepted(
+                accepted,
+            ))));
+        }
         match target {
             Target::Agent(direct) => self.ring_direct(now, direct, out),
             Target::Queue(route) => self.enter_queue(now, route, out),

@@ -1,10 +1,12 @@
 //! Call control: the pure per-call state machine ([`machine`]), the hangup-cause to Bitrix24
 //! status table ([`status`]), routing from the config ([`route`]), the driver ([`task`]) with its
-//! real effects ([`effects`]), and click-to-call ([`click`]).
+//! real effects ([`effects`]), click-to-call ([`click`]) and the startup recovery of calls a
+//! killed run left open ([`recover`]).
 
 pub mod click;
 pub mod effects;
 pub mod machine;
+pub mod recover;
 pub mod route;
 pub mod status;
 pub mod task;

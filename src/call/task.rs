@@ -158,16 +158,26 @@ pub async fn run<E: Effects>(
     // (pinned by call_queue::a_sequential_queue_moves_the_card_with_each_ring_step_*).
     let mut cards = VecDeque::new();
     let mut pushing: Option<CardPush<'_>> = None;
+    // The call's first record (accepted note or register) must be durable before an agent
+    // rings: a run killed after that leaves the switch ringing a call the outbox knows.
+    let mut unrecorded = true;
     loop {
         let mut wanted = None;
         while let Some(input) = inputs.pop_front() {
             for action in call.handle(Instant::now(), input) {
                 match action {
                     Action::Card(write) => cards.push_back(write),
-                    Action::Exit => {
-                        // Every card is stored before the session is let go.
+                    action @ Action::Bridge { .. } if unrecorded => {
                         flush_cards(&fx, pushing.take(), &mut cards).await;
-                        inputs.extend(execute(&fx, Action::Exit, events_open, &mut wanted).await);
+                        unrecorded = false;
+                        inputs.extend(execute(&fx, action, events_open, &mut wanted).await);
+                    }
+                    // Every card is stored before the session is let go, and the recording note
+                    // before the switch starts writing the file (a kill in between would
+                    // leave a recording nobody attaches).
+                    action @ (Action::Exit | Action::StartRecording { .. }) => {
+                        flush_cards(&fx, pushing.take(), &mut cards).await;
+                        inputs.extend(execute(&fx, action, events_open, &mut wanted).await);
                     }
                     action => inputs.extend(execute(&fx, action, events_open, &mut wanted).await),
                 }
@@ -318,8 +328,9 @@ async fn execute<E: Effects>(
     };
     match result {
         // While the session is up a failure is worth a warning; `Disconnected` follows if it is
-        // gone. After that, failures are expected.
-        Err(error) if session_up => {
+        // gone. After that, failures are expected, and so is an `exit` racing the switch's own
+        // close after the hang-up (it closes once its linger time is over).
+        Err(error) if session_up && command != "exit" => {
             tracing::warn!(command, error = %error, "esl command failed; ignored");
         }
         Err(error) => tracing::debug!(command, error = %error, "esl command after disconnect"),

@@ -20,19 +20,18 @@ pub mod metrics;
 pub mod op;
 pub mod plan;
 pub mod recording;
-pub mod recover;
 pub mod sqlite;
 pub mod store;
 pub mod worker;
 
 #[cfg(test)]
-mod testkit;
+pub(crate) mod testkit;
 
 pub use deliver::{Backoff, Deliver, DeliverError, Delivered};
 pub use metrics::{MetricsSnapshot, OutboxMetrics};
 pub use op::{BitrixWrite, CallWrite};
 pub use sqlite::SqliteStore;
-pub use store::{EntryId, Orphan, RegisterResult, StatusReport, Store, StoreError};
+pub use store::{EntryId, Orphan, RegisterResult, StatusReport, Store, StoreError, StoredWrite};
 pub use worker::WorkerConfig;
 
 /// Why an outbox operation failed.
@@ -65,6 +64,24 @@ pub fn external_call_id(channel: &ChannelId, leg: u32) -> ExternalCallId {
     } else {
         ExternalCallId::new(format!("fs-{channel}-{leg}"))
     }
+}
+
+/// The channel of a call keyed by [`external_call_id`] (`None` for other keys, e.g. a
+/// click-to-call's `c2c-...`). FreeSWITCH channel ids are 36-character UUIDs; a key with a leg
+/// suffix is `fs-<uuid>-<leg>`.
+pub fn channel_of(call: &ExternalCallId) -> Option<ChannelId> {
+    let rest = call.as_str().strip_prefix("fs-")?;
+    let channel = match rest.get(36..) {
+        Some(leg)
+            if leg.len() > 1
+                && leg.starts_with('-')
+                && leg[1..].bytes().all(|b| b.is_ascii_digit()) =>
+        {
+            &rest[..36]
+        }
+        _ => rest,
+    };
+    (!channel.is_empty()).then(|| ChannelId::new(channel))
 }
 
 /// Wall-clock time that follows tokio's clock, so paused-time tests control it. Stored times

@@ -53,6 +53,38 @@ pub struct RegisterCall {
     pub crm: Option<CrmBinding>,
 }
 
+/// What `register` needs that is known when the call arrives (the user and the card come with
+/// the first ring).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AcceptedCall {
+    /// The client's number.
+    pub phone: PhoneNumber,
+    /// Direction.
+    pub call_type: CallType,
+    /// Our external line (`LINE_NUMBER`).
+    pub line_number: Option<String>,
+    /// When the call started on the PBX.
+    pub started_at: DateTime<FixedOffset>,
+    /// `CRM_CREATE`.
+    pub crm_create: bool,
+}
+
+impl AcceptedCall {
+    /// The `register` of this call for `user`, with the card (`show`) or without.
+    pub fn register(&self, user: BitrixUserId, show: bool) -> RegisterCall {
+        RegisterCall {
+            user,
+            phone: self.phone.clone(),
+            call_type: self.call_type,
+            line_number: self.line_number.clone(),
+            started_at: self.started_at,
+            crm_create: self.crm_create,
+            show,
+            crm: None,
+        }
+    }
+}
+
 /// Everything `finish` needs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FinishCall {
@@ -94,6 +126,28 @@ pub enum BitrixWrite {
     /// `telephony.externalcall.attachRecord` with the file at this path (after `finish`).
     AttachRecord {
         /// The recording on local disk (`.wav` or `.mp3`).
+        path: PathBuf,
+    },
+    /// A fact about the call's progress, kept for startup recovery; nothing is sent.
+    Note(CallNote),
+}
+
+/// What a call has done so far, stored with its writes so that a run killed mid-call can be
+/// finished by the next one with the real outcome (see `outbox::recover`). The time of a note
+/// is the time it was stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CallNote {
+    /// fsb24 took the call: stored before any agent rings, so that a call the switch goes on
+    /// ringing after a kill can still be registered (its `register` comes with the first card).
+    Accepted(AcceptedCall),
+    /// This user's agent answered (or the call was transferred to them): they are talking now.
+    Answered {
+        /// The Bitrix24 user talking.
+        user: BitrixUserId,
+    },
+    /// The switch is recording the call to this file (complete once the channel is gone).
+    Recording {
+        /// The recording on local disk.
         path: PathBuf,
     },
 }

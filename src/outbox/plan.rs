@@ -32,6 +32,9 @@ pub enum Decision {
 pub fn decide(write: &BitrixWrite, state: &CallState) -> Decision {
     let has_id = state.call_id().is_some();
     match write {
+        BitrixWrite::Note(_) => Decision::Skip {
+            reason: "a note for startup recovery: nothing to send",
+        },
         BitrixWrite::Register(_) if has_id => Decision::Skip {
             reason: "call already has a CALL_ID",
         },

@@ -110,7 +110,16 @@ pub struct Orphan {
     /// The call.
     pub call: ExternalCallId,
     /// Its writes still stored, in push order.
-    pub writes: Vec<BitrixWrite>,
+    pub writes: Vec<StoredWrite>,
+}
+
+/// One stored write of an [`Orphan`] and when it was stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredWrite {
+    /// When the call task stored it (a note's time is when its fact happened, to a few ms).
+    pub at: DateTime<Utc>,
+    /// The write.
+    pub write: BitrixWrite,
 }
 
 /// A summary of the outbox for `fsb24 outbox status`.
@@ -317,5 +326,6 @@ pub fn kind_of(write: &BitrixWrite) -> &'static str {
         BitrixWrite::Hide { .. } => "hide",
         BitrixWrite::Finish(_) => "finish",
         BitrixWrite::AttachRecord { .. } => "attach_record",
+        BitrixWrite::Note(_) => "note",
     }
 }

@@ -18,6 +18,17 @@ fn external_call_ids_are_derived_from_the_channel_uuid_and_leg() {
         external_call_id(&channel, 2).as_str(),
         "fs-0b8e6c1a-2f4d-4e8a-9c1b-7d6e5f4a3b21-2"
     );
+    // Recovery reads the channel back from either form.
+    for leg in [0, 2, 17] {
+        assert_eq!(
+            channel_of(&external_call_id(&channel, leg)),
+            Some(channel.clone())
+        );
+    }
+    let custom = ChannelId::new("my-own-uuid");
+    assert_eq!(channel_of(&external_call_id(&custom, 0)), Some(custom));
+    assert_eq!(channel_of(&ExternalCallId::new("c2c-externalCall.1")), None);
+    assert_eq!(channel_of(&ExternalCallId::new("fs-")), None);
 }
 
 #[tokio::test]

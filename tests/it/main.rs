@@ -15,4 +15,5 @@ mod dialplan;
 mod esl_replay;
 mod esl_sessions;
 mod outbox_crash;
+mod recovery;
 mod tidy;

@@ -6,9 +6,13 @@
 //! push returned Ok, before any agent rang). A call offered while fsb24 is down is retried by the
 //! harness until fsb24 takes it; a call whose socket died in a kill before fsb24 stored it is, on
 //! a real switch, the dialplan fallback's and not fsb24's (the peer hangs it up). Calls cut by a
-//! kill after they were stored are finished by startup recovery ([`fsb24::outbox::recover`]):
-//! owner, DURATION 0, STATUS_CODE 304 and the "outcome unknown" reason; all others carry their
-//! real USER_ID, DURATION, 200 and their recording. Every call must be registered with SHOW=0
+//! kill after they were stored are finished by startup recovery ([`fsb24::call::recover`]):
+//! the peer behaves like FreeSWITCH when the socket dies (a running bridge goes on, the call
+//! ends when the conversation does), the restarted fsb24 asks it which calls are still up and
+//! follows them to their hang-up, and finishes the others from the notes it stored. So every
+//! call, cut or not, carries what the switch really did: a call that was bridged has the
+//! agent's USER_ID, 200, its talk time and its recording (when fsb24 had started one); a call
+//! that never reached an agent is 304 with DURATION 0. Every call must be registered with SHOW=0
 //! (the peer was down until each was over) and no card may ever open.
 //!
 //! A normally finished call's recording is never lost: the call task stores its finish and
@@ -20,22 +24,20 @@
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::process::{Child, Command};
 use tokio::sync::{Semaphore, watch};
 use tokio::time::timeout;
 
-use fsb24::outbox::recover::{RECOVERED_REASON, RECOVERED_STATUS};
+use fsb24::call::recover::{MISSED_STATUS, UNKNOWN_REASON};
 
 use crate::support::app::{Agent, config_text};
 use crate::support::bitrix_peer::{
     BitrixPeer, BucketConfig, Outage, PeerOptions, PeerState, SeedUser,
 };
+use crate::support::daemon::{Daemon, free_port};
 use crate::support::esl_peer::{CallSpec, FsPeer};
 
 const AGENTS: [Agent; 4] = [("1001", 11), ("1002", 12), ("1003", 13), ("1004", 14)];
@@ -46,6 +48,8 @@ const CONCURRENCY: usize = 25;
 const KILLS: usize = 40;
 const TALK: Duration = Duration::from_millis(1000);
 const RATE: u32 = 20;
+/// `bitrix.defaults.missed_call_owner` of the test config.
+const MISSED_CALL_OWNER: u64 = 1;
 const BURST: u32 = 50;
 
 /// splitmix64: a tiny seeded generator, so a failing run can be repeated with its seed.
@@ -63,74 +67,6 @@ impl Rng {
     fn below(&mut self, n: u64) -> u64 {
         self.next() % n
     }
-}
-
-/// The fsb24 child process, restartable.
-struct Daemon {
-    config: PathBuf,
-    log: PathBuf,
-    child: Option<Child>,
-    starts: u32,
-}
-
-impl Daemon {
-    /// Starts fsb24 and waits (bounded) until it logs "fsb24 running".
-    async fn start(&mut self) {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_fsb24"))
-            .args(["run", "--config"])
-            .arg(&self.config)
-            .env("RUST_LOG", "info")
-            .env_remove("FSB24_LOG_FORMAT")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let (ready_tx, mut ready) = watch::channel(false);
-        let log = self.log.clone();
-        let start = self.starts;
-        tokio::spawn(async move {
-            let mut out = tokio::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&log)
-                .await
-                .unwrap();
-            let mut lines = BufReader::new(stderr).lines();
-            let header = format!("=== start {start}\n");
-            let _ = out.write_all(header.as_bytes()).await;
-            while let Ok(Some(line)) = lines.next_line().await {
-                if line.contains("fsb24 running") {
-                    ready_tx.send_replace(true);
-                }
-                let _ = out.write_all(line.as_bytes()).await;
-                let _ = out.write_all(b"\n").await;
-            }
-        });
-        self.child = Some(child);
-        self.starts += 1;
-        let up = timeout(Duration::from_secs(20), ready.wait_for(|r| *r)).await;
-        assert!(
-            matches!(up, Ok(Ok(_))),
-            "fsb24 start {start} did not log 'fsb24 running'; see {}",
-            self.log.display()
-        );
-    }
-
-    /// SIGKILL and reap.
-    async fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            child.kill().await.unwrap();
-        }
-    }
-}
-
-/// A free loopback port: bind, read, drop (SO_REUSEADDR lets fsb24 rebind it after each kill).
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
 }
 
 fn write_config(fs: &FsPeer, bx: &BitrixPeer, dir: &Path, port: u16) -> PathBuf {
@@ -163,6 +99,8 @@ struct Offered {
     caller: String,
     /// Wall-clock unix seconds just before and just after the switch offered it.
     window: (i64, i64),
+    /// The switch bridged it to the agent (a conversation took place).
+    bridged: bool,
 }
 
 /// Shared state of the offering side.
@@ -199,7 +137,10 @@ async fn offer(offers: Arc<Offers>, i: usize) -> Offered {
         offers.offered.send_modify(|n| *n += 1);
         // The peer ends the session when the call is over (or fsb24 died); 5 s failsafe each.
         while !handle.finished().await {}
+        // A call cut by a kill goes on in the switch until the conversation ends.
+        while !offers.fs.channel_gone(&handle.uuid).await {}
         return Offered {
+            bridged: offers.fs.bridged_at_us(&handle.uuid).is_some(),
             uuid: handle.uuid.clone(),
             agent,
             caller,
@@ -285,12 +226,10 @@ async fn sigkill_at_random_points_during_an_outage_loses_and_duplicates_no_call(
 
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    let mut daemon = Daemon {
-        config: write_config(&fs, &bx, dir.path(), port),
-        log: dir.path().join("fsb24.log"),
-        child: None,
-        starts: 0,
-    };
+    let mut daemon = Daemon::new(
+        write_config(&fs, &bx, dir.path(), port),
+        dir.path().join("fsb24.log"),
+    );
     daemon.start().await;
 
     let (up_tx, up_rx) = watch::channel(true);
@@ -364,6 +303,17 @@ async fn replay_and_check(bx: &BitrixPeer, offered: &[Offered], dir: &Path) -> (
         accepted.iter().all(|k| by_key.contains_key(k)),
         "the outbox holds a call the switch never offered"
     );
+    // fsb24 stores a call before any agent rings: every call the switch bridged to an agent
+    // is fsb24's, whatever the kills did.
+    let talked_unknown: Vec<&String> = by_key
+        .iter()
+        .filter(|(k, o)| o.bridged && !accepted.contains(*k))
+        .map(|(k, _)| k)
+        .collect();
+    assert!(
+        talked_unknown.is_empty(),
+        "calls bridged to an agent but never stored: {talked_unknown:?}"
+    );
     let restored = tokio::time::Instant::now();
     bx.restore().await;
     let total = accepted.len();
@@ -399,7 +349,7 @@ async fn replay_and_check(bx: &BitrixPeer, offered: &[Offered], dir: &Path) -> (
         "outbox_crash: recordings lost between finish and attachRecord: {}",
         unstored.len()
     );
-    let report = throughput_report(bx, offered.len(), total, replay);
+    let report = throughput_report(bx, offered.len(), total, replay, &dir.join("fsb24.log"));
     (format!("{report}\n{gap}"), unstored.len())
 }
 
@@ -423,7 +373,7 @@ async fn wait_progress(
     }
 }
 
-/// (CALL_ID, key) of accepted calls finished normally whose recording file exists.
+/// (CALL_ID, key) of accepted calls that were answered and whose recording file exists.
 fn expected_recordings(
     bx: &BitrixPeer,
     accepted: &HashSet<String>,
@@ -434,10 +384,7 @@ fn expected_recordings(
         .into_iter()
         .filter(|c| {
             let key = c.external_call_id.clone().unwrap_or_default();
-            let normal = c
-                .finished
-                .as_ref()
-                .is_some_and(|f| f.failed_reason != RECOVERED_REASON);
+            let normal = c.finished.as_ref().is_some_and(|f| f.status_code == "200");
             accepted.contains(&key)
                 && normal
                 && by_key
@@ -446,6 +393,14 @@ fn expected_recordings(
         })
         .map(|c| (c.call_id, c.external_call_id.unwrap_or_default()))
         .collect()
+}
+
+/// Whether fsb24 stored a note that an agent answered the call.
+fn answer_noted(dir: &Path, key: &str) -> bool {
+    let conn = rusqlite::Connection::open(dir.join("outbox.db")).unwrap();
+    let sql =
+        "SELECT COUNT(*) FROM entries WHERE call = ?1 AND kind = 'note' AND body LIKE '%Answered%'";
+    conn.query_row(sql, [key], |r| r.get::<_, i64>(0)).unwrap() > 0
 }
 
 /// Calls whose outbox holds an attachRecord (pending, done or dead-lettered).
@@ -495,7 +450,12 @@ fn check_calls(
         let o = by_key[&key];
         assert_eq!(finishes.get(&c.call_id), Some(&1), "{key}: finishes");
         let (user, talk) = (AGENTS[o.agent].1, TALK.as_secs());
-        assert_eq!(c.user_id, user, "{key}: owner");
+        let f = c.finished.clone().unwrap();
+        // A call killed before its first card was registered by recovery from its accepted
+        // note: the agent if the switch bridged it, else the configured missed-call owner.
+        let owner_ok = c.user_id == user || (!o.bridged && c.user_id == MISSED_CALL_OWNER);
+        assert!(owner_ok, "{key}: owner {} (agent {user})", c.user_id);
+        assert_eq!(f.user_id, c.user_id, "{key}: finisher");
         assert_eq!(c.phone, o.caller, "{key}: phone");
         assert!(!c.show, "{key}: registered after the call with SHOW=1");
         assert!(bx.timeline(&c.call_id).is_empty(), "{key}: a card opened");
@@ -505,10 +465,22 @@ fn check_calls(
             c.start_unix,
             o.window
         );
-        let f = c.finished.clone().unwrap();
-        assert_eq!(f.user_id, user, "{key}: finisher");
-        if f.failed_reason == RECOVERED_REASON {
-            assert_eq!((f.duration, f.status_code.as_str()), (0, RECOVERED_STATUS));
+        if f.failed_reason == UNKNOWN_REASON {
+            // Allowed only for a call nothing recorded an answer of: it ended before the restart
+            // could ask the switch, and fsb24 had not seen an agent answer.
+            assert!(
+                !answer_noted(dir, &key),
+                "{key}: answered, yet finished as unknown"
+            );
+            assert_eq!((f.duration, f.status_code.as_str()), (0, MISSED_STATUS));
+            continue;
+        }
+        if !o.bridged {
+            assert_eq!(
+                (f.duration, f.status_code.as_str()),
+                (0, MISSED_STATUS),
+                "{key}: never reached the agent"
+            );
             continue;
         }
         assert_eq!(f.status_code, "200", "{key}: status");
@@ -530,17 +502,39 @@ fn check_calls(
     }
 }
 
-fn throughput_report(bx: &BitrixPeer, offered: usize, accepted: usize, replay: Duration) -> String {
+/// How many recovered calls fsb24 followed to their hang-up and how many it found gone (log).
+fn recovered_counts(log: &Path) -> (usize, usize) {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let finished = text
+        .lines()
+        .filter(|l| l.contains("call left open by a previous run finished"));
+    finished.fold((0, 0), |(up, gone), l| {
+        if l.contains("hung up after the restart") {
+            (up + 1, gone)
+        } else {
+            (up, gone + 1)
+        }
+    })
+}
+
+fn throughput_report(
+    bx: &BitrixPeer,
+    offered: usize,
+    accepted: usize,
+    replay: Duration,
+    log: &Path,
+) -> String {
     let requests = bx.requests();
-    let recovered = bx
+    let unknown = bx
         .calls()
         .iter()
         .filter(|c| {
             c.finished
                 .as_ref()
-                .is_some_and(|f| f.failed_reason == RECOVERED_REASON)
+                .is_some_and(|f| f.failed_reason == UNKNOWN_REASON)
         })
         .count();
+    let (followed, gone) = recovered_counts(log);
     let (first, last) = (
         requests.first().map(|r| r.at),
         requests.last().map(|r| r.at),
@@ -553,8 +547,10 @@ fn throughput_report(bx: &BitrixPeer, offered: usize, accepted: usize, replay: D
     let subs: usize = requests.iter().map(|r| r.sub_calls.len().max(1)).sum();
     let allowed = f64::from(BURST) + f64::from(RATE) * span;
     format!(
-        "outbox_crash: offered {offered}, accepted {accepted} (recovered after a kill: {recovered}), \
-         duplicates 0, losses 0\n\
+        "outbox_crash: offered {offered}, accepted {accepted}, duplicates 0, losses 0\n\
+         outbox_crash: cut by a kill and recovered: {followed} still up at the restart (followed \
+         to their hang-up), {gone} already gone (finished from their notes), {unknown} of them \
+         with an unknown outcome\n\
          outbox_crash: replay {replay:?}: {n} HTTP requests ({subs} methods) over {span:.2}s = \
          {:.1} req/s vs limit {RATE}/s burst {BURST}: {:.0}% of what the limit allows; \
          rejected by the limit: {}",

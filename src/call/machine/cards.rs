@@ -2,7 +2,7 @@
 //! leaves a card behind (finish closes it only for its own `USER_ID`).
 
 use crate::ids::BitrixUserId;
-use crate::outbox::op::{BitrixWrite, CallType, RegisterCall};
+use crate::outbox::op::{AcceptedCall, BitrixWrite, CallType};
 
 use super::{Action, Call};
 
@@ -58,25 +58,28 @@ impl Cards {
 }
 
 impl Call {
-    /// Registers the call once; with `show` the card opens for `user`.
-    pub(super) fn register(&mut self, user: BitrixUserId, show: bool, out: &mut Vec<Action>) {
-        if self.cards.registered {
-            return;
-        }
-        let Some(meta) = &self.meta else {
-            tracing::debug!("register before start; ignored");
-            return;
-        };
-        let register = RegisterCall {
-            user,
+    /// What `register` needs that is known from the start.
+    pub(super) fn accepted(&self) -> Option<AcceptedCall> {
+        let meta = self.meta.as_ref()?;
+        Some(AcceptedCall {
             phone: self.phone(),
             call_type: CallType::Incoming,
             line_number: meta.line.clone(),
             started_at: meta.started_at,
             crm_create: self.settings.crm_create,
-            show,
-            crm: None,
+        })
+    }
+
+    /// Registers the call once; with `show` the card opens for `user`.
+    pub(super) fn register(&mut self, user: BitrixUserId, show: bool, out: &mut Vec<Action>) {
+        if self.cards.registered {
+            return;
+        }
+        let Some(accepted) = self.accepted() else {
+            tracing::debug!("register before start; ignored");
+            return;
         };
+        let register = accepted.register(user, show);
         self.cards.registered = true;
         if show {
             self.cards.open.push(user);

@@ -9,7 +9,7 @@ use tokio::time::Instant;
 
 use crate::call::status::{Cause, Direction, finish_status};
 use crate::ids::BitrixUserId;
-use crate::outbox::op::{BitrixWrite, FinishCall};
+use crate::outbox::op::{BitrixWrite, CallNote, FinishCall};
 use crate::queue::Outcome;
 use crate::recording::{PathTemplate, RecordingVars};
 
@@ -49,6 +49,11 @@ impl Call {
         }
         let path = self.render_path(&settings.path_template);
         self.recording = Recording::Requested;
+        // Stored before the switch is asked (the driver flushes card writes first), so that a
+        // run killed mid-call still knows which file to attach.
+        out.push(Action::Card(BitrixWrite::Note(CallNote::Recording {
+            path: path.clone(),
+        })));
         out.push(Action::StartRecording { path });
     }
 
@@ -113,6 +118,9 @@ impl Call {
         if old != to.user {
             self.cards.close(&[old], out);
             self.open_cards(&[to.user], out);
+            out.push(Action::Card(BitrixWrite::Note(CallNote::Answered {
+                user: to.user,
+            })));
         }
     }
 

@@ -6,6 +6,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::ids::{AgentId, BitrixUserId, ExecId, LegId};
+use crate::outbox::op::{BitrixWrite, CallNote};
 use crate::queue::{AgentInfo, Outcome};
 
 use super::WhenNoneFree;
@@ -364,6 +365,9 @@ impl Call {
         }
         self.cards.close(&losers, out);
         self.open_cards(&[won.agent.user], out);
+        out.push(Action::Card(BitrixWrite::Note(CallNote::Answered {
+            user: won.agent.user,
+        })));
         tracing::info!(agent = %won.agent.agent, leg = %won.leg, "agent answered");
         let (agent, user) = (Some(won.agent.agent), won.agent.user);
         self.talk = Some(Talk {

@@ -545,3 +545,22 @@ fn transfers_name_our_agents_and_foreign_events_map_to_nothing() {
     assert_eq!(to_input(not_ours, &ctx), None);
     assert_eq!(to_input(CallEvent::Answered, &ctx), None);
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_call_is_stored_in_the_outbox_before_its_first_agent_rings() {
+    use crate::outbox::op::CallNote;
+    let h = Harness::start(
+        Target::Queue(route("sales", Strategy::Sequential, &[10], 25)),
+        None,
+        0,
+    );
+    let log = h.finished().await;
+    let position = |pred: &dyn Fn(&Fx) -> bool| log.iter().position(|(_, fx)| pred(fx));
+    let accepted = position(&|fx| matches!(fx, Fx::Card(BitrixWrite::Note(CallNote::Accepted(_)))))
+        .expect("an accepted note");
+    let first_ring = position(&|fx| matches!(fx, Fx::Bridge { .. })).expect("a bridge");
+    assert!(
+        accepted < first_ring,
+        "a kill between the first ring and the store would lose the call: {log:?}"
+    );
+}

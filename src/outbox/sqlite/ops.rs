@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::ids::{BitrixCallId, ExternalCallId};
-use crate::outbox::op::{BitrixWrite, CallWrite};
+use crate::outbox::op::{BitrixWrite, CallNote, CallWrite};
 use crate::outbox::store::{
     CallState, Completion, DeadLetter, DueEntry, EntryId, RegisterResult, StatusReport, StoreError,
     kind_of,
@@ -105,10 +105,21 @@ pub(super) fn touch_call(
 }
 
 /// `synchronous=NORMAL` when every write is a card move (show / hide), else `FULL`.
+/// Writes that commit without the WAL fsync: card moves, which only matter while the call is
+/// live, and the answer and recording notes, which only make a recovered call's finish more
+/// exact (a power cut losing one leaves that call finished as "outcome unknown"; kill -9 loses
+/// nothing). The accepted note is the call's only record until its register: it waits.
+fn ephemeral(write: &BitrixWrite) -> bool {
+    matches!(
+        write,
+        BitrixWrite::Show { .. }
+            | BitrixWrite::Hide { .. }
+            | BitrixWrite::Note(CallNote::Answered { .. } | CallNote::Recording { .. })
+    )
+}
+
 pub(super) fn set_durability(conn: &Connection, writes: &[CallWrite]) -> rusqlite::Result<()> {
-    let ephemeral = writes
-        .iter()
-        .all(|w| matches!(w.write, BitrixWrite::Show { .. } | BitrixWrite::Hide { .. }));
+    let ephemeral = writes.iter().all(|w| ephemeral(&w.write));
     conn.pragma_update(
         None,
         "synchronous",
@@ -275,7 +286,7 @@ pub(super) fn ack_blocking(
         )
         .optional()
         .map_err(&e)?;
-    let ephemeral = matches!(kind.as_deref(), Some("show" | "hide"));
+    let ephemeral = matches!(kind.as_deref(), Some("show" | "hide" | "note"));
     conn.pragma_update(
         None,
         "synchronous",

@@ -3,6 +3,7 @@
 
 pub mod app;
 pub mod bitrix_peer;
+pub mod daemon;
 pub mod esl_peer;
 
 /// Taken by the tests that measure real-time edges to a few milliseconds (the queue timing

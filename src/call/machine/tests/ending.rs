@@ -4,7 +4,7 @@ use super::sim::*;
 use crate::call::machine::*;
 use crate::call::status::{Cause, SipStatus};
 use crate::ids::AgentId;
-use crate::outbox::op::{BitrixWrite, FinishCall};
+use crate::outbox::op::{BitrixWrite, CallNote, FinishCall};
 use crate::queue::Outcome;
 
 fn finish_of(actions: &[Action]) -> Option<FinishCall> {
@@ -244,6 +244,7 @@ fn a_transfer_moves_the_card_to_the_new_user_and_finish_names_them() {
             Action::Card(BitrixWrite::Show {
                 users: vec![user("e")]
             }),
+            Action::Card(BitrixWrite::Note(CallNote::Answered { user: user("e") })),
         ]
     );
     // The original bridge returns once the transfer took the caller away: nothing to do.
@@ -268,6 +269,26 @@ fn a_transfer_moves_the_card_to_the_new_user_and_finish_names_them() {
             .iter()
             .any(|a| matches!(a, Action::ReleaseAgent { .. })),
         "c was released at the transfer"
+    );
+    // What a restart after a kill would have known at each point: taken, c talking and
+    // recorded, then e talking.
+    let notes: Vec<String> = w
+        .notes()
+        .iter()
+        .map(|n| match n {
+            CallNote::Accepted(a) => format!("accepted {}", a.phone),
+            CallNote::Answered { user } => format!("answered {user}"),
+            CallNote::Recording { .. } => "recording".to_owned(),
+        })
+        .collect();
+    assert_eq!(
+        notes,
+        [
+            "accepted +4930123456".to_owned(),
+            format!("answered {}", user("c")),
+            "recording".to_owned(),
+            format!("answered {}", user("e")),
+        ]
     );
 }
 

@@ -6,7 +6,7 @@ use super::sim::*;
 use crate::call::machine::*;
 use crate::call::status::Cause;
 use crate::ids::{AgentId, QueueName};
-use crate::outbox::op::{BitrixWrite, CallType};
+use crate::outbox::op::{BitrixWrite, CallNote, CallType};
 use crate::queue::Outcome;
 
 fn interval(from: u64, to: u64) -> (Duration, Option<Duration>) {
@@ -70,12 +70,17 @@ fn employee_route_registers_with_the_card_open_and_bridges_the_extension() {
         && vars.contains(&("ignore_early_media".into(), "true".into())))
     );
     assert_eq!(actions[1], Action::RingReady);
+    // The call is noted as accepted before the agent rings (recovery after a kill).
+    let Action::Card(BitrixWrite::Note(CallNote::Accepted(accepted))) = &actions[2] else {
+        panic!("{actions:?}")
+    };
+    assert_eq!(accepted.phone.as_str(), "+4930123456");
     let Action::Bridge {
         legs,
         simultaneous: false,
         leg_timeout,
         ..
-    } = &actions[2]
+    } = &actions[3]
     else {
         panic!("{actions:?}")
     };
@@ -83,7 +88,7 @@ fn employee_route_registers_with_the_card_open_and_bridges_the_extension() {
         (legs.len(), legs[0].extension.as_str(), *leg_timeout),
         (1, "1001", 22 * S)
     );
-    let Action::Card(BitrixWrite::Register(register)) = &actions[3] else {
+    let Action::Card(BitrixWrite::Register(register)) = &actions[4] else {
         panic!("{actions:?}")
     };
     assert_eq!(
@@ -94,11 +99,17 @@ fn employee_route_registers_with_the_card_open_and_bridges_the_extension() {
     assert_eq!(register.phone.as_str(), "+4930123456");
 
     let answered = w.at(4 * S, Input::LegAnswered { leg: w.leg_of("a") });
+    // The answer and the recording are noted for startup recovery before the switch records.
+    let path = std::path::PathBuf::from("/rec/2026-05-04/caller-uuid-+4930123456-a.wav");
     assert_eq!(
         answered,
-        [Action::StartRecording {
-            path: "/rec/2026-05-04/caller-uuid-+4930123456-a.wav".into()
-        }]
+        [
+            Action::Card(BitrixWrite::Note(CallNote::Answered { user: user("a") })),
+            Action::Card(BitrixWrite::Note(CallNote::Recording {
+                path: path.clone()
+            })),
+            Action::StartRecording { path }
+        ]
     );
     assert_eq!(
         w.call.card_holders(),

@@ -340,12 +340,24 @@ impl World {
         map
     }
 
-    /// Only the card writes, in order.
+    /// Only the card writes Bitrix24 receives, in order (no recovery notes).
     pub fn cards(&self) -> Vec<BitrixWrite> {
         self.log
             .iter()
             .filter_map(|(_, a)| match a {
+                Action::Card(BitrixWrite::Note(_)) => None,
                 Action::Card(w) => Some(w.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The recovery notes, in order.
+    pub fn notes(&self) -> Vec<crate::outbox::op::CallNote> {
+        self.log
+            .iter()
+            .filter_map(|(_, a)| match a {
+                Action::Card(BitrixWrite::Note(n)) => Some(n.clone()),
                 _ => None,
             })
             .collect()

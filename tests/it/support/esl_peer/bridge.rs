@@ -226,10 +226,15 @@ pub async fn bridge_app(sw: &Arc<Switch>, a: &str, arg: &str) -> String {
 /// Links A and B, fires CHANNEL_BRIDGE, waits for either side to end, then unbridges.
 async fn talk(sw: &Arc<Switch>, a: &str, b: &str, mut wb: watch::Receiver<LegStatus>) {
     set_result(sw, a, "SUCCESS");
+    let now = sw.micros(Instant::now());
     {
         let mut st = sw.lock();
         if let Some(c) = st.channels.get_mut(a) {
             c.other_leg = Some(b.to_owned());
+            c.originatee = Some(b.to_owned());
+            if c.bridged_us == 0 {
+                c.bridged_us = now;
+            }
             c.call_state = "ACTIVE";
             c.set_var("bridge_uuid", b);
             c.set_var("last_bridge_to", b);

@@ -211,6 +211,8 @@ fn caller_channel(sw: &Switch, uuid: &str, spec: &CallSpec, socket_arg: &str) ->
         created_us: sw.micros(Instant::now()),
         answered_us: 0,
         hangup_us: 0,
+        bridged_us: 0,
+        originatee: None,
     };
     let from_uri = format!("{}@127.0.0.1:5061", spec.caller);
     let to_uri = format!("{}@127.0.0.1:5060", spec.destination);

@@ -68,6 +68,11 @@ pub struct Channel {
     pub answered_us: u64,
     /// Hangup time.
     pub hangup_us: u64,
+    /// First bridge time (`Caller-Channel-Bridged-Time`).
+    pub bridged_us: u64,
+    /// The leg it was bridged to: the caller profile keeps it as the originatee after the
+    /// bridge ends, so the A leg's CHANNEL_HANGUP_COMPLETE still names it (a_answered_agent.txt).
+    pub originatee: Option<String>,
 }
 
 impl Channel {
@@ -195,13 +200,14 @@ impl Channel {
             }
             out.push((format!("{p}-{k}"), v));
         }
-        for k in [
-            "Transfer-Time",
-            "Resurrect-Time",
-            "Bridged-Time",
-            "Last-Hold",
-            "Hold-Accum",
-        ] {
+        for k in ["Transfer-Time", "Resurrect-Time"] {
+            out.push((format!("{p}-Channel-{k}"), "0".into()));
+        }
+        out.push((
+            format!("{p}-Channel-Bridged-Time"),
+            self.bridged_us.to_string(),
+        ));
+        for k in ["Last-Hold", "Hold-Accum"] {
             out.push((format!("{p}-Channel-{k}"), "0".into()));
         }
         for (k, v) in [

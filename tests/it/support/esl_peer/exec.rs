@@ -56,7 +56,12 @@ async fn run(sw: &Arc<Switch>, uuid: &str, mut rx: mpsc::Receiver<Exec>, socket_
             m = rx.recv() => m,
         };
         let Some(msg) = msg else {
-            let _ = status.wait_for(|s| matches!(s, LegStatus::Ended(_))).await;
+            // The socket closed (fsb24 exited or was killed): the `socket` app returns once the
+            // running app is done (a bridge goes on until the conversation ends) and the
+            // dialplan continues after it. fsb24's dialplan hangs up a call that already talked
+            // and rings a fallback group otherwise; this switch has no fallback group, so the
+            // call ends NORMAL_CLEARING either way (esl-protocol.md §5.6).
+            sw.hangup(uuid, "NORMAL_CLEARING");
             break;
         };
         sw.tick().await;

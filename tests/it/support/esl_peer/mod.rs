@@ -186,6 +186,29 @@ impl FsPeer {
         find()
     }
 
+    /// Waits (5 s failsafe) until channel `uuid` is gone from the switch (its
+    /// CHANNEL_HANGUP_COMPLETE has fired); true if it is.
+    pub async fn channel_gone(&self, uuid: &str) -> bool {
+        let mut events = self.events();
+        let gone = || !self.sw.lock().channels.contains_key(uuid);
+        let deadline = tokio::time::Instant::now() + FAILSAFE;
+        while !gone() {
+            match tokio::time::timeout_at(deadline, events.recv()).await {
+                Ok(Ok(_) | Err(broadcast::error::RecvError::Lagged(_))) => {}
+                Ok(Err(broadcast::error::RecvError::Closed)) | Err(_) => return gone(),
+            }
+        }
+        true
+    }
+
+    /// The channel's Bitrix-relevant history: `Some(bridged_us)` if it was ever bridged to
+    /// another leg (a conversation took place), `None` if not or unknown.
+    pub fn bridged_at_us(&self, uuid: &str) -> Option<u64> {
+        let st = self.sw.lock();
+        let ch = st.channels.get(uuid).or_else(|| st.departed.get(uuid))?;
+        (ch.bridged_us > 0).then_some(ch.bridged_us)
+    }
+
     /// Stops every peer task and waits for them.
     pub async fn shutdown(&self) {
         self.sw.cancel.cancel();

@@ -258,6 +258,8 @@ pub fn dial(
         created_us: sw.micros(now),
         answered_us: 0,
         hangup_us: 0,
+        bridged_us: 0,
+        originatee: None,
     };
     for (k, v) in vars {
         ch.set_var(k, v);

@@ -149,12 +149,14 @@ impl Switch {
         let ch = st.channels.get(uuid)?;
         // Regression (call_cases): B's teardown raced A's UNBRIDGE, which then lacked
         // Other-Leg-Unique-ID and looked like a transfer.
-        let other = ch
+        let hangup_first = name == "CHANNEL_HANGUP_COMPLETE";
+        // The CDR event keeps the originatee profile after the bridge ended.
+        let partner = ch
             .other_leg
             .as_ref()
-            .and_then(|o| st.channels.get(o).or_else(|| st.departed.get(o)));
+            .or(ch.originatee.as_ref().filter(|_| hangup_first));
+        let other = partner.and_then(|o| st.channels.get(o).or_else(|| st.departed.get(o)));
         let mut h = Vec::with_capacity(200);
-        let hangup_first = name == "CHANNEL_HANGUP_COMPLETE";
         let mut body = Vec::with_capacity(200);
         ch.channel_headers(&mut body, other);
         let cause = ch.hangup_cause.clone();

@@ -197,12 +197,11 @@ impl Session {
         }
     }
 
-    /// The app closed the socket: a live call continues in the dialplan, which has nothing
-    /// after `socket`, so it is hung up NORMAL_CLEARING.
-    fn app_closed(&self) {
-        if let Some(c) = &self.ctl {
-            self.sw.hangup(&c.uuid, "NORMAL_CLEARING");
-        }
+    /// The app closed the socket: dropping the session's execute queue lets the channel's
+    /// executor finish the running application and then continue the dialplan (see
+    /// `exec::run`); the call is not hung up by the disconnect itself.
+    fn app_closed(&mut self) {
+        self.ctl = None;
     }
 
     fn own(&self) -> Option<&str> {

@@ -1,0 +1,229 @@
+//! Startup recovery on the real binary: fsb24 is killed (SIGKILL) in the middle of a call and
+//! restarted, the portal stays up. The switch peer behaves like FreeSWITCH when the socket dies:
+//! a running bridge goes on, the call ends when the conversation does. What the Bitrix24 peer
+//! receives must be what a user expects of the call: the agent who talked, the real talk time,
+//! the recording, and the talker's card open for the whole conversation.
+
+use std::path::Path;
+use std::time::Duration;
+
+use tokio::time::{Instant, timeout};
+
+use crate::support::app::{Agent, config_text};
+use crate::support::bitrix_peer::{BitrixPeer, CallRecord, PeerOptions, SeedUser};
+use crate::support::daemon::{Daemon, free_port};
+use crate::support::esl_peer::{CallSpec, FAILSAFE, FsPeer};
+
+const AGENT: Agent = ("1001", 11);
+
+struct Rig {
+    fs: FsPeer,
+    bx: BitrixPeer,
+    dir: tempfile::TempDir,
+    daemon: Daemon,
+    port: u16,
+}
+
+async fn rig() -> Rig {
+    let fs = FsPeer::start().await.unwrap();
+    let bx = BitrixPeer::start(PeerOptions::default()).await;
+    bx.set_webhook_wrong_auth_type(false);
+    bx.add_user(SeedUser::new(AGENT.1, "Agent 1001", Some(AGENT.0)));
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let body = "[[routes]]\ndestination = \"9001\"\ntarget = { agent = \"1001\" }\n";
+    let text = config_text(&fs, &bx, dir.path(), &[AGENT], body).replace(
+        "listen = \"127.0.0.1:0\"",
+        &format!("listen = \"127.0.0.1:{port}\""),
+    );
+    let config = dir.path().join("fsb24.toml");
+    std::fs::write(&config, text).unwrap();
+    let mut daemon = Daemon::new(config, dir.path().join("fsb24.log"));
+    daemon.start().await;
+    Rig {
+        fs,
+        bx,
+        dir,
+        daemon,
+        port,
+    }
+}
+
+impl Rig {
+    async fn offer(&self) -> String {
+        let spec = CallSpec {
+            caller: "+79991234567".into(),
+            destination: "9001".into(),
+            ..CallSpec::default()
+        };
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], self.port));
+        self.fs.offer_call(addr, spec).await.unwrap().uuid.clone()
+    }
+
+    /// Waits until the switch fired `name` for channel `uuid` (5 s failsafe).
+    async fn switch_event(&self, uuid: &str, name: &str) {
+        let mut events = self.fs.events();
+        let seen = |ev: &crate::support::esl_peer::EventRef| {
+            ev.name() == name && ev.header("Unique-ID") == Some(uuid)
+        };
+        let found = timeout(FAILSAFE, async {
+            loop {
+                match events.recv().await {
+                    Ok(ev) if seen(&ev) => return,
+                    Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(_) => std::future::pending().await,
+                }
+            }
+        })
+        .await;
+        assert!(found.is_ok(), "no {name} for {uuid}");
+    }
+
+    /// The Bitrix24 call of channel `uuid` once it is finished (and its recording attached
+    /// when `with_record`).
+    async fn finished(&self, uuid: &str, with_record: bool) -> CallRecord {
+        let key = format!("fs-{uuid}");
+        self.bx
+            .wait_for_value(&format!("{key} finished"), |s| {
+                let call = s
+                    .calls
+                    .iter()
+                    .find(|c| c.external_call_id.as_deref() == Some(key.as_str()))?;
+                call.finished.as_ref()?;
+                let recorded = s.records.iter().any(|r| r.call_id == call.call_id);
+                (recorded || !with_record).then(|| call.clone())
+            })
+            .await
+    }
+
+    /// Waits until the portal has the call (registered with the agent's card).
+    async fn registered(&self, uuid: &str) {
+        let key = format!("fs-{uuid}");
+        self.bx
+            .wait_for(&format!("{key} registered"), |s| {
+                s.calls
+                    .iter()
+                    .any(|c| c.external_call_id.as_deref() == Some(key.as_str()))
+            })
+            .await;
+    }
+
+    fn recording(&self, uuid: &str) -> Vec<u8> {
+        std::fs::read(self.dir.path().join("rec").join(format!("{uuid}.wav"))).unwrap()
+    }
+
+    fn log_mentions(&self, text: &str) -> bool {
+        log_of(&self.daemon.log).contains(text)
+    }
+}
+
+fn log_of(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_conversation_cut_by_a_kill_keeps_the_agents_card_and_is_finished_with_its_talk_time_and_recording()
+ {
+    let mut r = rig().await;
+    r.fs.phone(AGENT.0)
+        .answers_then_hangs_up(Duration::from_millis(300), Duration::from_secs(3));
+    let uuid = r.offer().await;
+    // The agent talks and the recording runs: fsb24 dies mid-conversation and comes back.
+    r.switch_event(&uuid, "RECORD_START").await;
+    r.registered(&uuid).await;
+    let talk_began = Instant::now();
+    r.daemon.kill().await;
+    r.daemon.start().await;
+    assert!(
+        talk_began.elapsed() < Duration::from_secs(2),
+        "the restart took so long that the call may be over"
+    );
+    let call = r.finished(&uuid, true).await;
+    let f = call.finished.clone().unwrap();
+    assert_eq!(
+        (f.user_id, f.status_code.as_str(), f.failed_reason.as_str()),
+        (AGENT.1, "200", "")
+    );
+    assert!(
+        (3..=4).contains(&f.duration),
+        "DURATION {} for a 3 s talk",
+        f.duration
+    );
+    let record = r.bx.record_of(&call.call_id).unwrap();
+    assert_eq!(record.bytes, r.recording(&uuid), "the whole conversation");
+    // The agent's card: opened when the phone rang, open through the restart, closed by the
+    // finish after the hang-up (one interval, never reopened).
+    let cards = r.bx.timeline(&call.call_id);
+    assert_eq!(cards.len(), 1, "{cards:?}");
+    assert_eq!(cards[0].user, AGENT.1);
+    let open_for = cards[0].to.unwrap().duration_since(cards[0].from);
+    assert!(
+        open_for >= Duration::from_secs(3),
+        "card open only {open_for:?} of a 3 s talk"
+    );
+    assert!(r.log_mentions("hung up after the restart"));
+    r.daemon.kill().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_ringing_at_the_kill_and_answered_meanwhile_is_finished_by_the_agent_the_switch_bridged()
+ {
+    let mut r = rig().await;
+    r.fs.phone(AGENT.0)
+        .answers_then_hangs_up(Duration::from_millis(1500), Duration::from_secs(2));
+    let uuid = r.offer().await;
+    assert!(r.fs.ring_started(AGENT.0, 0).await.is_some());
+    // The agent's phone rings and their card is open: fsb24 dies now.
+    r.registered(&uuid).await;
+    r.daemon.kill().await;
+    r.daemon.start().await;
+    let call = r.finished(&uuid, false).await;
+    let f = call.finished.clone().unwrap();
+    assert_eq!((f.user_id, f.status_code.as_str()), (AGENT.1, "200"));
+    assert!(
+        (2..=3).contains(&f.duration),
+        "DURATION {} for a 2 s talk",
+        f.duration
+    );
+    // fsb24 never started a recording: nothing to attach, nothing on disk.
+    assert!(r.bx.record_of(&call.call_id).is_none());
+    assert!(
+        !r.dir
+            .path()
+            .join("rec")
+            .join(format!("{uuid}.wav"))
+            .exists()
+    );
+    // The ringing agent's card stays through the restart and closes with the finish.
+    let cards = r.bx.timeline(&call.call_id);
+    assert_eq!(cards.len(), 1, "{cards:?}");
+    assert!(cards[0].to.is_some());
+    r.daemon.kill().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_conversation_over_before_the_restart_is_finished_from_its_notes_and_its_recording() {
+    let mut r = rig().await;
+    r.fs.phone(AGENT.0)
+        .answers_then_hangs_up(Duration::from_millis(300), Duration::from_secs(2));
+    let uuid = r.offer().await;
+    r.switch_event(&uuid, "RECORD_START").await;
+    r.registered(&uuid).await;
+    r.daemon.kill().await;
+    // fsb24 stays down until the call is over on the switch.
+    assert!(r.fs.channel_gone(&uuid).await);
+    r.daemon.start().await;
+    let call = r.finished(&uuid, true).await;
+    let f = call.finished.clone().unwrap();
+    assert_eq!((f.user_id, f.status_code.as_str()), (AGENT.1, "200"));
+    // Talk time: the recording's last write minus the stored answer, rounded.
+    assert!(
+        (2..=3).contains(&f.duration),
+        "DURATION {} for a 2 s talk",
+        f.duration
+    );
+    let record = r.bx.record_of(&call.call_id).unwrap();
+    assert_eq!(record.bytes, r.recording(&uuid));
+    assert!(r.log_mentions("gone before the restart"));
+    r.daemon.kill().await;
+}

@@ -1,0 +1,92 @@
+//! The real `fsb24` binary as a child process that tests start, SIGKILL and restart, and a free
+//! loopback port for its listener.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::process::{Child, Command};
+use tokio::sync::watch;
+use tokio::time::timeout;
+
+/// The fsb24 child process, restartable.
+pub struct Daemon {
+    /// The config file it runs with.
+    pub config: PathBuf,
+    /// Where its stderr (the log) is appended, with a `=== start N` line per start.
+    pub log: PathBuf,
+    child: Option<Child>,
+    /// How many times it was started.
+    pub starts: u32,
+}
+
+impl Daemon {
+    /// A daemon for `config` logging to `log`; not started yet.
+    pub fn new(config: PathBuf, log: PathBuf) -> Self {
+        Self {
+            config,
+            log,
+            child: None,
+            starts: 0,
+        }
+    }
+
+    /// Starts fsb24 and waits (bounded) until it logs "fsb24 running".
+    pub async fn start(&mut self) {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_fsb24"))
+            .args(["run", "--config"])
+            .arg(&self.config)
+            .env("RUST_LOG", "info")
+            .env_remove("FSB24_LOG_FORMAT")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (ready_tx, mut ready) = watch::channel(false);
+        let log = self.log.clone();
+        let start = self.starts;
+        tokio::spawn(async move {
+            let mut out = tokio::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&log)
+                .await
+                .unwrap();
+            let mut lines = BufReader::new(stderr).lines();
+            let header = format!("=== start {start}\n");
+            let _ = out.write_all(header.as_bytes()).await;
+            while let Ok(Some(line)) = lines.next_line().await {
+                if line.contains("fsb24 running") {
+                    ready_tx.send_replace(true);
+                }
+                let _ = out.write_all(line.as_bytes()).await;
+                let _ = out.write_all(b"\n").await;
+            }
+        });
+        self.child = Some(child);
+        self.starts += 1;
+        let up = timeout(Duration::from_secs(20), ready.wait_for(|r| *r)).await;
+        assert!(
+            matches!(up, Ok(Ok(_))),
+            "fsb24 start {start} did not log 'fsb24 running'; see {}",
+            self.log.display()
+        );
+    }
+
+    /// SIGKILL and reap.
+    pub async fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().await.unwrap();
+        }
+    }
+}
+
+/// A free loopback port: bind, read, drop (SO_REUSEADDR lets fsb24 rebind it after each kill).
+pub fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
