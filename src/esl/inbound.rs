@@ -161,6 +161,14 @@ impl InboundHandle {
             .is_some_and(EslClient::is_connected)
     }
 
+    /// Resolves once the connection is down (at once if it is down now): the reconnect loop has
+    /// noticed the loss, so commands fail with `NotConnected` until it is back.
+    pub async fn disconnected(&self) {
+        let mut client = self.shared.client.clone();
+        // An error means the connection task is gone: that is down, too.
+        let _ = client.wait_for(Option::is_none).await;
+    }
+
     /// `uuid_exists <channel>`: whether the switch still has this channel.
     pub async fn uuid_exists(&self, channel: &ChannelId) -> Result<bool, EslError> {
         let out = self.api("uuid_exists", channel.as_str()).await?;

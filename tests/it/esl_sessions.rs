@@ -120,15 +120,9 @@ fn inbound_options(fs: &FsPeer) -> InboundOptions {
     }
 }
 
-/// Waits until the client notices the lost connection (state poll, bounded by the failsafe).
+/// Waits until the client notices the lost connection (bounded by the failsafe).
 async fn until_disconnected(handle: &fsb24::esl::InboundHandle) {
-    let noticed = timeout(FAILSAFE, async {
-        while handle.is_connected() {
-            tokio::task::yield_now().await;
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    })
-    .await;
+    let noticed = timeout(FAILSAFE, handle.disconnected()).await;
     assert!(
         noticed.is_ok(),
         "client never noticed the switch going away"

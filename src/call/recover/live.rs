@@ -52,21 +52,32 @@ pub async fn start(recovery: Recovery, switch_up: bool) -> Result<LiveCalls, Out
     if !orphans.is_empty() && !switch_up {
         warn!("FreeSWITCH is not connected: finishing the calls left open from their notes");
     }
+    // Ask about every call first (quick), store afterwards (each store is an fsync).
+    let mut asked = Vec::with_capacity(orphans.len());
     for orphan in orphans {
-        let progress = Progress::of(&orphan.writes);
         let channel = outbox::channel_of(&orphan.call);
-        let span = info_span!("recover", call = %orphan.call);
         let up = match &channel {
-            Some(channel) if switch_up => live.exists(channel).instrument(span.clone()).await,
+            Some(channel) if switch_up => live.exists(channel).await,
             _ => Some(false),
         };
-        match (channel, up) {
-            (Some(channel), Some(true) | None) => {
-                let _e = span.enter();
-                info!(channel = %channel, "call left open by a previous run is still up; following it");
-                let writes = progress.live_writes();
-                drop(_e);
-                live.push(&orphan.call, writes).await?;
+        asked.push((orphan, channel, up));
+    }
+    // A call that hung up since we subscribed has its CHANNEL_HANGUP_COMPLETE waiting here:
+    // its real ending beats the notes.
+    let mut ended = live.drain_hangups();
+    for (orphan, channel, up) in asked {
+        let progress = Progress::of(&orphan.writes);
+        let span = info_span!("recover", call = %orphan.call);
+        let hangup = channel.as_ref().and_then(|c| ended.remove(c));
+        match (channel, up, hangup) {
+            (_, _, Some(ending)) => {
+                live.finish(&orphan.call, &progress, &ending)
+                    .instrument(span)
+                    .await;
+            }
+            (Some(channel), Some(true) | None, None) => {
+                span.in_scope(|| info!(channel = %channel, "call left open by a previous run is still up; following it"));
+                live.push(&orphan.call, progress.live_writes()).await?;
                 live.calls.insert(channel, (orphan.call, progress));
             }
             _ => {
@@ -127,6 +138,25 @@ impl LiveCalls {
             }
         }
         debug!("every recovered call is finished");
+    }
+
+    /// The hang-ups already received, by channel (nothing waits).
+    fn drain_hangups(&mut self) -> HashMap<ChannelId, Ending> {
+        let mut ended = HashMap::new();
+        loop {
+            match self.events.try_recv() {
+                Ok(SwitchEvent::ChannelHangupComplete {
+                    channel,
+                    cause,
+                    end,
+                    ..
+                }) => {
+                    ended.insert(channel, Ending::HungUp { cause, end });
+                }
+                Ok(_) | Err(broadcast::error::TryRecvError::Lagged(_)) => {}
+                Err(_) => return ended,
+            }
+        }
     }
 
     async fn recheck(&mut self) {
