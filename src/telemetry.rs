@@ -54,8 +54,11 @@ pub fn init(configured: LogFormat) -> Result<(), TelemetryError> {
         }
         _ => EnvFilter::new("info"),
     };
+    // Colours only for a person at a terminal: journald, files and pipes get plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(ansi)
         .with_writer(std::io::stderr);
     let installed = match format {
         LogFormat::Text => builder.try_init(),

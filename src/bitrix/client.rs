@@ -74,6 +74,13 @@ impl std::fmt::Debug for BitrixClient {
 }
 
 impl BitrixClient {
+    /// How long `method` is still held for its exhausted operating budget, if it is.
+    pub fn held_for(&self, method: &str) -> Option<Duration> {
+        let now = super::transport::unix_now();
+        let until = self.inner.transport.operating.held(method, now)?;
+        Some(Duration::from_secs(u64::try_from(until - now).unwrap_or(0)))
+    }
+
     /// Builds the client (reading the OAuth token file if needed) and starts its dispatcher on
     /// `tracker`; the dispatcher stops on `shutdown` or when the last clone is dropped.
     pub async fn start(

@@ -6,6 +6,8 @@ use crate::outbox::deliver::{Deliver, DeliverError, Delivered};
 use crate::outbox::op::{BitrixWrite, CrmBinding};
 use crate::outbox::store::RegisterResult;
 
+use std::time::Duration;
+
 use super::client::BitrixClient;
 use super::error::{BitrixError, ErrorKind};
 
@@ -23,7 +25,10 @@ impl Deliver for BitrixClient {
         };
         let outcome = match write {
             BitrixWrite::Register(req) => {
-                let r = self.register(call, req).await.map_err(classify)?;
+                let r = self
+                    .register(call, req)
+                    .await
+                    .map_err(|e| self.classify(e))?;
                 let crm = match (r.crm_entity_type.as_deref(), r.crm_entity_id) {
                     (Some(t), Some(id)) if !t.is_empty() && id > 0 => Some(CrmBinding {
                         entity_type: t.to_owned(),
@@ -47,12 +52,26 @@ impl Deliver for BitrixClient {
                 self.attach_record(needs_id()?, path).await.map(drop)
             }
         };
-        outcome.map(|()| Delivered::Done).map_err(classify)
+        outcome
+            .map(|()| Delivered::Done)
+            .map_err(|e| self.classify(e))
+    }
+}
+
+impl BitrixClient {
+    /// Classifies `err` for the worker; a method held for its operating budget is retried
+    /// when the hold ends, not at the backoff.
+    fn classify(&self, err: BitrixError) -> DeliverError {
+        let wait = match (err.kind(), err.method()) {
+            (Some(ErrorKind::OperationTimeLimit), Some(method)) => self.held_for(method),
+            _ => None,
+        };
+        classify(err, wait)
     }
 }
 
 /// Maps a client error onto what the outbox worker should do with the entry.
-fn classify(err: BitrixError) -> DeliverError {
+fn classify(err: BitrixError, retry_after: Option<Duration>) -> DeliverError {
     let reason = err.to_string();
     if err.is_call_not_found() {
         return DeliverError::CallNotFound { reason };
@@ -60,7 +79,7 @@ fn classify(err: BitrixError) -> DeliverError {
     if err.is_retryable() {
         return DeliverError::Retryable {
             reason,
-            retry_after: None,
+            retry_after,
         };
     }
     match err.kind() {

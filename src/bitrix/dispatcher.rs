@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
 use super::batch::{self, Command, Pending, Planned};
-use super::error::BitrixError;
+use super::error::{BitrixError, ErrorKind};
 use super::transport::{Body, Transport};
 use super::wire::{BATCH_MAX, BatchResult, Method};
 use crate::ids::ExternalCallId;
@@ -123,6 +123,18 @@ async fn send(transport: Arc<Transport>, planned: Vec<Planned<Reply>>) -> Vec<Ex
         .iter()
         .filter_map(|p| p.command.key.clone())
         .collect();
+    // Methods whose operating budget is exhausted fail here without being sent.
+    let (held, planned): (Vec<_>, Vec<_>) = planned
+        .into_iter()
+        .partition(|p| transport.check_held(p.command.method).is_err());
+    for p in held {
+        let err = transport.check_held(p.command.method).err();
+        let err = err.unwrap_or_else(|| BitrixError::held(p.command.method.name(), 0));
+        answer(vec![p], vec![Err(err)]);
+    }
+    if planned.is_empty() {
+        return keys;
+    }
     debug!(commands = planned.len(), "sending batch");
     if let [single] = planned.as_slice() {
         // One command needs no `batch` envelope, and its errors keep their HTTP status.
@@ -147,7 +159,17 @@ async fn send(transport: Arc<Transport>, planned: Vec<Planned<Reply>>) -> Vec<Ex
         {
             Err(e) => vec![Err(e); methods.len()],
             Ok(a) => match serde_json::from_value::<BatchResult>(a.result) {
-                Ok(parsed) => batch::split(parsed, &methods),
+                Ok(parsed) => {
+                    let results = batch::split(parsed, &methods);
+                    for (method, result) in methods.iter().zip(&results) {
+                        if let Err(e) = result
+                            && e.kind() == Some(ErrorKind::OperationTimeLimit)
+                        {
+                            transport.hold(method.name());
+                        }
+                    }
+                    results
+                }
                 Err(e) => vec![Err(BitrixError::decode(Method::Batch.name(), e)); methods.len()],
             },
         },

@@ -155,6 +155,20 @@ impl BitrixError {
         }
     }
 
+    /// `OPERATION_TIME_LIMIT` answered by fsb24 itself: `method` is held until `until` (unix
+    /// seconds) after the portal refused it, so no request is spent on it meanwhile.
+    pub fn held(method: &'static str, until: i64) -> Self {
+        Self::Api {
+            method,
+            status: 429,
+            code: "OPERATION_TIME_LIMIT".to_owned(),
+            description: format!(
+                "method held until unix {until}: its operating budget is exhausted (not sent)"
+            ),
+            kind: ErrorKind::OperationTimeLimit,
+        }
+    }
+
     /// A transport error with the URL removed (it may carry a webhook secret or a token).
     pub fn transport(method: &'static str, source: reqwest::Error) -> Self {
         Self::Transport {

@@ -11,6 +11,7 @@ mod dispatcher;
 pub mod error;
 pub mod limiter;
 mod methods;
+pub mod operating;
 mod record;
 mod transport;
 pub mod wire;

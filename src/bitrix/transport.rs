@@ -16,6 +16,7 @@ use url::Url;
 use super::auth::{Auth, SecretString};
 use super::error::{BitrixError, ErrorKind};
 use super::limiter::Limiter;
+use super::operating::OperatingHolds;
 use super::record;
 use super::wire::{AUTH_PARAM, Envelope, Method};
 
@@ -52,6 +53,13 @@ pub(crate) struct Transport {
     base: RwLock<Url>,
     pub(crate) auth: Auth,
     pub(crate) limiter: Mutex<Limiter>,
+    /// Methods whose execution-time budget is exhausted.
+    pub(crate) operating: OperatingHolds,
+}
+
+/// Now in unix seconds (the portal's `operating_reset_at` is wall-clock).
+pub(crate) fn unix_now() -> i64 {
+    chrono::Utc::now().timestamp()
 }
 
 struct Raw {
@@ -67,7 +75,26 @@ impl Transport {
             base: RwLock::new(base),
             auth,
             limiter: Mutex::new(limiter),
+            operating: OperatingHolds::default(),
         }
+    }
+
+    /// Fails at once (no request) while `method`'s operating budget is exhausted.
+    pub(crate) fn check_held(&self, method: Method) -> Result<(), BitrixError> {
+        match self.operating.held(method.name(), unix_now()) {
+            Some(until) => Err(BitrixError::held(method.name(), until)),
+            None => Ok(()),
+        }
+    }
+
+    /// Holds `method` after the portal answered `OPERATION_TIME_LIMIT` for it.
+    pub(crate) fn hold(&self, method: &'static str) {
+        let until = self.operating.hold(method, unix_now());
+        warn!(
+            method,
+            held_for_s = until - unix_now(),
+            "operating budget of the method exhausted; holding it until its reset"
+        );
     }
 
     fn base(&self) -> Url {
@@ -101,6 +128,9 @@ impl Transport {
         let mut paid = prepaid;
         let mut refreshed = false;
         let mut rate_retries = 0;
+        if !matches!(body, Body::Upload { .. }) {
+            self.check_held(method)?;
+        }
         loop {
             if !paid {
                 self.acquire().await;
@@ -128,6 +158,7 @@ impl Transport {
                         continue;
                     }
                 }
+                Some(ErrorKind::OperationTimeLimit) => self.hold(method.name()),
                 Some(ErrorKind::QueryLimit) if rate_retries < RATE_RETRIES => {
                     rate_retries += 1;
                     let pause = self
@@ -166,7 +197,7 @@ impl Transport {
         };
         let raw = self.send(method, url.clone(), body, token).await?;
         let Some(status) = redirect_status(raw.status) else {
-            return decode(method, raw);
+            return self.decode(method, raw);
         };
         let target = raw
             .location
@@ -186,7 +217,20 @@ impl Transport {
                 status: again.status.as_u16(),
             });
         }
-        decode(method, again)
+        self.decode(method, again)
+    }
+
+    /// Decodes an answer, noting the method's `operating_reset_at`.
+    fn decode(&self, method: Method, raw: Raw) -> Result<Answer, BitrixError> {
+        let envelope = serde_json::from_slice::<Envelope>(&raw.bytes);
+        if let Some(at) = envelope
+            .as_ref()
+            .ok()
+            .and_then(Envelope::operating_reset_at)
+        {
+            self.operating.observe(method.name(), at);
+        }
+        decode(method, raw.status, envelope)
     }
 
     /// A renamed portal answers with a redirect: keep POSTing to the new address from now on.
@@ -276,16 +320,20 @@ fn redirect_status(status: StatusCode) -> Option<u16> {
     matches!(status.as_u16(), 301 | 302 | 307 | 308).then_some(status.as_u16())
 }
 
-fn decode(method: Method, raw: Raw) -> Result<Answer, BitrixError> {
-    let status = raw.status.as_u16();
-    match serde_json::from_slice::<Envelope>(&raw.bytes) {
+fn decode(
+    method: Method,
+    http: StatusCode,
+    envelope: serde_json::Result<Envelope>,
+) -> Result<Answer, BitrixError> {
+    let status = http.as_u16();
+    match envelope {
         Ok(env) if env.error.is_some() => Err(BitrixError::api(
             method.name(),
             status,
             env.error.as_deref().unwrap_or_default(),
             env.error_description.as_deref().unwrap_or_default(),
         )),
-        Ok(env) if raw.status.is_success() => match env.result {
+        Ok(env) if http.is_success() => match env.result {
             Some(result) => Ok(Answer {
                 result,
                 next: env.next,
@@ -299,7 +347,7 @@ fn decode(method: Method, raw: Raw) -> Result<Answer, BitrixError> {
             method: method.name(),
             status,
         }),
-        Err(_) if !raw.status.is_success() => Err(BitrixError::Status {
+        Err(_) if !http.is_success() => Err(BitrixError::Status {
             method: method.name(),
             status,
         }),

@@ -127,8 +127,8 @@ pub enum Ending {
 /// (extension) to its Bitrix24 user; `fallback` finishes when the writes name nobody.
 ///
 /// * Answered (a note, or the switch says it bridged): `200`, the talker, the talk time in
-///   whole seconds: switch hang-up minus bridge (epoch seconds, like `billsec`); for a call
-///   already gone, the recording's last write minus the answer note, rounded (0 without one).
+///   seconds, rounded: switch hang-up minus bridge; for a call already gone, the recording's last
+///   write minus the answer note (0 without a recording).
 /// * Not answered and hung up: `304`, the owner, the switch's cause as `FAILED_REASON`.
 /// * Not answered and gone: `304`, the owner, [`UNKNOWN_REASON`].
 pub fn closing_writes(
@@ -196,7 +196,12 @@ fn talk(
     agent_user: &impl Fn(&str) -> Option<BitrixUserId>,
     owner: Option<BitrixUserId>,
 ) -> Option<(BitrixUserId, u32)> {
-    let secs = |s: i64| u32::try_from(s.max(0)).unwrap_or(u32::MAX);
+    // Talk time rounded to the nearest second (`billsec` truncates; a recovered call has only
+    // the two instants, and 0.98 s of talk is a one-second call).
+    let secs = |from: DateTime<Utc>, to: DateTime<Utc>| {
+        let ms = (to - from).num_milliseconds().max(0);
+        u32::try_from((ms + 500) / 1000).unwrap_or(u32::MAX)
+    };
     match ending {
         Ending::HungUp { end, .. } => {
             let bridged_to = end.bridged_to.as_deref().and_then(agent_user);
@@ -209,17 +214,14 @@ fn talk(
                 .bridged_at
                 .or(progress.answered.as_ref().map(|a| a.since));
             let duration = match (start, end.hungup_at) {
-                (Some(start), Some(stop)) => secs(stop.timestamp() - start.timestamp()),
+                (Some(start), Some(stop)) => secs(start, stop),
                 _ => 0,
             };
             Some((user, duration))
         }
         Ending::Gone { recording_end } => {
             let a = progress.answered.as_ref()?;
-            let duration = recording_end.map_or(0, |stop| {
-                let ms = (stop - a.since).num_milliseconds();
-                secs((ms + 500).div_euclid(1000))
-            });
+            let duration = recording_end.map_or(0, |stop| secs(a.since, stop));
             Some((a.user, duration))
         }
     }

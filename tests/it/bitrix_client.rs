@@ -483,3 +483,63 @@ async fn secrets_never_reach_the_logs_of_a_failing_run() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_method_out_of_operating_budget_is_held_until_its_reset_without_requests_and_the_outbox_waits_for_it()
+ {
+    use fsb24::outbox::op::BitrixWrite;
+    use fsb24::outbox::{Deliver as _, DeliverError};
+    let budget = crate::support::bitrix_peer::OperatingBudget {
+        limit: Duration::from_secs(10),
+        cost: Duration::from_millis(10),
+        per_method: [(
+            "telephony.externalcall.register".to_owned(),
+            Duration::from_secs(6),
+        )]
+        .into(),
+    };
+    let peer = seeded(PeerOptions {
+        operating: Some(budget),
+        ..PeerOptions::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let (settings, _) = oauth_settings(&peer, dir.path()).await;
+    let (client, _tracker, _stop) = start(settings).await;
+    let register = |n: u32| BitrixWrite::Register(register_call(17, &format!("+49301234567{n}")));
+    let call = |n: u32| ExternalCallId::new(format!("fs-op-{n}"));
+    // Two registers spend the budget (6 s each of 10 s); the third is refused by the portal.
+    for n in 0..2 {
+        within(client.deliver(&call(n), None, &register(n)))
+            .await
+            .unwrap();
+    }
+    let refused = within(client.deliver(&call(2), None, &register(2)))
+        .await
+        .unwrap_err();
+    let DeliverError::Retryable {
+        retry_after: Some(wait),
+        ..
+    } = refused
+    else {
+        panic!("not a timed retry: {refused:?}");
+    };
+    // The peer's budget frees its oldest bucket ten minutes after the first charge.
+    assert!(
+        wait > Duration::from_secs(500) && wait <= Duration::from_secs(601),
+        "{wait:?}"
+    );
+    // Held: the next register fails at once, the portal sees no request; other methods go on.
+    let before = peer.requests().len();
+    let held = within(client.deliver(&call(3), None, &register(3)))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(held, DeliverError::Retryable { retry_after: Some(w), .. } if w > Duration::from_secs(500)),
+        "{held:?}"
+    );
+    assert_eq!(peer.requests().len(), before, "a held method is not sent");
+    assert!(within(client.user_by_inner("205")).await.unwrap().is_some());
+    assert!(client.held_for("telephony.externalcall.register").is_some());
+    assert!(client.held_for("user.get").is_none());
+}

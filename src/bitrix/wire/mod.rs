@@ -164,6 +164,18 @@ pub struct Envelope {
     /// Total number of items of a list method.
     #[serde(default, deserialize_with = "lenient::opt_u64")]
     pub total: Option<u64>,
+    /// The `time` object (kept raw: its keys vary between portals and versions).
+    #[serde(default)]
+    pub time: Option<Value>,
+}
+
+impl Envelope {
+    /// `time.operating_reset_at` (unix seconds), when the portal reported it.
+    pub fn operating_reset_at(&self) -> Option<i64> {
+        let at = self.time.as_ref()?.get("operating_reset_at")?;
+        #[allow(clippy::cast_possible_truncation)]
+        at.as_i64().or_else(|| at.as_f64().map(|f| f.ceil() as i64))
+    }
 }
 
 /// An error object as it appears in an envelope, in `result_error` of a batch, or from the OAuth

@@ -224,7 +224,8 @@ impl LiveCalls {
                 status = %f.status_code,
                 user = %f.user,
                 duration = f.duration_secs,
-                ended = ?ending_kind(ending),
+                ended = ending_kind(ending),
+                detail = ?ending,
                 "call left open by a previous run finished"
             );
         }

@@ -333,3 +333,34 @@ fn a_call_killed_before_its_first_card_is_registered_from_its_accepted_note_with
         "{out:?}"
     );
 }
+
+#[test]
+fn talk_time_is_rounded_to_the_nearest_second_not_truncated_like_billsec() {
+    let ringing = Progress::of(&[at(0, register(true))]);
+    let ending = |talk_ms: i64| Ending::HungUp {
+        cause: HangupCause::NormalClearing,
+        end: ChannelEnd {
+            answered_at: Some(t(4) + Duration::milliseconds(990)),
+            bridged_at: Some(t(4) + Duration::milliseconds(990)),
+            hungup_at: Some(t(4) + Duration::milliseconds(990 + talk_ms)),
+            bridged_to: Some("1002".into()),
+        },
+    };
+    let duration = |talk_ms| {
+        finish_of(&closing_writes(
+            &ringing,
+            &ending(talk_ms),
+            agents,
+            BitrixUserId(9),
+        ))
+        .duration_secs
+    };
+    assert_eq!(
+        duration(980),
+        1,
+        "crosses no second boundary yet is a 1 s call"
+    );
+    assert_eq!(duration(1_499), 1);
+    assert_eq!(duration(1_500), 2);
+    assert_eq!(duration(300), 0);
+}
