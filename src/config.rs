@@ -23,8 +23,8 @@ pub use error::{ConfigError, ConfigErrors};
 pub use model::{
     AgentConfig, BitrixAuth, BitrixConfig, BitrixDefaults, ClickToCallConfig, Config, DialConfig,
     EslConfig, EslInboundConfig, Extension, HangupCause, HttpConfig, LineMatch, LogConfig,
-    LogFormat, OAuthConfig, OutboxConfig, Overflow, QueueConfig, RateConfig, RecordingConfig,
-    RouteConfig, RouteTarget, Strategy, WaitMedia, WhenNobodyFree,
+    LogFormat, OAuthConfig, OutboxConfig, Overflow, QueueConfig, QueueOrder, RateConfig,
+    RecordingConfig, RouteConfig, RouteTarget, Strategy, WaitMedia, WhenNobodyFree,
 };
 pub use secret::Secret;
 pub use template::DialTemplate;

@@ -10,7 +10,7 @@ use crate::bitrix::{
 };
 use crate::call::machine::Transferee;
 use crate::call::route::{agent_info, matched_variables};
-use crate::config::{BitrixAuth, Config};
+use crate::config::{BitrixAuth, Config, QueueOrder};
 use crate::esl::{Backoff, Domain, InboundOptions, OutboundOptions};
 use crate::ids::{AgentId, BitrixUserId};
 use crate::outbox::deliver::Backoff as RetryBackoff;
@@ -96,7 +96,10 @@ pub fn policy(config: &Config) -> anyhow::Result<Policy> {
         .map(|q| QueueSettings {
             name: q.name.clone(),
             agents: q.agents.clone(),
-            order: Order::ListOrder,
+            order: match q.order {
+                QueueOrder::List => Order::ListOrder,
+                QueueOrder::RoundRobin => Order::RoundRobin,
+            },
             rules: Rules {
                 allow_busy_agents: q.allow_busy_agents,
                 wrap_up: q.wrap_up,

@@ -194,6 +194,8 @@ pub struct QueueConfig {
     pub name: QueueName,
     /// One at a time, or everyone at once.
     pub strategy: Strategy,
+    /// Which member a new call starts with.
+    pub order: QueueOrder,
     /// Members in ring order.
     pub agents: Vec<AgentId>,
     /// Ring times: per step for sequential (the last repeats), exactly one for simultaneous.
@@ -239,6 +241,15 @@ pub enum Strategy {
     Sequential,
     /// Every free agent at once; first to answer wins.
     Simultaneous,
+}
+
+/// Which member of a queue a new call starts with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueueOrder {
+    /// Always the first free member in list order (a fixed hunt group).
+    List,
+    /// The member after the one rung last, by any call (spreads the calls over the group).
+    RoundRobin,
 }
 
 /// Where a caller goes when a queue gives up.

@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use super::error::Problems;
 use super::model::{
-    AgentConfig, Extension, HangupCause, Overflow, QueueConfig, Strategy, WaitMedia, WhenNobodyFree,
+    AgentConfig, Extension, HangupCause, Overflow, QueueConfig, QueueOrder, Strategy, WaitMedia,
+    WhenNobodyFree,
 };
 use super::raw::{RawAgent, RawOverflow, RawQueue};
 use super::validate::{duration, in_range};
@@ -174,11 +175,27 @@ fn queue(p: &mut Problems, i: usize, raw: RawQueue, known: &Known<'_>) -> QueueC
         None | Some("sequential") => Strategy::Sequential,
         Some("simultaneous") => Strategy::Simultaneous,
         Some(other) => {
+            let hint = if other == "round_robin" {
+                " (to rotate who rings first, set order = \"round_robin\")"
+            } else {
+                ""
+            };
             p.push(
                 k("strategy"),
-                format!("{other:?} is not \"sequential\" or \"simultaneous\""),
+                format!("{other:?} is not \"sequential\" or \"simultaneous\"{hint}"),
             );
             Strategy::Sequential
+        }
+    };
+    let order = match raw.order.as_deref() {
+        None | Some("list") => QueueOrder::List,
+        Some("round_robin") => QueueOrder::RoundRobin,
+        Some(other) => {
+            p.push(
+                k("order"),
+                format!("{other:?} is not \"list\" or \"round_robin\""),
+            );
+            QueueOrder::List
         }
     };
     let members = members(p, &key, &raw.agents, known);
@@ -224,6 +241,7 @@ fn queue(p: &mut Problems, i: usize, raw: RawQueue, known: &Known<'_>) -> QueueC
         ),
         name: QueueName::new(raw.name),
         strategy,
+        order,
         agents: members,
         ring,
         rounds,

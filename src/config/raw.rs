@@ -136,6 +136,7 @@ pub(crate) struct RawAgent {
 pub(crate) struct RawQueue {
     pub name: String,
     pub strategy: Option<String>,
+    pub order: Option<String>,
     #[serde(default)]
     pub agents: Vec<String>,
     pub ring: Option<Vec<String>>,

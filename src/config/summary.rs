@@ -3,7 +3,9 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use super::model::{BitrixAuth, Config, LineMatch, Overflow, RouteConfig, RouteTarget, Strategy};
+use super::model::{
+    BitrixAuth, Config, LineMatch, Overflow, QueueOrder, RouteConfig, RouteTarget, Strategy,
+};
 
 fn show(d: Duration) -> String {
     humantime::format_duration(d).to_string()
@@ -37,9 +39,10 @@ impl Config {
         }
         let _ = writeln!(out, "queues: {}", self.queues.len());
         for q in &self.queues {
-            let strategy = match q.strategy {
-                Strategy::Sequential => "sequential",
-                Strategy::Simultaneous => "simultaneous",
+            let strategy = match (q.strategy, q.order) {
+                (Strategy::Sequential, QueueOrder::List) => "sequential",
+                (Strategy::Sequential, QueueOrder::RoundRobin) => "sequential round-robin",
+                (Strategy::Simultaneous, _) => "simultaneous",
             };
             let ring: Vec<String> = q.ring.iter().map(|d| show(*d)).collect();
             let agents: Vec<&str> = q.agents.iter().map(|a| a.as_str()).collect();

@@ -387,3 +387,39 @@ async fn a_simultaneous_queue_shows_every_agent_at_once_and_hides_the_others_on_
     assert_eq!(c_card.to, Some(finish.at));
     w.app.shutdown().await;
 }
+
+const ROUND_ROBIN: &str = r#"
+[[queues]]
+name = "rr"
+strategy = "sequential"
+order = "round_robin"
+agents = ["1001", "1002", "1003"]
+ring = ["5s"]
+# No wrap-up: in list order the first agent would take every call.
+wrap_up = "0s"
+rounds = 1
+overflow = { hangup = "NO_ANSWER" }
+
+[[routes]]
+destination = "9300"
+target = { queue = "rr" }
+"#;
+
+#[tokio::test]
+async fn a_round_robin_queue_starts_each_call_after_the_agent_rung_last() {
+    let w = World::start(AGENTS, ROUND_ROBIN).await;
+    register_all(&w.fs);
+    for (ext, _) in AGENTS {
+        w.fs.phone(ext)
+            .answers_then_hangs_up(Duration::from_millis(100), Duration::from_millis(300));
+    }
+    let mut talked = Vec::new();
+    for _ in 0..4 {
+        let caller = w.fs.offer_call(w.app.esl_addr, spec("9300")).await.unwrap();
+        let call = finished_call(&w, &caller.uuid).await;
+        talked.push(call.finished.unwrap().user_id);
+    }
+    // Every agent answers at once, so each call is taken by the agent it rang first.
+    assert_eq!(talked, [11, 12, 13, 11], "ring log: {:#?}", w.fs.ring_log());
+    w.app.shutdown().await;
+}
