@@ -13,6 +13,7 @@ use crate::call::machine::{BridgeLeg, Pick};
 use crate::call::status::Cause;
 use crate::call::task::{EffectError, Effects};
 use crate::config::DialConfig;
+use crate::esl::command::CommandError;
 use crate::esl::{
     DialLeg, DialString, DialTarget, Endpoint, EslError, HangupCause, MediaPath, SessionHandle,
     VarSet,
@@ -36,11 +37,14 @@ impl Dialer {
 
     /// The endpoint for `extension` (already validated by the config).
     pub fn endpoint(&self, extension: &str) -> Result<Endpoint, EffectError> {
+        self.target(extension).map_err(|e| esl_error("bridge", e))
+    }
+
+    /// `esl.dial.template` rendered for `extension`, checked as a dial target.
+    pub fn target(&self, extension: &str) -> Result<Endpoint, CommandError> {
         let domain = self.dial.domain.as_deref().unwrap_or_default();
         let rendered = self.dial.template.render(extension, domain);
-        DialTarget::parse(&rendered)
-            .map(Endpoint::Target)
-            .map_err(|e| esl_error("bridge", e))
+        DialTarget::parse(&rendered).map(Endpoint::Target)
     }
 }
 

@@ -10,6 +10,8 @@ use fsb24::bitrix::{
     AuthSettings, BitrixClient, BitrixSettings, OAuthSettings, SecretString, TokenFile,
 };
 use fsb24::call::click::{ClickDeps, ClickDial, CustomerRoute, Limits, run_click_to_call};
+use fsb24::call::effects::Dialer;
+use fsb24::config::{DialConfig, DialTemplate};
 use fsb24::esl::command::{Domain, Extension, Name};
 use fsb24::esl::{Backoff, InboundClient, InboundHandle, InboundOptions, Presence};
 use fsb24::http::{ClickToCall, EventEndpoint};
@@ -86,7 +88,10 @@ fn inbound_options(fs: &FsPeer) -> InboundOptions {
 
 fn dial() -> ClickDial {
     ClickDial {
-        agent_domain: Domain::parse("127.0.0.1").unwrap(),
+        agent: Dialer::new(DialConfig {
+            domain: Some("127.0.0.1".into()),
+            template: DialTemplate::parse("user/{extension}@{domain}").unwrap(),
+        }),
         customer: CustomerRoute::Profile {
             profile: Name::parse("internal").unwrap(),
             host: Domain::parse("127.0.0.1:5074").unwrap(),
@@ -285,7 +290,13 @@ async fn click_to_call_to_a_busy_agent_phone_finishes_cancelled() {
     rig.fs.phone("1001").busy();
     rig.click("externalCall.c2c.2", AGENT_USER).await;
     let sent = rig.until_finish().await;
-    assert_show_then_finish(&sent, "externalCall.c2c.2");
+    // The busy phone ends the call within a switch tick: when its finish is stored before the
+    // outbox reaches the show, the show is skipped (no card opens for a call already over).
+    if sent.len() == 1 {
+        assert!(matches!(sent[0].write, BitrixWrite::Finish(_)), "{sent:?}");
+    } else {
+        assert_show_then_finish(&sent, "externalCall.c2c.2");
+    }
     let f = finish_of(&sent);
     assert_eq!((f.status_code.as_str(), f.duration_secs), ("603-S", 0));
     assert!(

@@ -1,10 +1,12 @@
-//! Click-to-call dial settings from the config and the `originate` request they produce:
-//! `user/<ext>@<domain>` for the employee, then `&bridge` to the customer via gateway or profile.
+//! Click-to-call dial settings from the config and the `originate` request they produce: the
+//! employee through `esl.dial.template` (as for queue calls), then `&bridge` to the customer via
+//! gateway or profile.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
 use super::machine::{Legs, Limits};
+use crate::call::effects::Dialer;
 use crate::config::{AgentConfig, Config, CustomerRoute as ConfigRoute};
 use crate::esl::command::{
     CommandError, DialLeg, DialString, Domain, Endpoint, Extension, Name, OriginateRequest,
@@ -49,8 +51,8 @@ pub enum CustomerRoute {
 /// Dial and timing settings of click-to-call.
 #[derive(Debug, Clone)]
 pub struct ClickDial {
-    /// Agents are rung as `user/<extension>@<agent_domain>`.
-    pub agent_domain: Domain,
+    /// How the employee's phone is dialled (`esl.dial`, the same as for queue calls).
+    pub agent: Dialer,
     /// Where the customer number goes.
     pub customer: CustomerRoute,
     /// Caller id shown to the customer; `None` leaves FreeSWITCH's default.
@@ -66,18 +68,10 @@ pub struct ClickDial {
 }
 
 impl ClickDial {
-    /// Settings from the validated config (`[click_to_call]`, `[esl.dial] domain`,
+    /// Settings from the validated config (`[click_to_call]`, `[esl.dial]`,
     /// `[bitrix.defaults] add_to_chat`).
     pub fn from_config(config: &Config) -> Result<Self, ClickError> {
         let c2c = &config.click_to_call;
-        let domain = config
-            .esl
-            .dial
-            .domain
-            .as_deref()
-            .ok_or(ClickError::Missing {
-                key: "esl.dial.domain",
-            })?;
         let customer = match c2c.customer.as_ref().ok_or(ClickError::Missing {
             key: "click_to_call.gateway or click_to_call.profile + host",
         })? {
@@ -90,7 +84,7 @@ impl ClickDial {
             },
         };
         Ok(Self {
-            agent_domain: dial("esl.dial.domain", Domain::parse(domain))?,
+            agent: Dialer::new(config.esl.dial.clone()),
             customer,
             caller_id_number: c2c.caller_id_number.clone(),
             agent_ring: c2c.originate_timeout,
@@ -124,7 +118,7 @@ pub fn agents_by_user(
     Ok(map)
 }
 
-/// `originate {X: user/<ext>@<domain>} &bridge({Y: customer})`: the agent first, then the customer.
+/// `originate {X: <agent endpoint>} &bridge({Y: customer})`: the agent first, then the customer.
 pub fn originate_request(
     dial: &ClickDial,
     ext: &Extension,
@@ -132,10 +126,7 @@ pub fn originate_request(
     legs: &Legs,
 ) -> Result<OriginateRequest, CommandError> {
     let agent_ring = whole_secs(dial.agent_ring);
-    let agent = Endpoint::User {
-        ext: ext.clone(),
-        domain: dial.agent_domain.clone(),
-    };
+    let agent = dial.agent.target(ext.as_str())?;
     // The employee's phone shows whom they are about to call.
     let agent = DialLeg::new(legs.agent.clone(), agent)?
         .leg_timeout(agent_ring)

@@ -85,3 +85,21 @@ fn each_bitrix_user_rings_their_first_agent() {
     assert_eq!(map[&BitrixUserId(17)].as_str(), "1001");
     assert_eq!(map[&BitrixUserId(21)].as_str(), "1003");
 }
+
+#[test]
+fn the_employee_is_dialled_through_the_configured_template_like_queue_calls() {
+    let text = format!("{BASE}\n[click_to_call]\ngateway = \"carrier\"\n").replace(
+        "[esl.dial]\ndomain = \"127.0.0.1\"",
+        "[esl.dial]\ndomain = \"pbx.local\"\ntemplate = \"sofia/internal/{extension}%{domain}\"",
+    );
+    let dial = ClickDial::from_config(&Config::from_toml_str(&text).unwrap()).unwrap();
+    let ext = Extension::parse("1001").unwrap();
+    let phone = PhoneNumber::parse("+4930123456789").unwrap();
+    let args = originate_request(&dial, &ext, &phone, &legs())
+        .unwrap()
+        .api_args();
+    assert!(
+        args.contains("]sofia/internal/1001%pbx.local &bridge("),
+        "{args}"
+    );
+}
