@@ -16,7 +16,7 @@ use crate::esl::command::{Extension, OriginateRequest};
 use crate::esl::{EslError, InboundHandle, SwitchEvent};
 use crate::http::ClickToCall;
 use crate::ids::{BitrixCallId, BitrixUserId, ExternalCallId, LegId};
-use crate::outbox::op::{BitrixWrite, CallWrite, FinishCall};
+use crate::outbox::op::{BitrixWrite, CallNote, CallWrite, FinishCall};
 use crate::outbox::{Outbox, OutboxError};
 
 pub mod dial;
@@ -116,7 +116,17 @@ async fn one_call(deps: Arc<ClickDeps>, click: ClickToCall, shutdown: Cancellati
     let show = BitrixWrite::Show {
         users: vec![click.user],
     };
-    let _ = push(&deps.outbox, &key, show).await;
+    // Stored before the originate: a run killed mid-call leaves recovery the leg to ask about.
+    let channel = BitrixWrite::Note(CallNote::Channel {
+        channel: legs.agent.clone().into(),
+    });
+    let writes = [show, channel].map(|write| CallWrite {
+        call: key.clone(),
+        write,
+    });
+    if let Err(e) = deps.outbox.push_all(writes.into()).await {
+        error!(error = %e, "click-to-call card not stored");
+    }
     let finish = match originate_request(&deps.dial, ext, &click.phone, &legs) {
         Ok(request) => follow(&deps, click.user, legs, &request, &shutdown).await,
         Err(e) => {

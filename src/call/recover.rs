@@ -13,10 +13,11 @@ use std::path::PathBuf;
 
 use chrono::{DateTime, Utc};
 
+use crate::call::status::{Direction, MissedStatus, finish_status};
 use crate::esl::{ChannelEnd, HangupCause};
-use crate::ids::BitrixUserId;
+use crate::ids::{BitrixUserId, ChannelId};
 use crate::outbox::StoredWrite;
-use crate::outbox::op::{AcceptedCall, BitrixWrite, CallNote, FinishCall};
+use crate::outbox::op::{AcceptedCall, BitrixWrite, CallNote, CallType, FinishCall};
 
 pub mod live;
 
@@ -48,6 +49,10 @@ pub struct Progress {
     pub recording: Option<PathBuf>,
     /// What fsb24 knew when it took the call (registers a call killed before its first card).
     pub accepted: Option<AcceptedCall>,
+    /// The channel that carries the call, when its key does not name it (click-to-call).
+    pub channel: Option<ChannelId>,
+    /// fsb24 or Bitrix24 called the client (click-to-call, an outgoing register).
+    pub outbound: bool,
 }
 
 impl Progress {
@@ -57,6 +62,7 @@ impl Progress {
         for stored in writes {
             match &stored.write {
                 BitrixWrite::Register(reg) => {
+                    p.outbound |= matches!(reg.call_type, CallType::Outgoing | CallType::Callback);
                     p.owner.get_or_insert(reg.user);
                     if reg.show && !p.open.contains(&reg.user) {
                         p.open.push(reg.user);
@@ -77,9 +83,12 @@ impl Progress {
                 BitrixWrite::Note(CallNote::Accepted(accepted)) => {
                     p.accepted = Some(accepted.clone());
                 }
-                BitrixWrite::Adopt { .. }
-                | BitrixWrite::Finish(_)
-                | BitrixWrite::AttachRecord { .. } => {}
+                BitrixWrite::Note(CallNote::Channel { channel }) => {
+                    p.channel = Some(channel.clone());
+                }
+                // Only click-to-call adopts a call Bitrix24 registered itself: an outgoing call.
+                BitrixWrite::Adopt { .. } => p.outbound = true,
+                BitrixWrite::Finish(_) | BitrixWrite::AttachRecord { .. } => {}
             }
         }
         p
@@ -129,8 +138,9 @@ pub enum Ending {
 /// * Answered (a note, or the switch says it bridged): `200`, the talker, the talk time in
 ///   seconds, rounded: switch hang-up minus bridge; for a call already gone, the recording's last
 ///   write minus the answer note (0 without a recording).
-/// * Not answered and hung up: `304`, the owner, the switch's cause as `FAILED_REASON`.
-/// * Not answered and gone: `304`, the owner, [`UNKNOWN_REASON`].
+/// * Not answered and hung up: `304` (`OTHER` for an outgoing call), the owner, the switch's
+///   cause as `FAILED_REASON`.
+/// * Not answered and gone: the same status, [`UNKNOWN_REASON`].
 pub fn closing_writes(
     progress: &Progress,
     ending: &Ending,
@@ -155,10 +165,16 @@ pub fn closing_writes(
                 Ending::HungUp { cause, .. } => cause.to_string(),
                 Ending::Gone { .. } => UNKNOWN_REASON.to_owned(),
             };
+            let direction = if progress.outbound {
+                Direction::Outbound
+            } else {
+                Direction::Inbound
+            };
+            let status = finish_status(direction, false, false, MissedStatus::Missed304, None);
             let finish = FinishCall {
                 user: owner.unwrap_or(fallback),
                 duration_secs: 0,
-                status_code: MISSED_STATUS.to_owned(),
+                status_code: status,
                 add_to_chat: false,
                 failed_reason: Some(reason),
             };

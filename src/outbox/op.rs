@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use chrono::{DateTime, FixedOffset};
 use serde::{Deserialize, Serialize};
 
-use crate::ids::{BitrixCallId, BitrixUserId, ExternalCallId, PhoneNumber};
+use crate::ids::{BitrixCallId, BitrixUserId, ChannelId, ExternalCallId, PhoneNumber};
 
 /// `TYPE` of `telephony.externalcall.register`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -149,6 +149,12 @@ pub enum CallNote {
     Recording {
         /// The recording on local disk.
         path: PathBuf,
+    },
+    /// The switch channel that carries a call whose key does not name it (click-to-call: the
+    /// employee's leg, which fsb24 originates and bridges to the customer).
+    Channel {
+        /// Its `Unique-ID`.
+        channel: ChannelId,
     },
 }
 

@@ -55,7 +55,9 @@ pub async fn start(recovery: Recovery, switch_up: bool) -> Result<LiveCalls, Out
     // Ask about every call first (quick), store afterwards (each store is an fsync).
     let mut asked = Vec::with_capacity(orphans.len());
     for orphan in orphans {
-        let channel = outbox::channel_of(&orphan.call);
+        let channel = Progress::of(&orphan.writes)
+            .channel
+            .or_else(|| outbox::channel_of(&orphan.call));
         let up = match &channel {
             Some(channel) if switch_up => live.exists(channel).await,
             _ => Some(false),

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use chrono::Duration;
 
 use super::*;
+use crate::ids::ChannelId;
 use crate::outbox::testkit::{cw, finish, hide, register, show, t};
 use crate::outbox::{Outbox, SqliteStore, Store as _};
 
@@ -363,4 +364,40 @@ fn talk_time_is_rounded_to_the_nearest_second_not_truncated_like_billsec() {
     assert_eq!(duration(1_499), 1);
     assert_eq!(duration(1_500), 2);
     assert_eq!(duration(300), 0);
+}
+
+#[test]
+fn a_click_to_call_is_followed_on_its_employee_leg_and_an_unanswered_one_is_not_a_missed_call() {
+    let leg = ChannelId::new("c6a2adba-c0fb-44d0-a600-4cf2716d72b6");
+    let click = Progress::of(&[
+        at(
+            0,
+            BitrixWrite::Adopt {
+                call_id: crate::ids::BitrixCallId::new("externalCall.c2c.1"),
+            },
+        ),
+        at(0, show(2)),
+        at(
+            0,
+            BitrixWrite::Note(CallNote::Channel {
+                channel: leg.clone(),
+            }),
+        ),
+    ]);
+    assert_eq!(click.channel, Some(leg));
+    assert!(click.outbound);
+    // The customer answered after the kill: the employee's leg was bridged for 17 s.
+    let out = closing_writes(&click, &hung_up(Some(3), 20, None), agents, BitrixUserId(9));
+    let f = finish_of(&out);
+    assert_eq!(
+        (f.user, f.duration_secs, f.status_code.as_str()),
+        (BitrixUserId(2), 17, "200")
+    );
+    assert!(
+        !out.iter().any(|w| matches!(w, BitrixWrite::Register(_))),
+        "Bitrix24 registered it"
+    );
+    // Nobody answered: an outgoing call is not "missed" (304 is for incoming calls).
+    let out = closing_writes(&click, &hung_up(None, 20, None), agents, BitrixUserId(9));
+    assert_eq!(finish_of(&out).status_code, "OTHER");
 }

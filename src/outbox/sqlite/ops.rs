@@ -114,7 +114,9 @@ fn ephemeral(write: &BitrixWrite) -> bool {
         write,
         BitrixWrite::Show { .. }
             | BitrixWrite::Hide { .. }
-            | BitrixWrite::Note(CallNote::Answered { .. } | CallNote::Recording { .. })
+            | BitrixWrite::Note(
+                CallNote::Answered { .. } | CallNote::Recording { .. } | CallNote::Channel { .. }
+            )
     )
 }
 

@@ -279,6 +279,7 @@ fn a_transfer_moves_the_card_to_the_new_user_and_finish_names_them() {
             CallNote::Accepted(a) => format!("accepted {}", a.phone),
             CallNote::Answered { user } => format!("answered {user}"),
             CallNote::Recording { .. } => "recording".to_owned(),
+            CallNote::Channel { channel } => format!("channel {channel}"),
         })
         .collect();
     assert_eq!(
