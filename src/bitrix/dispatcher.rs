@@ -124,14 +124,14 @@ async fn send(transport: Arc<Transport>, planned: Vec<Planned<Reply>>) -> Vec<Ex
         .filter_map(|p| p.command.key.clone())
         .collect();
     // Methods whose operating budget is exhausted fail here without being sent.
-    let (held, planned): (Vec<_>, Vec<_>) = planned
-        .into_iter()
-        .partition(|p| transport.check_held(p.command.method).is_err());
-    for p in held {
-        let err = transport.check_held(p.command.method).err();
-        let err = err.unwrap_or_else(|| BitrixError::held(p.command.method.name(), 0));
-        answer(vec![p], vec![Err(err)]);
+    let mut sendable = Vec::with_capacity(planned.len());
+    for p in planned {
+        match transport.check_held(p.command.method) {
+            Ok(()) => sendable.push(p),
+            Err(err) => answer(vec![p], vec![Err(err)]),
+        }
     }
+    let planned = sendable;
     if planned.is_empty() {
         return keys;
     }

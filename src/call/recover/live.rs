@@ -55,38 +55,37 @@ pub async fn start(recovery: Recovery, switch_up: bool) -> Result<LiveCalls, Out
     // Ask about every call first (quick), store afterwards (each store is an fsync).
     let mut asked = Vec::with_capacity(orphans.len());
     for orphan in orphans {
-        let channel = Progress::of(&orphan.writes)
+        let progress = Progress::of(&orphan.writes);
+        let channel = progress
             .channel
+            .clone()
             .or_else(|| outbox::channel_of(&orphan.call));
         let up = match &channel {
             Some(channel) if switch_up => live.exists(channel).await,
             _ => Some(false),
         };
-        asked.push((orphan, channel, up));
+        asked.push((orphan.call, progress, channel, up));
     }
     // A call that hung up since we subscribed has its CHANNEL_HANGUP_COMPLETE waiting here:
     // its real ending beats the notes.
     let mut ended = live.drain_hangups();
-    for (orphan, channel, up) in asked {
-        let progress = Progress::of(&orphan.writes);
-        let span = info_span!("recover", call = %orphan.call);
+    for (call, progress, channel, up) in asked {
+        let span = info_span!("recover", call = %call);
         let hangup = channel.as_ref().and_then(|c| ended.remove(c));
         match (channel, up, hangup) {
             (_, _, Some(ending)) => {
-                live.finish(&orphan.call, &progress, &ending)
+                live.finish(&call, &progress, &ending)
                     .instrument(span)
                     .await;
             }
             (Some(channel), Some(true) | None, None) => {
-                span.in_scope(|| info!(channel = %channel, "call left open by a previous run is still up; following it"));
-                live.push(&orphan.call, progress.live_writes()).await?;
-                live.calls.insert(channel, (orphan.call, progress));
+                span.in_scope(|| {
+                    info!(channel = %channel, "call left open by a previous run is still up");
+                });
+                live.push(&call, progress.live_writes()).await?;
+                live.calls.insert(channel, (call, progress));
             }
-            _ => {
-                live.finish_gone(&orphan.call, &progress)
-                    .instrument(span)
-                    .await?;
-            }
+            _ => live.finish_gone(&call, &progress).instrument(span).await?,
         }
     }
     Ok(live)
@@ -170,7 +169,7 @@ impl LiveCalls {
                 let span = info_span!("recover", call = %call);
                 let done = self.finish_gone(&call, &progress).instrument(span).await;
                 if let Err(e) = done {
-                    warn!(call = %call, error = %e, "recovered call not finished; the next start retries");
+                    warn!(call = %call, error = %e, "recovered call not stored; next start retries");
                 }
             }
         }
