@@ -186,7 +186,7 @@ impl Effects for CallEffects {
 
     async fn record(&self, path: PathBuf) -> Result<(), EffectError> {
         let text = path.to_string_lossy();
-        let media = MediaPath::parse(&text).map_err(|e| esl_error("record_session", e))?;
+        let media = MediaPath::parse(&text).map_err(|e| esl_error("uuid_record", e))?;
         if let Some(dir) = path.parent() {
             // FreeSWITCH does not create directories; a missing one loses the recording.
             if let Err(e) = tokio::fs::create_dir_all(dir).await {
@@ -196,7 +196,7 @@ impl Effects for CallEffects {
                 );
             }
         }
-        done("record_session", self.session.record_session(&media).await)
+        done("uuid_record", self.session.record_start(&media).await)
     }
 
     async fn hangup(&self, why: Cause) -> Result<(), EffectError> {

@@ -92,7 +92,7 @@ pub trait Effects: Send + Sync {
         leg: LegId,
         cause: Cause,
     ) -> impl Future<Output = Result<(), EffectError>> + Send;
-    /// `record_session <path>` on the caller leg.
+    /// `uuid_record <caller> start <path>` (works in the middle of a bridge).
     fn record(&self, path: PathBuf) -> impl Future<Output = Result<(), EffectError>> + Send;
     /// Hang the caller leg up with `cause`.
     fn hangup(&self, cause: Cause) -> impl Future<Output = Result<(), EffectError>> + Send;
@@ -307,7 +307,7 @@ async fn execute<E: Effects>(
             leg_timeout,
         } => return bridge(fx, exec, legs, simultaneous, leg_timeout).await,
         Action::KillLeg { leg, cause } => ("uuid_kill", fx.kill_leg(leg, cause).await),
-        Action::StartRecording { path } => ("record_session", fx.record(path).await),
+        Action::StartRecording { path } => ("uuid_record", fx.record(path).await),
         Action::HangupCaller { cause } => ("hangup", fx.hangup(cause).await),
         Action::Exit => ("exit", fx.exit().await),
         Action::RequestAgents { pick } => return Some(offer(fx.request_agents(pick).await)),

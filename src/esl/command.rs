@@ -96,7 +96,7 @@ validated!(
 );
 validated!(
     /// A file path or media URI (`/var/rec/x.wav`, `tone_stream://%(2000,4000,440,480)`): printable,
-    /// no spaces (record_session splits its argument on spaces), no quotes.
+    /// no spaces (uuid_record splits its arguments on spaces), no quotes.
     MediaPath, "media path", 1024, |c| c.is_ascii_graphic() && !matches!(c, '\'' | '"' | '|')
 );
 

@@ -67,7 +67,7 @@ pub enum CallEvent {
     },
     /// A recording began writing (`RECORD_START`).
     RecordStarted {
-        /// `Record-File-Path`, as given to `record_session`.
+        /// `Record-File-Path`, as given to `uuid_record` or `record_session`.
         path: String,
     },
     /// A recording file was closed and is final (`RECORD_STOP`).

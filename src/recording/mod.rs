@@ -20,7 +20,7 @@ pub enum TemplateError {
     /// A `{` without its `}`.
     #[error("unclosed '{{'")]
     Unclosed,
-    /// FreeSWITCH's record_session splits its argument on spaces.
+    /// FreeSWITCH's uuid_record (and record_session) split their arguments on spaces.
     #[error("the path must not contain spaces")]
     Space,
     /// Bitrix24 accepts only these.

@@ -4,7 +4,6 @@
 //! receives must be what a user expects of the call: the agent who talked, the real talk time,
 //! the recording, and the talker's card open for the whole conversation.
 
-use std::path::Path;
 use std::time::Duration;
 
 use tokio::time::{Instant, timeout};
@@ -12,6 +11,7 @@ use tokio::time::{Instant, timeout};
 use crate::support::app::{Agent, config_text};
 use crate::support::bitrix_peer::{BitrixPeer, CallRecord, PeerOptions, SeedUser};
 use crate::support::daemon::{Daemon, free_port};
+use crate::support::esl_peer::caller::CallerHandle;
 use crate::support::esl_peer::{CallSpec, FAILSAFE, FsPeer};
 
 const AGENT: Agent = ("1001", 11);
@@ -51,13 +51,17 @@ async fn rig() -> Rig {
 
 impl Rig {
     async fn offer(&self) -> String {
+        self.offer_caller().await.uuid.clone()
+    }
+
+    async fn offer_caller(&self) -> CallerHandle {
         let spec = CallSpec {
             caller: "+79991234567".into(),
             destination: "9001".into(),
             ..CallSpec::default()
         };
         let addr = std::net::SocketAddr::from(([127, 0, 0, 1], self.port));
-        self.fs.offer_call(addr, spec).await.unwrap().uuid.clone()
+        self.fs.offer_call(addr, spec).await.unwrap()
     }
 
     /// Waits until the switch fired `name` for channel `uuid` (5 s failsafe).
@@ -76,7 +80,15 @@ impl Rig {
             }
         })
         .await;
-        assert!(found.is_ok(), "no {name} for {uuid}");
+        assert!(
+            found.is_ok(),
+            "no {name} for {uuid}; commands: {:#?}",
+            self.fs
+                .commands()
+                .iter()
+                .map(|c| c.text.lines().take(3).collect::<Vec<_>>().join(" | "))
+                .collect::<Vec<_>>()
+        );
     }
 
     /// The Bitrix24 call of channel `uuid` once it is finished (and its recording attached
@@ -112,8 +124,8 @@ impl Rig {
         std::fs::read(self.dir.path().join("rec").join(format!("{uuid}.wav"))).unwrap()
     }
 
-    fn log_mentions(&self, text: &str) -> bool {
-        log_of(&self.daemon.log).contains(text)
+    async fn log_mentions(&self, text: &str) -> bool {
+        self.daemon.wait_log(text).await
     }
 }
 
@@ -132,27 +144,24 @@ fn answered_by_the_agent(call: &CallRecord, talk: i64) {
     );
 }
 
-fn log_of(path: &Path) -> String {
-    std::fs::read_to_string(path).unwrap_or_default()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_conversation_cut_by_a_kill_keeps_the_agents_card_and_is_finished_with_its_talk_time_and_recording()
  {
     let mut r = rig().await;
+    // The agent talks until the caller hangs up.
     r.fs.phone(AGENT.0)
-        .answers_then_hangs_up(Duration::from_millis(300), Duration::from_secs(3));
-    let uuid = r.offer().await;
+        .answers_after(Duration::from_millis(300));
+    let caller = r.offer_caller().await;
+    let uuid = caller.uuid.clone();
     // The agent talks and the recording runs: fsb24 dies mid-conversation and comes back.
     r.switch_event(&uuid, "RECORD_START").await;
-    r.registered(&uuid).await;
     let talk_began = Instant::now();
+    r.registered(&uuid).await;
     r.daemon.kill().await;
     r.daemon.start().await;
-    assert!(
-        talk_began.elapsed() < Duration::from_secs(2),
-        "the restart took so long that the call may be over"
-    );
+    // The restarted fsb24 follows the call; the caller talks on for 3 s in all, then hangs up.
+    tokio::time::sleep_until(talk_began + Duration::from_secs(3)).await;
+    caller.hang_up();
     let call = r.finished(&uuid, true).await;
     answered_by_the_agent(&call, 3);
     let record = r.bx.record_of(&call.call_id).unwrap();
@@ -167,7 +176,7 @@ async fn a_conversation_cut_by_a_kill_keeps_the_agents_card_and_is_finished_with
         open_for >= Duration::from_secs(3),
         "card open only {open_for:?} of a 3 s talk"
     );
-    assert!(r.log_mentions("hung up after the restart"));
+    assert!(r.log_mentions("hung up after the restart").await);
     r.daemon.kill().await;
 }
 
@@ -218,6 +227,6 @@ async fn a_conversation_over_before_the_restart_is_finished_from_its_notes_and_i
     answered_by_the_agent(&call, 2);
     let record = r.bx.record_of(&call.call_id).unwrap();
     assert_eq!(record.bytes, r.recording(&uuid));
-    assert!(r.log_mentions("gone before the restart"));
+    assert!(r.log_mentions("gone before the restart").await);
     r.daemon.kill().await;
 }

@@ -191,7 +191,7 @@ pub enum Action {
         /// The cause (`NO_ANSWER` at our step end, `ORIGINATOR_CANCEL` when the caller left).
         cause: Cause,
     },
-    /// `record_session <path>` on the caller leg.
+    /// Start recording the caller leg to `path` (`uuid_record ... start`).
     StartRecording {
         /// The file.
         path: PathBuf,

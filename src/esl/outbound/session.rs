@@ -58,11 +58,6 @@ impl SessionHandle {
             .await
     }
 
-    /// Starts `record_session <path>`.
-    pub async fn record_session(&self, path: &MediaPath) -> Result<ExecId, EslError> {
-        self.execute("record_session", Some(path.as_str())).await
-    }
-
     /// Plays a file or tone stream.
     pub async fn playback(&self, path: &MediaPath) -> Result<ExecId, EslError> {
         self.execute("playback", Some(path.as_str())).await
@@ -83,6 +78,26 @@ impl SessionHandle {
     ) -> Result<ExecId, EslError> {
         self.execute("transfer", Some(&format!("{dest} {dialplan} {context}")))
             .await
+    }
+
+    /// Starts recording this channel at once (`api uuid_record <uuid> start <path>`), also in the
+    /// middle of a bridge: an `execute` of `record_session` would queue behind the running
+    /// `bridge` app. d_record_during_bridge.txt: RECORD_START follows within one 20 ms tick.
+    pub async fn record_start(&self, path: &MediaPath) -> Result<(), EslError> {
+        const COMMAND: &str = "uuid_record";
+        let reply = self
+            .client
+            .api(&format!(
+                "uuid_record {} start {}",
+                self.channel,
+                path.as_str()
+            ))
+            .await
+            .map_err(|e| EslError::from_crate(COMMAND, self.timeout, e))?;
+        reply
+            .api_result()
+            .map(|_| ())
+            .map_err(|e| EslError::from_crate(COMMAND, self.timeout, e))
     }
 
     /// Ends another leg at once (`api uuid_kill`), e.g. an agent leg still ringing. Runs inline on

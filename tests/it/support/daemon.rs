@@ -19,6 +19,8 @@ pub struct Daemon {
     child: Option<Child>,
     /// How many times it was started.
     pub starts: u32,
+    /// Counts the log lines written to `log` (all starts).
+    written: watch::Sender<u64>,
 }
 
 impl Daemon {
@@ -29,7 +31,19 @@ impl Daemon {
             log,
             child: None,
             starts: 0,
+            written: watch::channel(0).0,
         }
+    }
+
+    /// Waits (5 s failsafe) until the log holds a line containing `needle`; true if it does.
+    pub async fn wait_log(&self, needle: &str) -> bool {
+        let mut written = self.written.subscribe();
+        let found =
+            |_: &u64| std::fs::read_to_string(&self.log).is_ok_and(|text| text.contains(needle));
+        matches!(
+            timeout(Duration::from_secs(5), written.wait_for(found)).await,
+            Ok(Ok(_))
+        )
     }
 
     /// Starts fsb24 and waits (bounded) until it logs "fsb24 running".
@@ -49,6 +63,7 @@ impl Daemon {
         let (ready_tx, mut ready) = watch::channel(false);
         let log = self.log.clone();
         let start = self.starts;
+        let written = self.written.clone();
         tokio::spawn(async move {
             let mut out = tokio::fs::OpenOptions::new()
                 .create(true)
@@ -65,6 +80,8 @@ impl Daemon {
                 }
                 let _ = out.write_all(line.as_bytes()).await;
                 let _ = out.write_all(b"\n").await;
+                let _ = out.flush().await;
+                written.send_modify(|n| *n += 1);
             }
         });
         self.child = Some(child);
