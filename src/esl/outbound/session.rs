@@ -84,35 +84,27 @@ impl SessionHandle {
     /// middle of a bridge: an `execute` of `record_session` would queue behind the running
     /// `bridge` app. d_record_during_bridge.txt: RECORD_START follows within one 20 ms tick.
     pub async fn record_start(&self, path: &MediaPath) -> Result<(), EslError> {
-        const COMMAND: &str = "uuid_record";
-        let reply = self
-            .client
-            .api(&format!(
-                "uuid_record {} start {}",
-                self.channel,
-                path.as_str()
-            ))
-            .await
-            .map_err(|e| EslError::from_crate(COMMAND, self.timeout, e))?;
-        reply
-            .api_result()
-            .map(|_| ())
-            .map_err(|e| EslError::from_crate(COMMAND, self.timeout, e))
+        let args = format!("{} start {}", self.channel, path.as_str());
+        self.api("uuid_record", &args).await
     }
 
     /// Ends another leg at once (`api uuid_kill`), e.g. an agent leg still ringing. Runs inline on
     /// this socket, which `uuid_kill` keeps short.
     pub async fn kill_leg(&self, leg: &LegId, cause: HangupCause) -> Result<(), EslError> {
-        const COMMAND: &str = "uuid_kill";
+        self.api("uuid_kill", &format!("{leg} {cause}")).await
+    }
+
+    /// `api <command> <args>` inline on this socket (for short commands only); `-ERR` is an error.
+    async fn api(&self, command: &'static str, args: &str) -> Result<(), EslError> {
         let reply = self
             .client
-            .api(&format!("uuid_kill {leg} {cause}"))
+            .api(&format!("{command} {args}"))
             .await
-            .map_err(|e| EslError::from_crate(COMMAND, self.timeout, e))?;
+            .map_err(|e| EslError::from_crate(command, self.timeout, e))?;
         reply
             .api_result()
             .map(|_| ())
-            .map_err(|e| EslError::from_crate(COMMAND, self.timeout, e))
+            .map_err(|e| EslError::from_crate(command, self.timeout, e))
     }
 
     /// Sends `exit`: FreeSWITCH answers `+OK bye` and closes; with `resume` the dialplan continues
