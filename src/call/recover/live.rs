@@ -92,11 +92,6 @@ pub async fn start(recovery: Recovery, switch_up: bool) -> Result<LiveCalls, Out
 }
 
 impl LiveCalls {
-    /// How many calls are being followed.
-    pub fn len(&self) -> usize {
-        self.calls.len()
-    }
-
     /// Whether no call is being followed.
     pub fn is_empty(&self) -> bool {
         self.calls.is_empty()

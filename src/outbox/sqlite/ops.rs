@@ -104,11 +104,13 @@ pub(super) fn touch_call(
     .map(|_| ())
 }
 
-/// `synchronous=NORMAL` when every write is a card move (show / hide), else `FULL`.
 /// Writes that commit without the WAL fsync: card moves, which only matter while the call is
-/// live, and the answer and recording notes, which only make a recovered call's finish more
-/// exact (a power cut losing one leaves that call finished as "outcome unknown"; kill -9 loses
-/// nothing). The accepted note is the call's only record until its register: it waits.
+/// live and must reach the portal within milliseconds of the ring they mirror, and the answer,
+/// recording and channel notes, which only make a recovered call's finish more exact. Without
+/// the fsync a commit still survives kill -9 (the page cache outlives the process); a power cut
+/// may lose it, which costs a re-sent card move or an "outcome unknown". The accepted note is
+/// the call's only record until its register: it waits for the fsync, like every other write,
+/// and a later fsync makes the earlier relaxed commits durable too.
 fn ephemeral(write: &BitrixWrite) -> bool {
     matches!(
         write,
@@ -120,13 +122,22 @@ fn ephemeral(write: &BitrixWrite) -> bool {
     )
 }
 
-pub(super) fn set_durability(conn: &Connection, writes: &[CallWrite]) -> rusqlite::Result<()> {
-    let ephemeral = writes.iter().all(|w| ephemeral(&w.write));
-    conn.pragma_update(
-        None,
-        "synchronous",
-        if ephemeral { "NORMAL" } else { "FULL" },
-    )
+/// Runs `f` with `synchronous=NORMAL` when `relaxed` (else `FULL`), then puts the connection
+/// back to `FULL` whatever `f` returned, so a failed relaxed write never relaxes the next one.
+fn with_sync<T>(
+    conn: &mut Connection,
+    op: &'static str,
+    relaxed: bool,
+    f: impl FnOnce(&mut Connection) -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    let e = sql(op);
+    let mode = if relaxed { "NORMAL" } else { "FULL" };
+    conn.pragma_update(None, "synchronous", mode).map_err(&e)?;
+    let result = f(conn);
+    let restored = conn.pragma_update(None, "synchronous", "FULL").map_err(&e);
+    let value = result?;
+    restored?;
+    Ok(value)
 }
 
 pub(super) fn push_blocking(
@@ -134,19 +145,13 @@ pub(super) fn push_blocking(
     write: &CallWrite,
     now: i64,
 ) -> Result<EntryId, StoreError> {
-    let e = sql("push");
-    // Card moves (show / hide) only matter while the call is live and must reach the portal
-    // within milliseconds of the ring they mirror: they commit without the WAL fsync, which
-    // still survives kill -9 (the page cache outlives the process). Every other write waits for
-    // it, and a later fsync makes the earlier card moves durable too.
-    set_durability(conn, std::slice::from_ref(write)).map_err(&e)?;
-    let tx = conn.transaction().map_err(&e)?;
-    let id = insert_entry(&tx, "push", write, now)?;
-    tx.commit().map_err(&e)?;
-    // Back to FULL for everything else on this connection (acks, retries, dead letters).
-    conn.pragma_update(None, "synchronous", "FULL")
-        .map_err(&e)?;
-    Ok(id)
+    with_sync(conn, "push", ephemeral(&write.write), |conn| {
+        let e = sql("push");
+        let tx = conn.transaction().map_err(&e)?;
+        let id = insert_entry(&tx, "push", write, now)?;
+        tx.commit().map_err(&e)?;
+        Ok(id)
+    })
 }
 
 /// Inserts one entry inside `tx` (touching its call; a finish marks the call over).
@@ -180,18 +185,17 @@ pub(super) fn push_many_blocking(
     writes: &[CallWrite],
     now: i64,
 ) -> Result<Vec<EntryId>, StoreError> {
-    let e = sql("push_many");
-    set_durability(conn, writes).map_err(&e)?;
-    let tx = conn.transaction().map_err(&e)?;
-    let ids = writes
-        .iter()
-        .map(|w| insert_entry(&tx, "push_many", w, now))
-        .collect::<Result<Vec<_>, _>>()?;
-    tx.commit().map_err(&e)?;
-    // Back to FULL for everything else on this connection (acks, retries, dead letters).
-    conn.pragma_update(None, "synchronous", "FULL")
-        .map_err(&e)?;
-    Ok(ids)
+    let relaxed = writes.iter().all(|w| ephemeral(&w.write));
+    with_sync(conn, "push_many", relaxed, |conn| {
+        let e = sql("push_many");
+        let tx = conn.transaction().map_err(&e)?;
+        let ids = writes
+            .iter()
+            .map(|w| insert_entry(&tx, "push_many", w, now))
+            .collect::<Result<Vec<_>, _>>()?;
+        tx.commit().map_err(&e)?;
+        Ok(ids)
+    })
 }
 
 /// One head row before decoding.
@@ -288,17 +292,11 @@ pub(super) fn ack_blocking(
         )
         .optional()
         .map_err(&e)?;
-    let ephemeral = matches!(kind.as_deref(), Some("show" | "hide" | "note"));
-    conn.pragma_update(
-        None,
-        "synchronous",
-        if ephemeral { "NORMAL" } else { "FULL" },
-    )
-    .map_err(&e)?;
-    let result = ack_in_tx(conn, entry, done, now);
-    conn.pragma_update(None, "synchronous", "FULL")
-        .map_err(&e)?;
-    result
+    // Notes are never sent: losing their ack only makes the worker skip them again.
+    let relaxed = matches!(kind.as_deref(), Some("show" | "hide" | "note"));
+    with_sync(conn, "ack", relaxed, |conn| {
+        ack_in_tx(conn, entry, done, now)
+    })
 }
 
 fn ack_in_tx(
@@ -559,4 +557,30 @@ pub(super) fn set_call_id_blocking(
     )
     .map_err(&e)?;
     tx.commit().map_err(&e)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    fn synchronous(conn: &Connection) -> i64 {
+        conn.pragma_query_value(None, "synchronous", |r| r.get(0))
+            .unwrap()
+    }
+
+    #[test]
+    fn a_failed_relaxed_write_leaves_the_connection_fully_synchronous() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut conn = open_blocking(&dir.path().join("outbox.db")).unwrap();
+        let failed: Result<(), StoreError> = with_sync(&mut conn, "push", true, |conn| {
+            assert_eq!(synchronous(conn), 1, "NORMAL inside");
+            Err(StoreError::NotPending {
+                op: "push",
+                entry: EntryId(1),
+            })
+        });
+        assert!(failed.is_err());
+        assert_eq!(synchronous(&conn), 2, "FULL again after the failure");
+    }
 }
