@@ -65,9 +65,12 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
 
 /// [`run`] on listeners bound by the caller.
 ///
-/// Shutdown order: the token is cancelled (listeners stop accepting, calls get their shutdown
-/// input, the outbox worker abandons its current request, which stays durable), then tracked
-/// tasks are awaited up to the grace period; whatever is still running then is logged.
+/// Shutdown, all within `shutdown_grace`, in three steps:
+/// 1. The call side stops: listeners stop accepting, and every call gets its shutdown input
+///    (a conversation goes on in the switch, a waiting caller goes to the dialplan fallback, a
+///    call that is ending finishes). The services stay up meanwhile.
+/// 2. The outbox worker delivers what is due now (the cards those calls closed), then stops.
+/// 3. Everything else stops; what the worker did not send stays durable for the next start.
 pub async fn run_with(
     config: Config,
     listeners: Listeners,
@@ -77,19 +80,22 @@ pub async fn run_with(
     let tracker = TaskTracker::new();
     let grace = config.shutdown_grace;
     let source = config.source.clone();
-    let (services, inbound) = start_services(&config, &tracker, &token).await?;
+    let drain = CancellationToken::new();
+    let (services, inbound, worker) = start_services(&config, &tracker, &token, &drain).await?;
     let (config_tx, config_updates) = watch::channel(Arc::new(config));
 
+    // The call side: its own token and tracker, stopped first.
+    let (calls_token, calls) = (CancellationToken::new(), TaskTracker::new());
     let (calls_tx, calls_rx) = mpsc::channel(256);
     let outbound = OutboundServer::new(listeners.esl, build::outbound(&config_updates.borrow()));
-    tracker.spawn(outbound.run(calls_tx, token.child_token(), tracker.clone()));
-    tracker.spawn(dispatch_calls(
+    calls.spawn(outbound.run(calls_tx, calls_token.child_token(), calls.clone()));
+    calls.spawn(dispatch_calls(
         calls_rx,
         inbound.resyncs(),
         config_updates.clone(),
         services.clone(),
-        token.child_token(),
-        tracker.clone(),
+        calls_token.child_token(),
+        calls.clone(),
     ));
     if let Some(listener) = listeners.http {
         let clicks = ClickDeps {
@@ -98,7 +104,13 @@ pub async fn run_with(
             outbox: services.outbox.clone(),
             dial: ClickDial::from_config(&config_updates.borrow())?,
         };
-        serve_events(listener, &config_updates.borrow(), clicks, &tracker, &token)?;
+        serve_events(
+            listener,
+            &config_updates.borrow(),
+            clicks,
+            &calls,
+            &calls_token,
+        )?;
     }
     if let Some(path) = source {
         tracker.spawn(reload_on_sighup(path, config_tx, token.child_token()));
@@ -111,9 +123,28 @@ pub async fn run_with(
     info!("fsb24 running");
     shutdown.await;
     info!("shutting down");
+    let deadline = tokio::time::Instant::now() + grace;
+    calls_token.cancel();
+    calls.close();
+    if tokio::time::timeout_at(deadline, calls.wait())
+        .await
+        .is_err()
+    {
+        warn!(
+            calls = calls.len(),
+            "shutdown grace period elapsed with calls still ending; the next start finishes them"
+        );
+    }
+    drain.cancel();
+    if tokio::time::timeout_at(deadline, worker).await.is_err() {
+        warn!("shutdown grace period elapsed while the outbox delivered; the rest stays queued");
+    }
     token.cancel();
     tracker.close();
-    if tokio::time::timeout(grace, tracker.wait()).await.is_err() {
+    if tokio::time::timeout_at(deadline, tracker.wait())
+        .await
+        .is_err()
+    {
         warn!(
             tasks = tracker.len(),
             "shutdown grace period elapsed; abandoning tasks"
@@ -129,7 +160,8 @@ async fn start_services(
     config: &Config,
     tracker: &TaskTracker,
     token: &CancellationToken,
-) -> anyhow::Result<(CallServices, InboundHandle)> {
+    drain: &CancellationToken,
+) -> anyhow::Result<(CallServices, InboundHandle, tokio::task::JoinHandle<()>)> {
     let outbox = Outbox::open(&config.outbox.path)
         .await
         .with_context(|| format!("opening the outbox {}", config.outbox.path.display()))?;
@@ -176,10 +208,11 @@ async fn start_services(
     let bitrix = BitrixClient::start(build::bitrix(config)?, tracker, token.child_token())
         .await
         .context("starting the Bitrix24 client")?;
-    tracker.spawn(outbox::worker::run(
+    let worker = tracker.spawn(outbox::worker::run_draining(
         outbox.clone(),
         Arc::new(bitrix.clone()),
         build::worker(config),
+        drain.clone(),
         token.child_token(),
     ));
     let queue = QueueHandle::spawn(
@@ -195,7 +228,7 @@ async fn start_services(
         dialer: Dialer::new(config.esl.dial.clone()),
         agents_by_user: build::agents_by_user(config),
     };
-    Ok((services, inbound))
+    Ok((services, inbound, worker))
 }
 
 /// Hands each reloaded config's queues and agents to the queue actor. Routes and timings need
@@ -277,7 +310,8 @@ async fn start_call(
         created_at: info.created_at,
     };
     let Some(resolved) = route::resolve(config, &arrival) else {
-        // Not ours: hand the call back to the dialplan (we sent `resume`), which runs its fallback.
+        // Not ours: hand the call back. The socket closes before any bridge, so the dialplan
+        // continues after `socket` and runs its fallback (esl-protocol.md §5.6).
         warn!(channel = %info.channel, destination = arrival.destination, "no route matches; call handed back");
         if let Err(e) = session.exit().await {
             warn!(

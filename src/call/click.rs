@@ -152,7 +152,8 @@ async fn one_call(deps: Arc<ClickDeps>, click: ClickToCall, shutdown: Cancellati
     }
 }
 
-/// Sends the originate and follows both legs until the machine finishes the call.
+/// Sends the originate and follows both legs until the machine finishes the call; `None` on
+/// shutdown (the call goes on in the switch and stays open for the next run).
 async fn follow(
     deps: &ClickDeps,
     user: BitrixUserId,
@@ -196,7 +197,13 @@ async fn follow(
                 Err(broadcast::error::RecvError::Closed) => Input::GiveUp,
             },
             () = tokio::time::sleep_until(wake) => Input::Timer,
-            () = shutdown.cancelled() => Input::GiveUp,
+            () = shutdown.cancelled() => {
+                // The switch goes on with both legs (a restart never cuts a conversation):
+                // the call stays open in the outbox, and the next run follows the employee's
+                // leg (its Channel note) to the end and finishes it with what happened.
+                info!("shutdown: the call goes on in the switch; the next run finishes it");
+                return None;
+            }
         };
         if let Some(finish) = call.handle(Instant::now(), input) {
             return Some(finish);

@@ -149,7 +149,7 @@ impl Call {
                 self.hangup_complete(now, billsec, cause, &mut out)
             }
             Input::DeadlinePassed => self.deadline_passed(now, &mut out),
-            Input::Shutdown => self.shutdown(now, &mut out),
+            Input::Shutdown => self.shutdown(&mut out),
         }
         out
     }

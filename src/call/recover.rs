@@ -32,7 +32,7 @@ pub const MISSED_STATUS: &str = "304";
 pub struct Answered {
     /// The user talking last (the transferee after a transfer).
     pub user: BitrixUserId,
-    /// When the first agent answered (the note's storage time).
+    /// When the first agent answered (the note's own time, else its storage time).
     pub since: DateTime<Utc>,
 }
 
@@ -73,8 +73,11 @@ impl Progress {
                     p.open.extend(users.iter().copied());
                 }
                 BitrixWrite::Hide { users } => p.open.retain(|u| !users.contains(u)),
-                BitrixWrite::Note(CallNote::Answered { user }) => {
-                    let since = p.answered.as_ref().map_or(stored.at, |a| a.since);
+                BitrixWrite::Note(CallNote::Answered { user, at }) => {
+                    let since = p
+                        .answered
+                        .as_ref()
+                        .map_or(at.unwrap_or(stored.at), |a| a.since);
                     p.answered = Some(Answered { user: *user, since });
                 }
                 BitrixWrite::Note(CallNote::Recording { path }) => {

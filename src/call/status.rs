@@ -20,8 +20,7 @@ impl Cause {
     pub const ORIGINATOR_CANCEL: Cause = Cause::from_static("ORIGINATOR_CANCEL");
     /// `LOSE_RACE` (702): another leg of a ring-all bridge answered.
     pub const LOSE_RACE: Cause = Cause::from_static("LOSE_RACE");
-    /// `NORMAL_TEMPORARY_FAILURE` (41): sent to callers we drop at shutdown (SIP 503, so a carrier
-    /// may route the call elsewhere).
+    /// `NORMAL_TEMPORARY_FAILURE` (41): a session ended with an unknown disposition (SIP 503).
     pub const NORMAL_TEMPORARY_FAILURE: Cause = Cause::from_static("NORMAL_TEMPORARY_FAILURE");
 
     /// A cause known at compile time.

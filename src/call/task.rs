@@ -23,7 +23,7 @@ use crate::call::machine::{Action, BridgeLeg, BridgeOutcome, Call, Input, Pick};
 use crate::call::status::Cause;
 use crate::esl::event::CallEvent;
 use crate::ids::{AgentId, BitrixUserId, ChannelId, ExecId, LegId, PhoneNumber};
-use crate::outbox::op::BitrixWrite;
+use crate::outbox::op::{BitrixWrite, CallNote};
 use crate::queue::{AgentInfo, Outcome};
 
 pub use map::{MapCtx, Seen, to_input};
@@ -166,7 +166,7 @@ pub async fn run<E: Effects>(
         while let Some(input) = inputs.pop_front() {
             for action in call.handle(Instant::now(), input) {
                 match action {
-                    Action::Card(write) => cards.push_back(write),
+                    Action::Card(write) => cards.push_back(stamped(write)),
                     action @ Action::Bridge { .. } if unrecorded => {
                         flush_cards(&fx, pushing.take(), &mut cards).await;
                         unrecorded = false;
@@ -223,6 +223,19 @@ pub async fn run<E: Effects>(
         }
     }
     tracing::debug!("call task done");
+}
+
+/// Dates an answer note now, as it happens: it is stored beside the loop, maybe much later.
+fn stamped(write: BitrixWrite) -> BitrixWrite {
+    match write {
+        BitrixWrite::Note(CallNote::Answered { user, at: None }) => {
+            BitrixWrite::Note(CallNote::Answered {
+                user,
+                at: Some(chrono::Utc::now()),
+            })
+        }
+        write => write,
+    }
 }
 
 /// A card write being stored in the outbox.

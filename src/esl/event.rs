@@ -119,6 +119,19 @@ pub struct HangupSummary {
     pub bridged: bool,
 }
 
+impl HangupSummary {
+    /// The talk time in whole seconds: `billmsec` rounded to the nearest second, at least 1 once
+    /// answered. `billsec` is the difference of whole epoch seconds (a real 6.16 s talk reads 7,
+    /// a 0.96 s one can read 0: a_answered_agent.txt), so it is only the fallback when `billmsec`
+    /// is missing.
+    pub fn talk_secs(&self) -> u64 {
+        match self.billmsec {
+            0 => self.billsec,
+            ms => (ms.saturating_add(500) / 1000).max(1),
+        }
+    }
+}
+
 /// Why an outbound session's connection ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DisconnectCause {

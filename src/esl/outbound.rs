@@ -3,6 +3,12 @@
 //! The accept loop never waits on a session's handshake. A session failure (timeout, `-ERR`,
 //! malformed frame, early close) closes that session only. Every session ends with `exit`, so a
 //! lingering channel is never leaked.
+//!
+//! fsb24 never sends `resume`: with it, FreeSWITCH breaks a running bridge the moment the socket
+//! closes, so a crash or a restart would cut every conversation (measured on 1.10.12,
+//! esl-protocol.md §5.6). Without it a closed socket leaves a running bridge alone, and a caller
+//! not in a bridge continues the dialplan after `socket` (the fallback). Only the call task
+//! closes a session on purpose, after deciding what happens to the caller.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -188,10 +194,11 @@ async fn run_session(
         close(&client, &options).await;
         return;
     }
-    pump(&client, stream_events, &own, &tx, &options, &shutdown).await;
+    pump(&client, stream_events, &own, &tx, &options).await;
 }
 
-/// `connect`, verify `async full`, then linger, myevents, RECORD_*/BACKGROUND_JOB, resume.
+/// `connect`, verify `async full`, then linger, myevents, RECORD_*/BACKGROUND_JOB. No `resume`
+/// (see the module doc): it would make our own crash cut the call's conversation.
 async fn handshake(client: &EslClient, options: &OutboundOptions) -> Result<ChannelInfo, EslError> {
     let t = options.handshake_timeout;
     client.set_command_timeout(t);
@@ -225,7 +232,6 @@ async fn handshake(client: &EslClient, options: &OutboundOptions) -> Result<Chan
         .subscribe_events(EventFormat::Plain, extra)
         .await
         .map_err(map("event"))?;
-    client.resume().await.map_err(map("resume"))?;
     client.set_command_timeout(options.command_timeout);
     Ok(info)
 }
@@ -268,14 +274,15 @@ fn channel_info(reply: &EslResponse, wanted: &[String]) -> Result<ChannelInfo, E
 }
 
 /// Forwards domain events until the connection ends. After `HangupComplete` (the last event the
-/// call needs) or on shutdown, sends `exit`; the stream then drains to its end.
+/// call needs), or once the call task is gone, sends `exit`; the stream then drains to its end.
+/// Shutdown is the call task's decision (it hands the caller on, then exits): closing here
+/// first would take away the socket its `uuid_kill`s travel on.
 async fn pump(
     client: &EslClient,
     mut events: EslEventStream,
     own: &ChannelId,
     tx: &mpsc::Sender<CallEvent>,
     options: &OutboundOptions,
-    shutdown: &CancellationToken,
 ) {
     let mut exiting = false;
     // Far future until CHANNEL_HANGUP arms it.
@@ -284,12 +291,6 @@ async fn pump(
     let mut grace_armed = false;
     let reason = loop {
         let next = tokio::select! {
-            () = shutdown.cancelled(), if !exiting => {
-                info!("shutdown: releasing the call to the dialplan");
-                exiting = true;
-                send_exit(client, options).await;
-                continue;
-            }
             () = &mut grace, if grace_armed && !exiting => {
                 warn!("no CHANNEL_HANGUP_COMPLETE after hangup; exiting anyway");
                 exiting = true;

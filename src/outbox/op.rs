@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use chrono::{DateTime, FixedOffset};
+use chrono::{DateTime, FixedOffset, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{BitrixCallId, BitrixUserId, ChannelId, ExternalCallId, PhoneNumber};
@@ -134,7 +134,7 @@ pub enum BitrixWrite {
 
 /// What a call has done so far, stored with its writes so that a run killed mid-call can be
 /// finished by the next one with the real outcome (see `outbox::recover`). The time of a note
-/// is the time it was stored.
+/// is the time it was stored, unless it carries its own.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum CallNote {
     /// fsb24 took the call: stored before any agent rings, so that a call the switch goes on
@@ -144,6 +144,11 @@ pub enum CallNote {
     Answered {
         /// The Bitrix24 user talking.
         user: BitrixUserId,
+        /// When the answer was seen, stamped by the call task as it happens: the note itself is
+        /// stored beside the call loop and may reach the disk later (a busy disk delayed it by
+        /// over half a second, which made a recovered 1 s talk read 0 s). Older notes lack it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        at: Option<DateTime<Utc>>,
     },
     /// The switch is recording the call to this file (complete once the channel is gone).
     Recording {

@@ -78,6 +78,19 @@ pub async fn run<D: Deliver>(
     config: WorkerConfig,
     shutdown: CancellationToken,
 ) {
+    run_draining(outbox, deliver, config, CancellationToken::new(), shutdown).await;
+}
+
+/// [`run`], and once `drain` is cancelled it delivers what is due and returns when nothing is
+/// left to send now (an entry that fails waits for the next start): the graceful stop, which
+/// gets the cards calls closed while shutting down to Bitrix24. `shutdown` still abandons.
+pub async fn run_draining<D: Deliver>(
+    outbox: Outbox,
+    deliver: Arc<D>,
+    config: WorkerConfig,
+    drain: CancellationToken,
+    shutdown: CancellationToken,
+) {
     let now = Instant::now();
     let completed = outbox.metrics().completed();
     let config = Arc::new(config);
@@ -100,13 +113,19 @@ pub async fn run<D: Deliver>(
         max_in_flight = config.max_in_flight,
         "outbox worker started"
     );
+    let mut draining = false;
     loop {
         let wake_at = lp.fill().await;
+        if draining && lp.tasks.is_empty() {
+            info!("outbox drained what was due");
+            break;
+        }
         let deadline = wake_at.min(lp.next_progress).min(lp.next_prune);
         let outbox = lp.dispatch.outbox.clone();
         tokio::select! {
             biased;
             () = shutdown.cancelled() => break,
+            () = drain.cancelled(), if !draining => draining = true,
             Some(joined) = lp.tasks.join_next_with_id() => lp.joined(joined),
             () = outbox.wake().notified() => {}
             () = sleep_until(deadline) => {}

@@ -1,8 +1,12 @@
-//! Startup recovery on the real binary: fsb24 is killed (SIGKILL) in the middle of a call and
-//! restarted, the portal stays up. The switch peer behaves like FreeSWITCH when the socket dies:
-//! a running bridge goes on, the call ends when the conversation does. What the Bitrix24 peer
-//! receives must be what a user expects of the call: the agent who talked, the real talk time,
-//! the recording, and the talker's card open for the whole conversation.
+//! A restart never cuts a conversation (issue 9), on the real binary: fsb24 is killed (SIGKILL)
+//! or stopped (SIGTERM) in the middle of a call and restarted, the portal stays up. The switch
+//! peer behaves like FreeSWITCH when the socket closes (esl-protocol.md §5.6,
+//! k_socket_close_during_bridge.txt): with `resume` a running bridge breaks at once, without it
+//! the bridge goes on and the call ends when the conversation does; a caller not in a bridge
+//! continues the dialplan (its fallback group). fsb24 sends no `resume`, so these tests fail if
+//! it ever does. What the Bitrix24 peer receives must be what a user expects of the call: the
+//! agent who talked, the real talk time, the recording, and the talker's card open for the
+//! whole conversation.
 
 use std::time::Duration;
 
@@ -15,6 +19,17 @@ use crate::support::esl_peer::caller::CallerHandle;
 use crate::support::esl_peer::{CallSpec, FAILSAFE, FsPeer};
 
 const AGENT: Agent = ("1001", 11);
+/// Rung by the dialplan's fallback group (dialplan/fsb24.xml) when fsb24 hands a caller back.
+const FALLBACK: Agent = ("1002", 12);
+
+/// How fsb24 goes away.
+#[derive(Debug, Clone, Copy)]
+enum Stop {
+    /// SIGKILL (a crash, an OOM kill).
+    Kill,
+    /// SIGTERM (`systemctl stop` / `restart`, an upgrade).
+    Term,
+}
 
 struct Rig {
     fs: FsPeer,
@@ -29,10 +44,11 @@ async fn rig() -> Rig {
     let bx = BitrixPeer::start(PeerOptions::default()).await;
     bx.set_webhook_wrong_auth_type(false);
     bx.add_user(SeedUser::new(AGENT.1, "Agent 1001", Some(AGENT.0)));
+    bx.add_user(SeedUser::new(FALLBACK.1, "Agent 1002", Some(FALLBACK.0)));
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let body = "[[routes]]\ndestination = \"9001\"\ntarget = { agent = \"1001\" }\n";
-    let text = config_text(&fs, &bx, dir.path(), &[AGENT], body).replace(
+    let text = config_text(&fs, &bx, dir.path(), &[AGENT, FALLBACK], body).replace(
         "listen = \"127.0.0.1:0\"",
         &format!("listen = \"127.0.0.1:{port}\""),
     );
@@ -50,6 +66,17 @@ async fn rig() -> Rig {
 }
 
 impl Rig {
+    /// Stops fsb24 as `how` says; a SIGTERM must end in a clean exit.
+    async fn stop(&mut self, how: Stop) {
+        match how {
+            Stop::Kill => self.daemon.kill().await,
+            Stop::Term => {
+                let status = self.daemon.terminate().await;
+                assert!(status.success(), "fsb24 exited with {status} after SIGTERM");
+            }
+        }
+    }
+
     async fn offer(&self) -> String {
         self.offer_caller().await.uuid.clone()
     }
@@ -124,6 +151,28 @@ impl Rig {
         std::fs::read(self.dir.path().join("rec").join(format!("{uuid}.wav"))).unwrap()
     }
 
+    /// How many successful `finish` requests the portal got for `call_id`, once it logged one
+    /// (the peer applies a request before it logs it).
+    async fn finishes(&self, call_id: &str) -> usize {
+        const FINISH: &str = "telephony.externalcall.finish";
+        let ours = |method: &str, params: &serde_json::Value, ok: bool| {
+            ok && method == FINISH && params["CALL_ID"].as_str() == Some(call_id)
+        };
+        self.bx
+            .wait_for("the finish request logged", |s| {
+                s.requests.iter().any(|r| {
+                    ours(&r.method, &r.params, r.status == 200)
+                        || r.sub_calls.iter().any(|c| ours(&c.method, &c.params, c.ok))
+                })
+            })
+            .await;
+        self.bx
+            .method_calls("telephony.externalcall.finish")
+            .iter()
+            .filter(|m| m.ok && m.params["CALL_ID"].as_str() == Some(call_id))
+            .count()
+    }
+
     async fn log_mentions(&self, text: &str) -> bool {
         self.daemon.wait_log(text).await
     }
@@ -147,6 +196,18 @@ fn answered_by_the_agent(call: &CallRecord, talk: i64) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_conversation_cut_by_a_kill_keeps_the_agents_card_and_is_finished_with_its_talk_time_and_recording()
  {
+    conversation_through_a_restart(Stop::Kill).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_conversation_during_a_sigterm_goes_on_and_the_next_run_finishes_it_with_its_talk_time_and_recording()
+ {
+    conversation_through_a_restart(Stop::Term).await;
+}
+
+/// The agent talks 3 s in all; fsb24 goes away 0-1 tick after the recording started and comes
+/// back at once: the conversation goes on, one finish with the whole talk time and recording.
+async fn conversation_through_a_restart(how: Stop) {
     let mut r = rig().await;
     // The agent talks until the caller hangs up.
     r.fs.phone(AGENT.0)
@@ -157,7 +218,7 @@ async fn a_conversation_cut_by_a_kill_keeps_the_agents_card_and_is_finished_with
     r.switch_event(&uuid, "RECORD_START").await;
     let talk_began = Instant::now();
     r.registered(&uuid).await;
-    r.daemon.kill().await;
+    r.stop(how).await;
     r.daemon.start().await;
     // The restarted fsb24 follows the call; the caller talks on for 3 s in all, then hangs up.
     tokio::time::sleep_until(talk_began + Duration::from_secs(3)).await;
@@ -177,6 +238,57 @@ async fn a_conversation_cut_by_a_kill_keeps_the_agents_card_and_is_finished_with
         "card open only {open_for:?} of a 3 s talk"
     );
     assert!(r.log_mentions("hung up after the restart").await);
+    assert_eq!(r.finishes(&call.call_id).await, 1, "exactly one finish");
+    r.daemon.kill().await;
+}
+
+/// SIGTERM while the agent's phone rings: fsb24 cancels the ring, closes the agent's card and
+/// hands the caller back; the dialplan after `socket` rings its fallback group, whose agent
+/// answers. The caller is never dropped, and the restarted fsb24 finishes the call with the
+/// agent the fallback reached and their talk time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caller_still_ringing_at_a_sigterm_reaches_the_dialplan_fallback_and_is_finished_by_the_next_run()
+ {
+    let mut r = rig().await;
+    r.fs.set_fallback(&[FALLBACK.0]);
+    r.fs.phone(FALLBACK.0)
+        .answers_then_hangs_up(Duration::from_millis(300), Duration::from_secs(2));
+    // The agent's phone rings until fsb24 stops.
+    r.fs.phone(AGENT.0).rings_forever();
+    let uuid = r.offer().await;
+    assert!(r.fs.ring_started(AGENT.0, 0).await.is_some());
+    r.registered(&uuid).await;
+    r.stop(Stop::Term).await;
+    let stopped = Instant::now();
+    let ring = r.fs.ring_ended(AGENT.0, 0).await.unwrap();
+    assert_eq!(
+        ring.why.as_deref(),
+        Some("ORIGINATOR_CANCEL"),
+        "ring cancelled"
+    );
+    let fallback = r.fs.ring_ended(FALLBACK.0, 0).await.unwrap();
+    assert_eq!(
+        fallback.why.as_deref(),
+        Some("ANSWERED"),
+        "fallback reached"
+    );
+    assert!(!r.fs.resumed(&uuid));
+    r.daemon.start().await;
+    let call = r.finished(&uuid, false).await;
+    let f = call.finished.clone().unwrap();
+    assert_eq!((f.user_id, f.status_code.as_str()), (FALLBACK.1, "200"));
+    assert!((2..=3).contains(&f.duration), "DURATION {}", f.duration);
+    assert_eq!(r.finishes(&call.call_id).await, 1, "exactly one finish");
+    // The ringing agent's card: open while the phone rang, closed by the stopping fsb24 itself
+    // (its outbox delivers what is due before it exits), not left open until the next start.
+    let cards = r.bx.timeline(&call.call_id);
+    assert_eq!(cards.len(), 1, "{cards:?}");
+    assert_eq!(cards[0].user, AGENT.1);
+    assert!(cards[0].to.is_some_and(|to| to <= stopped), "{cards:?}");
+    assert!(
+        r.log_mentions("caller handed to the dialplan fallback")
+            .await
+    );
     r.daemon.kill().await;
 }
 

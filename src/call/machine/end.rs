@@ -120,6 +120,7 @@ impl Call {
             self.open_cards(&[to.user], out);
             out.push(Action::Card(BitrixWrite::Note(CallNote::Answered {
                 user: to.user,
+                at: None,
             })));
         }
     }
@@ -216,40 +217,37 @@ impl Call {
         }
     }
 
-    /// Shutdown: nobody new is rung. A waiting or ringing caller is released with a temporary
-    /// failure (SIP 503, so a carrier may route elsewhere) and the call is finished as missed; a
-    /// conversation goes on in the switch and its card is finished now with the talk time so far
-    /// (without the recording, which is not complete); a pending finish goes out without it.
-    pub(super) fn shutdown(&mut self, now: Instant, out: &mut Vec<Action>) {
-        match std::mem::replace(&mut self.state, State::HungUp { finish: None }) {
-            State::Finished => self.state = State::Finished,
+    /// Shutdown (SIGTERM, a restart): fsb24 lets go of what would outlive the grace without
+    /// cutting it. Closing the socket never ends a call (fsb24 sends no `resume`,
+    /// esl-protocol.md §5.6), so:
+    /// * a conversation goes on in the switch: the session is closed, the talker keeps the card
+    ///   and the call stays open in the outbox; the next run follows it on the switch and
+    ///   finishes it with the talk time and the recording, as after a kill;
+    /// * a waiting or ringing caller is handed to the dialplan fallback: the ringing legs are
+    ///   cancelled, their cards close and the session is closed, so the dialplan continues after
+    ///   `socket`; the call stays open, and the next run finishes it with whoever the fallback
+    ///   reached (or as missed);
+    /// * a call that is already ending (the caller hung up, or we are hanging them up) goes on
+    ///   to its finish, which comes within the grace: its deadlines bound it.
+    pub(super) fn shutdown(&mut self, out: &mut Vec<Action>) {
+        match &self.state {
+            State::Closing | State::HungUp { .. } | State::Finished => {}
             State::Idle => {
                 self.state = State::Finished;
                 out.push(Action::Exit);
             }
-            State::HungUp {
-                finish: Some(pending),
-            } => self.emit_finish(pending.finish, None, true, out),
             State::Talking => {
-                let finish = self.finish_call(now, None);
-                // No exit: closing the socket must not end the conversation.
-                self.emit_finish(finish, None, false, out);
+                // The agent is still talking: no release, no card change.
+                tracing::info!("shutdown: the conversation goes on; the next run finishes it");
+                self.state = State::Finished;
+                out.push(Action::Exit);
             }
-            previous => {
-                let ringing =
-                    previous != State::Closing && previous != (State::HungUp { finish: None });
-                self.state = previous;
-                if ringing {
-                    self.cancel_ringing(out);
-                    out.push(Action::HangupCaller {
-                        cause: Cause::NORMAL_TEMPORARY_FAILURE,
-                    });
-                }
+            State::LookingUp { .. } | State::Hunting { .. } => {
+                tracing::info!("shutdown: caller handed to the dialplan fallback");
+                self.cancel_ringing(out);
                 self.awaiting_offer = false;
-                self.release_talker(out);
-                self.state = State::HungUp { finish: None };
-                let finish = self.finish_call(now, None);
-                self.emit_finish(finish, None, true, out);
+                self.state = State::Finished;
+                out.push(Action::Exit);
             }
         }
     }

@@ -367,6 +367,7 @@ impl Call {
         self.open_cards(&[won.agent.user], out);
         out.push(Action::Card(BitrixWrite::Note(CallNote::Answered {
             user: won.agent.user,
+            at: None,
         })));
         tracing::info!(agent = %won.agent.agent, leg = %won.leg, "agent answered");
         let (agent, user) = (Some(won.agent.agent), won.agent.user);

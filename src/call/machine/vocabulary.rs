@@ -103,7 +103,7 @@ pub enum Input {
     },
     /// `CHANNEL_HANGUP_COMPLETE` of the caller leg.
     HangupComplete {
-        /// `billsec`: seconds since the caller leg was answered.
+        /// Seconds since the caller leg was answered, rounded (`HangupSummary::talk_secs`).
         billsec: u32,
         /// Its cause.
         cause: Cause,

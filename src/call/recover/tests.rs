@@ -17,6 +17,7 @@ fn at(secs: i64, write: BitrixWrite) -> StoredWrite {
 fn answered(user: u64) -> BitrixWrite {
     BitrixWrite::Note(CallNote::Answered {
         user: BitrixUserId(user),
+        at: None,
     })
 }
 
@@ -209,6 +210,35 @@ fn a_conversation_gone_before_the_restart_lasts_until_its_recording_was_last_wri
     );
     assert_eq!(finish_of(&out).duration_secs, 0);
     assert_eq!(finish_of(&out).status_code, "200");
+}
+
+/// Regression (CI seed 1796477395518295, "DURATION 0 for a 1 s talk"): under disk load the answer
+/// note reached the outbox 0.6 s after the answer, and a recovered 1 s talk was measured from
+/// the storage time. The note's own time counts.
+#[test]
+fn a_late_stored_answer_note_counts_from_the_answer_itself() {
+    let answer = BitrixWrite::Note(CallNote::Answered {
+        user: BitrixUserId(2),
+        at: Some(t(3)),
+    });
+    let p = Progress::of(
+        &[at(0, register(true)), at(1, show(2)), at(3, recording()), {
+            StoredWrite {
+                at: t(3) + Duration::milliseconds(600),
+                write: answer,
+            }
+        }],
+    );
+    assert_eq!(p.answered.as_ref().map(|a| a.since), Some(t(3)));
+    let out = closing_writes(
+        &p,
+        &Ending::Gone {
+            recording_end: Some(t(4) + Duration::milliseconds(20)),
+        },
+        agents,
+        BitrixUserId(9),
+    );
+    assert_eq!(finish_of(&out).duration_secs, 1);
 }
 
 #[test]

@@ -72,7 +72,7 @@ pub fn to_input(event: CallEvent, ctx: &MapCtx) -> Option<Input> {
             sip_term_status: sip_term_status.map(SipStatus),
         }),
         CallEvent::HangupComplete(summary) => Some(Input::HangupComplete {
-            billsec: u32::try_from(summary.billsec).unwrap_or(u32::MAX),
+            billsec: u32::try_from(summary.talk_secs()).unwrap_or(u32::MAX),
             cause: cause_of(summary.cause),
             sip_term_status: summary.sip_term_status.map(SipStatus),
         }),
@@ -121,8 +121,9 @@ impl Seen {
         }
     }
 
-    /// The inputs a lost session implies: the session is gone (with `resume`, FreeSWITCH goes on
-    /// with the dialplan's fallback), so for us the call ended now. The cause is the one the
+    /// The inputs a lost session implies: the switch closed it or the connection broke, and
+    /// whatever the switch does with the call now (a bridge goes on, a caller not in one
+    /// continues the dialplan), fsb24 no longer sees it, so for us the call ended now. The cause is the one the
     /// switch reported, else `NORMAL_CLEARING`; `billsec` counts from the caller's answer.
     pub fn on_disconnect(&mut self, now: Instant) -> Vec<Input> {
         if self.completed {

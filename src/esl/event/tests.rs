@@ -335,3 +335,23 @@ fn malformed_required_headers_are_errors_not_panics() {
         })
     ));
 }
+
+#[test]
+fn talk_time_is_billmsec_rounded_not_the_epoch_second_difference() {
+    let summary = |billsec, billmsec| HangupSummary {
+        cause: HangupCause::NormalClearing,
+        sip_term_status: None,
+        sip_hangup_disposition: None,
+        billsec,
+        billmsec,
+        answered: true,
+        bridged: true,
+    };
+    // a_answered_agent.txt: billsec 7 for a 6.16 s talk.
+    assert_eq!(summary(7, 6160).talk_secs(), 6);
+    // A 0.96 s talk inside one epoch second has billsec 0.
+    assert_eq!(summary(0, 960).talk_secs(), 1);
+    assert_eq!(summary(0, 300).talk_secs(), 1, "answered: at least 1 s");
+    assert_eq!(summary(5, 0).talk_secs(), 5, "no billmsec: billsec");
+    assert_eq!(summary(0, 0).talk_secs(), 0);
+}

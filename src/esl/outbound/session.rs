@@ -107,8 +107,9 @@ impl SessionHandle {
             .map_err(|e| EslError::from_crate(command, self.timeout, e))
     }
 
-    /// Sends `exit`: FreeSWITCH answers `+OK bye` and closes; with `resume` the dialplan continues
-    /// if the channel is still up. The session also does this by itself after hang-up.
+    /// Sends `exit`: FreeSWITCH answers `+OK bye` and closes. The call is not hung up by it: a
+    /// running bridge goes on, a caller not in a bridge continues the dialplan after `socket`.
+    /// The session also does this by itself after hang-up.
     pub async fn exit(&self) -> Result<(), EslError> {
         self.client
             .exit()

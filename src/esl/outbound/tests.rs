@@ -10,6 +10,7 @@ use tokio::time::timeout;
 
 use super::*;
 use crate::esl::HangupCause;
+use crate::ids::LegId;
 
 const OWN: &str = "78db8cfe-db01-49e6-8b07-cdaf507e4fe4";
 const WAIT: Duration = Duration::from_secs(5);
@@ -86,8 +87,7 @@ async fn handshake(fs: &mut MockConnection, uuid: &str) {
     fs.reply_ok_text("event listener enabled plain")
         .await
         .unwrap();
-    expect(fs, "resume\n").await;
-    fs.reply_ok().await.unwrap();
+    // No `resume`: every test's next `expect` would see it.
 }
 
 async fn next_call(rig: &mut Rig) -> IncomingCall {
@@ -243,14 +243,30 @@ async fn command_errors_name_the_command_and_timeouts_are_bounded() {
 }
 
 #[tokio::test]
-async fn shutdown_releases_live_calls_to_the_dialplan_with_exit() {
+async fn shutdown_leaves_the_session_to_the_call_task_which_exits_after_handing_the_caller_on() {
     let mut rig = rig(Duration::from_secs(2)).await;
     let mut fs = dial(rig.addr).await;
     handshake(&mut fs, OWN).await;
     let mut call = next_call(&mut rig).await;
     rig.shutdown.cancel();
+    // The session stays usable: the call task cancels a ringing agent leg on it first.
+    let leg = LegId::new("5f1a3f6e-0000-4000-8000-000000000001");
+    let kill = tokio::spawn({
+        let session = call.session.clone();
+        async move { session.kill_leg(&leg, HangupCause::OriginatorCancel).await }
+    });
+    let cmd = expect(&mut fs, "api uuid_kill 5f1a3f6e").await;
+    assert!(cmd.contains("ORIGINATOR_CANCEL"), "{cmd:?}");
+    fs.reply_api("+OK\n").await.unwrap();
+    kill.await.unwrap().unwrap();
+    // Then it lets go: `exit` (never `resume`, which would cut a running bridge).
+    let exit = tokio::spawn({
+        let session = call.session.clone();
+        async move { session.exit().await }
+    });
     expect(&mut fs, "exit\n").await;
     fs.reply_ok_text("bye").await.unwrap();
+    exit.await.unwrap().unwrap();
     fs.drop_connection().await;
     assert_eq!(
         next_event(&mut call).await,

@@ -521,3 +521,35 @@ async fn a_backlog_replays_at_the_portal_rate_and_reports_progress() {
     assert!(per_sec > 4.5, "close to the 5/s limit: {per_sec}");
     h.stop().await;
 }
+
+/// The graceful stop: once `drain` fires, the worker delivers what is due (each call in order)
+/// and returns; an entry that fails is left for the next start instead of being waited for.
+#[tokio::test(start_paused = true)]
+async fn draining_delivers_what_is_due_then_returns_without_waiting_for_retries() {
+    let fake = FakeDeliver::default();
+    fake.script(2, "register", [retryable("timeout")]);
+    let h = Harness::new(fake).await;
+    h.push([cw(1, register(false)), cw(1, finish())]).await;
+    h.push([cw(2, register(false))]).await;
+    let drain = CancellationToken::new();
+    drain.cancel();
+    let worker = tokio::spawn(run_draining(
+        h.outbox.clone(),
+        Arc::clone(&h.fake),
+        config(),
+        drain,
+        h.shutdown.clone(),
+    ));
+    tokio::time::timeout(Duration::from_secs(1), worker)
+        .await
+        .expect("a draining worker returns once nothing is due")
+        .unwrap();
+    assert_eq!(h.fake.kinds(1), ["register", "finish"]);
+    assert_eq!(
+        h.fake.kinds(2),
+        ["register"],
+        "tried once, retried next start"
+    );
+    let status = h.outbox.store().status(h.outbox.now()).await.unwrap();
+    assert_eq!((status.pending, status.waiting_retry), (1, 1));
+}

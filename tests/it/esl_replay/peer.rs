@@ -424,3 +424,83 @@ async fn late_recording_delays_record_stop_and_the_file_after_the_hangup() {
     app.event("CHANNEL_HANGUP_COMPLETE").await;
     fs.shutdown().await;
 }
+
+/// The three socket-close cases measured on a real FreeSWITCH 1.10.12 (esl-protocol.md §5.6):
+/// with `resume` a running bridge breaks at the close (agent hung up NORMAL_CLEARING, caller on
+/// to the dialplan); without it the bridge goes on until the conversation ends; before any
+/// bridge the dialplan continues after `socket` either way (here: the fallback group rings).
+#[tokio::test]
+async fn closing_the_socket_breaks_a_bridge_only_with_resume() {
+    let spec = || CallSpec {
+        caller: "+79991234567".into(),
+        destination: "9000".into(),
+        ..CallSpec::default()
+    };
+    let agent_leg = |fs: &FsPeer| fs.ring_log().last().unwrap().leg.clone();
+    for resume in [true, false] {
+        let fs = FsPeer::start().await.unwrap();
+        fs.phone("1001").answers_after(Duration::from_millis(100));
+        let mut bus = fs.events();
+        let (mut app, caller) = app_session(&fs, spec()).await;
+        if resume {
+            app.send("resume\n\n").await;
+            assert_eq!(app.next().await.unwrap().header("Reply-Text"), Some("+OK"));
+        }
+        app.send(&execute("bridge", "user/1001@127.0.0.1")).await;
+        app.event("CHANNEL_BRIDGE").await;
+        let b = agent_leg(&fs);
+        assert_eq!(fs.resumed(&caller), resume);
+        drop(app);
+        assert!(fs.socket_closed(&caller).await);
+        if resume {
+            // Cut at the close: the agent is hung up, the caller is not (the dialplan goes on).
+            let first = first_of(&mut bus, &caller, &b).await;
+            assert_eq!(first, ("CHANNEL_HANGUP".to_owned(), b.clone()));
+        } else {
+            // The conversation goes on: both legs are up until the caller hangs up.
+            assert!(fs.channel_exists(&b) && fs.channel_exists(&caller));
+            fs.hang_up(&caller);
+            let first = first_of(&mut bus, &caller, &b).await;
+            assert_eq!(first, ("CHANNEL_HANGUP".to_owned(), caller.clone()));
+        }
+        assert!(fs.channel_gone(&caller).await && fs.channel_gone(&b).await);
+        fs.shutdown().await;
+    }
+    // Before any bridge: the dialplan after `socket` runs (the fallback group), resume or not.
+    for resume in [true, false] {
+        let fs = FsPeer::start().await.unwrap();
+        fs.set_fallback(&["1002"]);
+        fs.phone("1002")
+            .answers_then_hangs_up(Duration::from_millis(100), Duration::from_millis(200));
+        let (mut app, caller) = app_session(&fs, spec()).await;
+        if resume {
+            app.send("resume\n\n").await;
+            app.next().await.unwrap();
+        }
+        drop(app);
+        assert!(fs.socket_closed(&caller).await);
+        let ring = fs.ring_ended("1002", 0).await.unwrap();
+        assert_eq!(ring.why.as_deref(), Some("ANSWERED"), "resume {resume}");
+        assert!(fs.channel_gone(&caller).await);
+        fs.shutdown().await;
+    }
+}
+
+/// The first CHANNEL_HANGUP of `a` or `b` on the bus: (event, leg).
+async fn first_of(
+    bus: &mut tokio::sync::broadcast::Receiver<crate::support::esl_peer::EventRef>,
+    a: &str,
+    b: &str,
+) -> (String, String) {
+    timeout(Duration::from_secs(5), async {
+        loop {
+            let ev = bus.recv().await.unwrap();
+            let id = ev.header("Unique-ID").unwrap_or_default().to_owned();
+            if ev.name() == "CHANNEL_HANGUP" && (id == a || id == b) {
+                return (ev.name().to_owned(), id);
+            }
+        }
+    })
+    .await
+    .unwrap()
+}

@@ -1,5 +1,5 @@
-//! The real `fsb24` binary as a child process that tests start, SIGKILL and restart, and a free
-//! loopback port for its listener.
+//! The real `fsb24` binary as a child process that tests start, stop (SIGTERM or SIGKILL) and
+//! restart, and a free loopback port for its listener.
 
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -92,6 +92,22 @@ impl Daemon {
             "fsb24 start {start} did not log 'fsb24 running'; see {}",
             self.log.display()
         );
+    }
+
+    /// SIGTERM (a `systemctl stop` or restart), then waits (20 s failsafe) for fsb24 to stop
+    /// by itself; returns its exit status.
+    pub async fn terminate(&mut self) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("fsb24 is running");
+        let pid = child.id().expect("fsb24 has a pid").to_string();
+        let sent = std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap();
+        assert!(sent.success(), "kill -TERM {pid}");
+        timeout(Duration::from_secs(20), child.wait())
+            .await
+            .expect("fsb24 did not stop within 20 s of SIGTERM")
+            .unwrap()
     }
 
     /// SIGKILL and reap.

@@ -244,7 +244,10 @@ fn a_transfer_moves_the_card_to_the_new_user_and_finish_names_them() {
             Action::Card(BitrixWrite::Show {
                 users: vec![user("e")]
             }),
-            Action::Card(BitrixWrite::Note(CallNote::Answered { user: user("e") })),
+            Action::Card(BitrixWrite::Note(CallNote::Answered {
+                user: user("e"),
+                at: None
+            })),
         ]
     );
     // The original bridge returns once the transfer took the caller away: nothing to do.
@@ -277,7 +280,7 @@ fn a_transfer_moves_the_card_to_the_new_user_and_finish_names_them() {
         .iter()
         .map(|n| match n {
             CallNote::Accepted(a) => format!("accepted {}", a.phone),
-            CallNote::Answered { user } => format!("answered {user}"),
+            CallNote::Answered { user, .. } => format!("answered {user}"),
             CallNote::Recording { .. } => "recording".to_owned(),
             CallNote::Channel { channel } => format!("channel {channel}"),
         })
@@ -348,7 +351,7 @@ fn a_route_that_answered_first_reports_talk_time_not_billsec() {
 }
 
 #[test]
-fn shutdown_while_ringing_stops_ringing_drops_the_caller_and_finishes_as_missed() {
+fn shutdown_while_ringing_hands_the_caller_to_the_dialplan_fallback_and_leaves_the_call_open() {
     let mut w = World::new();
     w.feed(started(Target::Queue(route(
         "sales",
@@ -360,51 +363,23 @@ fn shutdown_while_ringing_stops_ringing_drops_the_caller_and_finishes_as_missed(
     w.auto_switch = false;
     let actions = w.at(3 * S, Input::Shutdown);
     assert_eq!(
-        actions[0],
-        Action::KillLeg {
-            leg,
-            cause: Cause::ORIGINATOR_CANCEL
-        }
-    );
-    assert_eq!(
-        actions[1],
-        Action::ReleaseAgent {
-            agent: AgentId::from("a"),
-            outcome: Outcome::Cancelled
-        }
-    );
-    assert_eq!(
-        actions[2],
-        Action::Card(BitrixWrite::Hide {
-            users: vec![user("a")]
-        })
-    );
-    assert_eq!(
-        actions[3],
-        Action::HangupCaller {
-            cause: Cause::NORMAL_TEMPORARY_FAILURE
-        }
-    );
-    assert_eq!(
-        finish_of(&actions).map(|f| f.status_code),
-        Some("304".into())
-    );
-    assert_eq!(actions.last(), Some(&Action::Exit));
-    assert!(w.call.is_finished());
-}
-
-#[test]
-fn shutdown_during_a_conversation_finishes_the_card_but_leaves_the_call_up() {
-    let mut w = talking();
-    let actions = w.at(12 * S, Input::Shutdown);
-    assert_eq!(
-        finish_of(&actions).map(|f| (f.user, f.duration_secs, f.status_code)),
-        Some((user("c"), 10, "200".into()))
-    );
-    assert!(
-        !actions
-            .iter()
-            .any(|a| matches!(a, Action::Exit | Action::HangupCaller { .. }))
+        actions,
+        [
+            Action::KillLeg {
+                leg,
+                cause: Cause::ORIGINATOR_CANCEL
+            },
+            Action::ReleaseAgent {
+                agent: AgentId::from("a"),
+                outcome: Outcome::Cancelled
+            },
+            Action::Card(BitrixWrite::Hide {
+                users: vec![user("a")]
+            }),
+            // Closing the socket (no `resume`) lets the dialplan continue after `socket`: the
+            // caller is neither hung up nor finished; the next run finishes the call.
+            Action::Exit,
+        ]
     );
     assert!(w.call.is_finished());
     assert_eq!(
@@ -412,6 +387,48 @@ fn shutdown_during_a_conversation_finishes_the_card_but_leaves_the_call_up() {
         [],
         "a second shutdown does nothing"
     );
+}
+
+#[test]
+fn shutdown_during_a_conversation_lets_it_go_on_with_the_talkers_card_open() {
+    let mut w = talking();
+    let actions = w.at(12 * S, Input::Shutdown);
+    assert_eq!(finish_of(&actions), None, "the next run finishes it");
+    assert!(
+        !actions.iter().any(|a| matches!(
+            a,
+            Action::HangupCaller { .. } | Action::KillLeg { .. } | Action::Card(_)
+        )),
+        "{actions:?}"
+    );
+    assert_eq!(actions.last(), Some(&Action::Exit));
+    assert!(w.call.is_finished());
+    assert_eq!(
+        w.feed(Input::Shutdown),
+        [],
+        "a second shutdown does nothing"
+    );
+}
+
+#[test]
+fn shutdown_after_the_caller_hung_up_still_finishes_the_call() {
+    let mut w = talking();
+    w.at(12 * S, hung_up(Cause::NORMAL_CLEARING));
+    w.feed(Input::RecordStopped {
+        path: "/rec/x.wav".into(),
+    });
+    assert_eq!(
+        w.at(12 * S, Input::Shutdown),
+        [],
+        "the finish is on its way"
+    );
+    assert!(!w.call.is_finished());
+    let done = w.at(12 * S, complete(10));
+    assert_eq!(
+        finish_of(&done).map(|f| (f.user, f.status_code)),
+        Some((user("c"), "200".into()))
+    );
+    assert!(w.call.is_finished());
 }
 
 #[test]

@@ -104,7 +104,10 @@ fn employee_route_registers_with_the_card_open_and_bridges_the_extension() {
     assert_eq!(
         answered,
         [
-            Action::Card(BitrixWrite::Note(CallNote::Answered { user: user("a") })),
+            Action::Card(BitrixWrite::Note(CallNote::Answered {
+                user: user("a"),
+                at: None
+            })),
             Action::Card(BitrixWrite::Note(CallNote::Recording {
                 path: path.clone()
             })),

@@ -57,12 +57,9 @@ async fn run(sw: &Arc<Switch>, uuid: &str, mut rx: mpsc::Receiver<Exec>, socket_
         };
         let Some(msg) = msg else {
             // The socket closed (fsb24 exited or was killed): the `socket` app returns once the
-            // running app is done (a bridge goes on until the conversation ends) and the
-            // dialplan continues after it. fsb24's dialplan hangs up a call that already talked
-            // and rings a fallback group otherwise; this switch has no fallback group, so the
-            // call ends NORMAL_CLEARING either way (esl-protocol.md §5.6).
-            sw.hangup(uuid, "NORMAL_CLEARING");
-            break;
+            // running app is done (a bridge goes on until the conversation ends, unless the
+            // socket sent `resume`) and the dialplan continues after it (esl-protocol.md §5.6).
+            return after_socket(sw, uuid, socket_arg, &last_response).await;
         };
         sw.tick().await;
         if sw
@@ -362,6 +359,57 @@ async fn transferred(
     {
         sw.hangup(uuid, "NORMAL_CLEARING");
     }
+    sw.enter_hangup_state(uuid);
+    stop_recordings(sw, uuid, None).await;
+    sw.complete_channel(uuid);
+}
+
+/// The socket closed while the caller is up: the `socket` app returns and the dialplan goes on
+/// as in dialplan/fsb24.xml: a caller who talked is hung up (`fsb24_after_talk`); one who did
+/// not rings the fallback group (`continue_on_fail`, `hangup_after_bridge`, `call_timeout=30`,
+/// then NO_ANSWER), when the test configured one; without one the caller is hung up.
+async fn after_socket(sw: &Arc<Switch>, uuid: &str, socket_arg: &str, last_response: &str) {
+    let alive = sw
+        .with_channel(uuid, |c| c.hangup_cause.is_none())
+        .unwrap_or(false);
+    if !alive {
+        return teardown(sw, uuid, socket_arg, last_response).await;
+    }
+    sw.tick().await;
+    sw.fire_channel(uuid, "CHANNEL_UNPARK", &[]);
+    sw.fire_channel(
+        uuid,
+        "CHANNEL_EXECUTE_COMPLETE",
+        &[
+            ("Application", "socket"),
+            ("Application-Data", socket_arg),
+            ("Application-Response", last_response),
+        ],
+    );
+    // The listener (and its resume flag) is gone: the dialplan's own bridge is not affected.
+    let fallback = {
+        let mut st = sw.lock();
+        st.resume.remove(uuid);
+        st.fallback.clone()
+    };
+    let talked = sw
+        .with_channel(uuid, |c| c.var("last_bridge_to").is_some())
+        .unwrap_or(true);
+    let mut cause = "NORMAL_CLEARING";
+    if !talked && !fallback.is_empty() {
+        sw.with_channel(uuid, |c| {
+            c.set_var("continue_on_fail", "true");
+            c.set_var("hangup_after_bridge", "true");
+            c.set_var("call_timeout", "30");
+        });
+        let group: Vec<String> = fallback
+            .iter()
+            .map(|u| format!("user/{u}@127.0.0.1"))
+            .collect();
+        execute(sw, uuid, "bridge", Some(&group.join(",")), None).await;
+        cause = "NO_ANSWER";
+    }
+    sw.hangup(uuid, cause);
     sw.enter_hangup_state(uuid);
     stop_recordings(sw, uuid, None).await;
     sw.complete_channel(uuid);

@@ -106,6 +106,43 @@ impl FsPeer {
         self.sw.lock().record_delay = d;
     }
 
+    /// The dialplan after `socket` rings these users when a caller who has not talked comes
+    /// back from fsb24 (dialplan/fsb24.xml's `fsb24_fallback`); by default nothing follows and
+    /// the caller is hung up.
+    pub fn set_fallback(&self, users: &[&str]) {
+        self.sw.lock().fallback = users.iter().map(|u| (*u).to_owned()).collect();
+    }
+
+    /// Waits (on the switch tick, 5 s failsafe) until the outbound socket of `uuid` is closed,
+    /// then one tick more, so that whatever the switch does about the close has happened.
+    pub async fn socket_closed(&self, uuid: &str) -> bool {
+        let closed = timeout(FAILSAFE, async {
+            while !self.sw.lock().socket_closed.contains(uuid) {
+                self.sw.tick().await;
+            }
+        })
+        .await
+        .is_ok();
+        self.sw.tick().await;
+        self.sw.tick().await;
+        closed
+    }
+
+    /// Hangs channel `uuid` up NORMAL_CLEARING (a BYE from its phone).
+    pub fn hang_up(&self, uuid: &str) {
+        self.sw.hangup(uuid, "NORMAL_CLEARING");
+    }
+
+    /// Whether channel `uuid` still exists on the switch.
+    pub fn channel_exists(&self, uuid: &str) -> bool {
+        self.sw.lock().channels.contains_key(uuid)
+    }
+
+    /// Whether the outbound socket of channel `uuid` sent `resume`.
+    pub fn resumed(&self, uuid: &str) -> bool {
+        self.sw.lock().resume.contains(uuid)
+    }
+
     /// Every event the switch fires from now on (an inbound "event plain ALL" without a socket).
     pub fn events(&self) -> broadcast::Receiver<EventRef> {
         self.sw.bus.subscribe()

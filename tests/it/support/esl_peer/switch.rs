@@ -71,6 +71,15 @@ pub struct State {
     pub departed: HashMap<String, Channel>,
     /// Socket-controlled A legs being blind-transferred (REFER from their agent): A -> extension.
     pub transfers: HashMap<String, String>,
+    /// A legs whose outbound socket sent `resume` (the listener keeps the flag; esl-protocol.md
+    /// §5.6: `set socket_resume=false` later does not undo it).
+    pub resume: std::collections::HashSet<String>,
+    /// A legs whose outbound socket is closed (the app sent `exit` or dropped the connection).
+    pub socket_closed: std::collections::HashSet<String>,
+    /// The dialplan after `socket` (dialplan/fsb24.xml): empty = nothing follows (the caller is
+    /// hung up NORMAL_CLEARING); else `fsb24_after_talk` (a caller who talked is hung up) and the
+    /// `fsb24_fallback` ring group of these users.
+    pub fallback: Vec<String>,
     seq: u64,
 }
 

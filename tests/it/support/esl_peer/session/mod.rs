@@ -199,8 +199,12 @@ impl Session {
 
     /// The app closed the socket: dropping the session's execute queue lets the channel's
     /// executor finish the running application and then continue the dialplan (see
-    /// `exec::run`); the call is not hung up by the disconnect itself.
+    /// `exec::run`); the call is not hung up by the disconnect itself. With `resume` a running
+    /// bridge is broken at once (`bridge::socket_resumed_away`).
     fn app_closed(&mut self) {
+        if let Some(own) = self.own().map(str::to_owned) {
+            self.sw.lock().socket_closed.insert(own);
+        }
         self.ctl = None;
     }
 
@@ -278,7 +282,12 @@ impl Session {
                 self.linger = None;
                 self.reply("+OK will not linger").await
             }
-            "resume" if self.ctl.is_some() => self.reply("+OK").await,
+            "resume" if self.ctl.is_some() => {
+                if let Some(own) = self.own().map(str::to_owned) {
+                    self.sw.lock().resume.insert(own);
+                }
+                self.reply("+OK").await
+            }
             "event" => self.subscribe(&rest).await,
             "noevents" => {
                 self.all = false;
