@@ -216,9 +216,11 @@ async fn replay_b_sequential_noanswer_then_answer() {
     assert_same("b", &real, &got);
     let r = fs.ring_log();
     assert_eq!(r[0].why.as_deref(), Some("NO_ANSWER"));
+    // Whole epoch seconds: 4.0-5.0 s (the exact rule is `whole_second_deadline`'s unit test;
+    // the upper bound only allows for a loaded machine).
     let rang = r[0].ended.unwrap() - r[0].started;
     assert!(
-        rang >= Duration::from_secs(4) && rang <= Duration::from_millis(5050),
+        rang >= Duration::from_secs(4) && rang < Duration::from_secs(6),
         "leg_timeout=5 rang {rang:?}"
     );
     fs.shutdown().await;
