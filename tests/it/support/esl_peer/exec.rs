@@ -319,16 +319,7 @@ async fn transferred(
     socket_arg: &str,
     to: &str,
 ) {
-    sw.fire_channel(uuid, "CHANNEL_UNPARK", &[]);
-    sw.fire_channel(
-        uuid,
-        "CHANNEL_EXECUTE_COMPLETE",
-        &[
-            ("Application", "socket"),
-            ("Application-Data", socket_arg),
-            ("Application-Response", "_none_"),
-        ],
-    );
+    socket_app_returns(sw, uuid, socket_arg, "_none_", false);
     sw.with_channel(uuid, |c| c.set_var("hangup_after_bridge", "true"));
     let dial = format!("user/{to}@127.0.0.1");
     let dialplan = execute(sw, uuid, "bridge", Some(&dial), None);
@@ -376,16 +367,7 @@ async fn after_socket(sw: &Arc<Switch>, uuid: &str, socket_arg: &str, last_respo
         return teardown(sw, uuid, socket_arg, last_response).await;
     }
     sw.tick().await;
-    sw.fire_channel(uuid, "CHANNEL_UNPARK", &[]);
-    sw.fire_channel(
-        uuid,
-        "CHANNEL_EXECUTE_COMPLETE",
-        &[
-            ("Application", "socket"),
-            ("Application-Data", socket_arg),
-            ("Application-Response", last_response),
-        ],
-    );
+    socket_app_returns(sw, uuid, socket_arg, last_response, false);
     // The listener (and its resume flag) is gone: the dialplan's own bridge is not affected.
     let fallback = {
         let mut st = sw.lock();
@@ -423,18 +405,26 @@ async fn teardown(sw: &Arc<Switch>, uuid: &str, socket_arg: &str, last_response:
     {
         sw.hangup(uuid, "NORMAL_CLEARING");
     }
+    socket_app_returns(sw, uuid, socket_arg, last_response, true);
+    sw.enter_hangup_state(uuid);
+    stop_recordings(sw, uuid, None).await;
+    sw.complete_channel(uuid);
+}
+
+/// The `socket` app returns: CHANNEL_UNPARK, then its CHANNEL_EXECUTE_COMPLETE with `response`
+/// (after a hang-up the channel's current application reads `socket` again).
+fn socket_app_returns(sw: &Switch, uuid: &str, socket_arg: &str, response: &str, current: bool) {
     sw.fire_channel(uuid, "CHANNEL_UNPARK", &[]);
-    sw.with_channel(uuid, |c| c.set_var("current_application", "socket"));
+    if current {
+        sw.with_channel(uuid, |c| c.set_var("current_application", "socket"));
+    }
     sw.fire_channel(
         uuid,
         "CHANNEL_EXECUTE_COMPLETE",
         &[
             ("Application", "socket"),
             ("Application-Data", socket_arg),
-            ("Application-Response", last_response),
+            ("Application-Response", response),
         ],
     );
-    sw.enter_hangup_state(uuid);
-    stop_recordings(sw, uuid, None).await;
-    sw.complete_channel(uuid);
 }
