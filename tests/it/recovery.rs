@@ -40,14 +40,21 @@ struct Rig {
 }
 
 async fn rig() -> Rig {
+    let body = "[[routes]]\ndestination = \"9001\"\ntarget = { agent = \"1001\" }\n";
+    rig_with(body, |_| {}).await
+}
+
+/// A rig whose config has `body` ([[queues]] and [[routes]]) for destination 9001; `phones`
+/// scripts the switch's phones before fsb24 starts (so its presence snapshot has them).
+async fn rig_with(body: &str, phones: impl FnOnce(&FsPeer)) -> Rig {
     let fs = FsPeer::start().await.unwrap();
+    phones(&fs);
     let bx = BitrixPeer::start(PeerOptions::default()).await;
     bx.set_webhook_wrong_auth_type(false);
     bx.add_user(SeedUser::new(AGENT.1, "Agent 1001", Some(AGENT.0)));
     bx.add_user(SeedUser::new(FALLBACK.1, "Agent 1002", Some(FALLBACK.0)));
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    let body = "[[routes]]\ndestination = \"9001\"\ntarget = { agent = \"1001\" }\n";
     let text = config_text(&fs, &bx, dir.path(), &[AGENT, FALLBACK], body).replace(
         "listen = \"127.0.0.1:0\"",
         &format!("listen = \"127.0.0.1:{port}\""),
@@ -340,5 +347,55 @@ async fn a_conversation_over_before_the_restart_is_finished_from_its_notes_and_i
     let record = r.bx.record_of(&call.call_id).unwrap();
     assert_eq!(record.bytes, r.recording(&uuid));
     assert!(r.log_mentions("gone before the restart").await);
+    r.daemon.kill().await;
+}
+
+/// SIGKILL while the agent's phone rings and nobody answers: the switch goes on ringing until
+/// fsb24's leg_timeout net (the 2 s step + 2 s margin, whole seconds), the bridge fails, and
+/// the dialplan after `socket` rings the fallback group. The caller is never stuck, and the
+/// restarted fsb24 finishes the call with the fallback's agent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caller_ringing_at_a_kill_reaches_the_fallback_after_the_leg_timeout_net() {
+    let body = "[[queues]]\nname = \"q\"\nstrategy = \"sequential\"\nagents = [\"1001\"]\n\
+                ring = [\"2s\"]\nrounds = 1\noverflow = { hangup = \"NO_ANSWER\" }\n\
+                [[routes]]\ndestination = \"9001\"\ntarget = { queue = \"q\" }\n";
+    let mut r = rig_with(body, |fs| {
+        fs.set_fallback(&[FALLBACK.0]);
+        fs.phone(AGENT.0).rings_forever();
+        fs.phone(FALLBACK.0)
+            .answers_then_hangs_up(Duration::from_millis(300), Duration::from_secs(2));
+    })
+    .await;
+    let uuid = r.offer().await;
+    assert!(r.fs.ring_started(AGENT.0, 0).await.is_some());
+    r.registered(&uuid).await;
+    r.stop(Stop::Kill).await;
+    r.daemon.start().await;
+    let long = Duration::from_secs(10);
+    let ring = tokio::time::timeout(long, async {
+        loop {
+            if let Some(ring) = r.fs.ring_ended(AGENT.0, 0).await {
+                return ring;
+            }
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        ring.why.as_deref(),
+        Some("NO_ANSWER"),
+        "the net ended the ring"
+    );
+    let fallback = r.fs.ring_ended(FALLBACK.0, 0).await.unwrap();
+    assert_eq!(
+        fallback.why.as_deref(),
+        Some("ANSWERED"),
+        "fallback reached"
+    );
+    let call = r.finished(&uuid, false).await;
+    let f = call.finished.clone().unwrap();
+    assert_eq!((f.user_id, f.status_code.as_str()), (FALLBACK.1, "200"));
+    assert!((2..=3).contains(&f.duration), "DURATION {}", f.duration);
+    assert_eq!(r.finishes(&call.call_id).await, 1, "exactly one finish");
     r.daemon.kill().await;
 }
