@@ -1,6 +1,7 @@
 //! Credentials: an incoming-webhook URL (a secret as a whole) or an OAuth application whose
 //! access token is refreshed on `expired_token`. Refreshes are single-flight per portal and the
-//! rotated refresh token is written durably (temp file + fsync + rename) before it is used.
+//! rotated refresh token is written durably (temp file + fsync + rename) before it is used; the
+//! token file is always mode 0600.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -172,8 +173,16 @@ fn store_error(path: &Path, action: &'static str, e: std::io::Error) -> BitrixEr
     }
 }
 
+/// Writes `bytes` to `path` so that a crash leaves either the old or the new content, and so
+/// that the live tokens are never readable by anyone but the owner:
+///
+/// - the temp file gets a random name in the same directory and is created with `create_new`
+///   (`O_EXCL`: it never follows a planted symlink nor reuses someone else's file);
+/// - it is created with mode 0600 (the umask can only remove bits), so the renamed file is 0600
+///   whatever the old file's mode was.
 fn write_durably(path: &Path, bytes: &[u8]) -> Result<(), (&'static str, std::io::Error)> {
     use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_owned(),
         _ => PathBuf::from("."),
@@ -182,12 +191,25 @@ fn write_durably(path: &Path, bytes: &[u8]) -> Result<(), (&'static str, std::io
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp"));
-    let mut file = std::fs::File::create(&tmp).map_err(|e| ("create temp file", e))?;
-    file.write_all(bytes).map_err(|e| ("write temp file", e))?;
-    file.sync_all().map_err(|e| ("fsync temp file", e))?;
-    drop(file);
-    std::fs::rename(&tmp, path).map_err(|e| ("rename", e))?;
+    let tmp = dir.join(format!(".{name}.{:016x}.tmp", rand::random::<u64>()));
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)
+        .map_err(|e| ("create temp file", e))?;
+    let tmp_path = tmp.clone();
+    let written = (move || {
+        file.write_all(bytes).map_err(|e| ("write temp file", e))?;
+        file.sync_all().map_err(|e| ("fsync temp file", e))?;
+        drop(file);
+        std::fs::rename(&tmp_path, path).map_err(|e| ("rename", e))
+    })();
+    if written.is_err() {
+        // Best effort: the temp file holds live tokens; the original error is what matters.
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written?;
     std::fs::File::open(&dir)
         .and_then(|d| d.sync_all())
         .map_err(|e| ("fsync directory", e))
@@ -427,6 +449,55 @@ mod tests {
     fn malformed_webhook_urls_are_refused_without_echoing_them() {
         let err = WebhookUrl::parse("not a url s3cr3t").unwrap_err();
         assert!(!err.to_string().contains("s3cr3t"));
+    }
+
+    fn sample_tokens() -> TokenFile {
+        TokenFile {
+            access_token: SecretString::new("acc3ss"),
+            refresh_token: SecretString::new("r3fr3sh"),
+            expires: Some(1),
+            client_endpoint: "https://p/rest/".into(),
+            server_endpoint: "https://o/rest/".into(),
+            member_id: None,
+        }
+    }
+
+    fn mode_of(path: &Path) -> u32 {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+    }
+
+    #[tokio::test]
+    async fn a_saved_token_file_is_readable_by_its_owner_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tokens.json");
+        // A fresh file, and one an operator made 0600 before the first refresh.
+        sample_tokens().save(&path).await.unwrap();
+        assert_eq!(mode_of(&path), 0o600, "fresh token file");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        sample_tokens().save(&path).await.unwrap();
+        assert_eq!(mode_of(&path), 0o600, "token file after a refresh");
+    }
+
+    #[tokio::test]
+    async fn saving_never_follows_a_link_planted_at_a_temp_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tokens.json");
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, "untouched").unwrap();
+        // The temp name the old code used, planted as a symlink to another file.
+        std::os::unix::fs::symlink(&victim, dir.path().join(".tokens.json.tmp")).unwrap();
+        sample_tokens().save(&path).await.unwrap();
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "untouched");
+        assert_eq!(TokenFile::load(&path).await.unwrap(), sample_tokens());
+        assert!(
+            !std::fs::symlink_metadata(&path)
+                .unwrap()
+                .file_type()
+                .is_symlink(),
+            "the token file is a regular file"
+        );
     }
 
     #[tokio::test]
