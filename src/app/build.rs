@@ -24,6 +24,8 @@ pub fn bitrix(config: &Config) -> anyhow::Result<BitrixSettings> {
             WebhookUrl::parse(url.expose()).context("bitrix.auth.webhook.url")?,
         ),
         BitrixAuth::OAuth(o) => AuthSettings::OAuth(OAuthSettings {
+            portal: o.portal.clone(),
+            server_endpoint: o.server_endpoint.clone(),
             client_id: o.client_id.clone(),
             client_secret: SecretString::new(o.client_secret.expose()),
             token_file: o.token_file.clone(),

@@ -74,8 +74,17 @@ impl fmt::Debug for WebhookUrl {
 }
 
 /// OAuth application credentials. The tokens live in `token_file` (written at installation).
+///
+/// `portal` and `server_endpoint` are the truth: every REST request goes to `portal` and every
+/// refresh to `server_endpoint`. A token file or token answer naming other endpoints is refused
+/// ([`BitrixError::EndpointMismatch`]), so nobody who can write the file or answer a refresh
+/// can move the tokens and the client secret elsewhere.
 #[derive(Debug, Clone)]
 pub struct OAuthSettings {
+    /// The portal's REST base (`https://{portal}/rest/`).
+    pub portal: Url,
+    /// The authorisation server's REST base (`https://oauth.bitrix.info/rest/`).
+    pub server_endpoint: Url,
     /// `client_id` of the application.
     pub client_id: String,
     /// `client_secret`; sent only to the authorisation server.
@@ -149,19 +158,72 @@ impl TokenFile {
             .map_err(|(action, e)| store_error(path, action, e))
     }
 
-    fn refreshed(&self, answer: TokenAnswer, access: String, refresh: String) -> Self {
-        Self {
+    /// The file after a refresh: new tokens, the same endpoints. An answer that names other
+    /// endpoints is refused: the configured ones stay the only place tokens are sent.
+    fn refreshed(
+        &self,
+        answer: TokenAnswer,
+        access: String,
+        refresh: String,
+    ) -> Result<Self, BitrixError> {
+        let pairs = [
+            (
+                "client_endpoint of the token answer",
+                &answer.client_endpoint,
+                &self.client_endpoint,
+            ),
+            (
+                "server_endpoint of the token answer",
+                &answer.server_endpoint,
+                &self.server_endpoint,
+            ),
+        ];
+        for (what, said, ours) in pairs {
+            if let Some(said) = said {
+                check_endpoint(what, said, ours)?;
+            }
+        }
+        Ok(Self {
             access_token: SecretString(access),
             refresh_token: SecretString(refresh),
             expires: answer.expires,
-            client_endpoint: answer
-                .client_endpoint
-                .unwrap_or_else(|| self.client_endpoint.clone()),
-            server_endpoint: answer
-                .server_endpoint
-                .unwrap_or_else(|| self.server_endpoint.clone()),
+            client_endpoint: self.client_endpoint.clone(),
+            server_endpoint: self.server_endpoint.clone(),
             member_id: answer.member_id.or_else(|| self.member_id.clone()),
-        }
+        })
+    }
+}
+
+/// A REST base as written (`https://host/rest` or `.../rest/`), normalised for comparison.
+fn rest_base(text: &str) -> Option<Url> {
+    let mut text = text.trim().to_owned();
+    if !text.ends_with('/') {
+        text.push('/');
+    }
+    Url::parse(&text).ok()
+}
+
+/// Refuses `found` unless it is the same REST base as `expected`.
+fn check_endpoint(what: &'static str, found: &str, expected: &str) -> Result<(), BitrixError> {
+    match (rest_base(found), rest_base(expected)) {
+        (Some(a), Some(b)) if a == b => Ok(()),
+        _ => Err(BitrixError::EndpointMismatch {
+            what,
+            found: found.chars().take(200).collect(),
+            expected: expected.to_owned(),
+        }),
+    }
+}
+
+/// `https://`, or plain `http://` to this machine only (a local test portal or a TLS proxy on
+/// the same host). Everything that carries a credential is checked with this.
+pub fn secure_or_loopback(url: &Url) -> bool {
+    match (url.scheme(), url.host()) {
+        ("https", Some(_)) => true,
+        ("http", Some(url::Host::Ipv4(ip))) => ip.is_loopback(),
+        ("http", Some(url::Host::Ipv6(ip))) => ip.is_loopback(),
+        ("http", Some(url::Host::Domain(d))) => d.eq_ignore_ascii_case("localhost"),
+        _ => false,
     }
 }
 
@@ -239,6 +301,7 @@ struct RefreshState {
 
 /// Live OAuth state of one portal.
 pub(crate) struct OAuth {
+    server_endpoint: Url,
     client_id: String,
     client_secret: SecretString,
     path: PathBuf,
@@ -248,11 +311,30 @@ pub(crate) struct OAuth {
 }
 
 impl OAuth {
-    /// Loads the token file.
-    pub(crate) async fn load(settings: &OAuthSettings) -> Result<(Self, TokenFile), BitrixError> {
+    /// Loads the token file and checks it names the configured portal and token server.
+    pub(crate) async fn load(settings: &OAuthSettings) -> Result<Self, BitrixError> {
+        for (what, url) in [
+            ("portal", &settings.portal),
+            ("server_endpoint", &settings.server_endpoint),
+        ] {
+            if !secure_or_loopback(url) {
+                return Err(BitrixError::Insecure { what });
+            }
+        }
+        token_url(settings.server_endpoint.as_str())?;
         let tokens = TokenFile::load(&settings.token_file).await?;
-        token_url(&tokens.server_endpoint)?;
-        let oauth = Self {
+        check_endpoint(
+            "client_endpoint of the token file",
+            &tokens.client_endpoint,
+            settings.portal.as_str(),
+        )?;
+        check_endpoint(
+            "server_endpoint of the token file",
+            &tokens.server_endpoint,
+            settings.server_endpoint.as_str(),
+        )?;
+        Ok(Self {
+            server_endpoint: settings.server_endpoint.clone(),
             client_id: settings.client_id.clone(),
             client_secret: settings.client_secret.clone(),
             path: settings.token_file.clone(),
@@ -261,12 +343,11 @@ impl OAuth {
                 generation: 0,
             }),
             refresh: tokio::sync::Mutex::new(RefreshState {
-                tokens: tokens.clone(),
+                tokens,
                 unsaved: None,
             }),
             refreshes: AtomicU64::new(0),
-        };
-        Ok((oauth, tokens))
+        })
     }
 
     /// The access token to use now and its generation (pass it back to [`OAuth::refresh`]).
@@ -323,7 +404,7 @@ impl OAuth {
         tokens: &TokenFile,
         method: Method,
     ) -> Result<TokenFile, BitrixError> {
-        let url = token_url(&tokens.server_endpoint)?;
+        let url = token_url(self.server_endpoint.as_str())?;
         let query = refresh_query(
             &self.client_id,
             self.client_secret.expose(),
@@ -344,7 +425,7 @@ impl OAuth {
         match parsed {
             Ok(a) if a.error.is_none() && (200..300).contains(&status) => {
                 match (a.access_token.clone(), a.refresh_token.clone()) {
-                    (Some(access), Some(refresh)) => Ok(tokens.refreshed(a, access, refresh)),
+                    (Some(access), Some(refresh)) => tokens.refreshed(a, access, refresh),
                     _ => Err(BitrixError::decode(
                         Method::TokenRefresh.name(),
                         serde::de::Error::custom("token answer lacks tokens"),
@@ -428,6 +509,8 @@ mod tests {
             member_id: None,
         };
         let oauth = AuthSettings::OAuth(OAuthSettings {
+            portal: Url::parse("https://acme.bitrix24.de/rest/").unwrap(),
+            server_endpoint: Url::parse("https://oauth.bitrix.info/rest/").unwrap(),
             client_id: "local.1".into(),
             client_secret: SecretString::new("cl13nts3cr3t"),
             token_file: "/tmp/t.json".into(),

@@ -11,6 +11,7 @@ use super::error::Problems;
 use super::model::{BitrixAuth, BitrixConfig, BitrixDefaults, OAuthConfig, RateConfig};
 use super::raw::{RawAuth, RawBitrix, RawBitrixDefaults, RawOAuth};
 use super::validate::{duration, in_range, line_number, ms, secret, secs};
+use crate::bitrix::secure_or_loopback;
 use crate::ids::{BitrixUserId, PhoneNumber};
 
 pub(crate) fn bitrix(p: &mut Problems, raw: RawBitrix) -> Option<BitrixConfig> {
@@ -122,17 +123,6 @@ fn webhook_url(p: &mut Problems, raw: Option<Secret>) -> Option<Secret> {
         normalised.push('/');
     }
     Some(Secret::new(normalised))
-}
-
-/// `https://`, or plain `http://` to this machine only (a local test portal or TLS proxy).
-fn secure_or_loopback(url: &Url) -> bool {
-    match (url.scheme(), url.host()) {
-        ("https", Some(_)) => true,
-        ("http", Some(url::Host::Ipv4(ip))) => ip.is_loopback(),
-        ("http", Some(url::Host::Ipv6(ip))) => ip.is_loopback(),
-        ("http", Some(url::Host::Domain(d))) => d == "localhost",
-        _ => false,
-    }
 }
 
 fn rest_base(p: &mut Problems, key: &str, raw: &str) -> Option<Url> {
