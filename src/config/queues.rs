@@ -11,6 +11,7 @@ use super::model::{
 };
 use super::raw::{RawAgent, RawOverflow, RawQueue};
 use super::validate::{duration, in_range};
+use crate::esl::command::VarValue;
 use crate::ids::{AgentId, BitrixUserId, QueueName};
 
 /// Hang-up causes a queue may end a caller with (FreeSWITCH names, esl-protocol §12.1).
@@ -337,6 +338,11 @@ fn wait_media(p: &mut Problems, key: String, raw: Option<String>) -> WaitMedia {
             let source = music.starts_with('/') || music.starts_with("local_stream://");
             if !source || music.chars().any(|c| c.is_control() || "'{}".contains(c)) {
                 let why = "must be \"ringback\", an absolute file path or a local_stream:// source";
+                p.push(key, format!("{music:?} {why}"));
+            } else if VarValue::parse(music).is_err() {
+                // The run-time rule: it is set as a channel variable (`transfer_ringback`).
+                let why = "cannot be set on a FreeSWITCH channel: use printable ASCII without \
+                           spaces, '|' or quotes (at most 512 characters)";
                 p.push(key, format!("{music:?} {why}"));
             }
             WaitMedia::Music(music.to_owned())

@@ -184,3 +184,27 @@ fn oauth_takes_the_default_token_server() {
         "https://oauth.bitrix.info/rest/"
     );
 }
+
+#[test]
+fn wait_media_that_fails_at_run_time_is_refused_at_load() {
+    // The run-time rule (a channel variable value): printable ASCII, no space, `|`, quotes.
+    for bad in [
+        "/music/hold music.wav",
+        "/music/a|b.wav",
+        "/music/\"x\".wav",
+        "/music/ожидание.wav",
+        "local_stream://moh ",
+    ] {
+        let text = format!(
+            "{AGENTS}\n[[queues]]\nname = \"sales\"\nagents = [\"1001\"]\nwait_media = {bad:?}"
+        );
+        let errors = with(&text).unwrap_err();
+        assert_eq!(keys(&errors), ["queues.sales.wait_media"], "{bad:?}");
+    }
+    for good in ["ringback", "/var/lib/fsb24/moh.wav", "local_stream://moh"] {
+        let text = format!(
+            "{AGENTS}\n[[queues]]\nname = \"sales\"\nagents = [\"1001\"]\nwait_media = {good:?}"
+        );
+        with(&text).unwrap_or_else(|e| panic!("{good:?}: {e}"));
+    }
+}
