@@ -80,7 +80,7 @@ pub(crate) fn bitrix(p: &mut Problems, raw: RawBitrix) -> Option<BitrixConfig> {
     let defaults = bitrix_defaults(p, raw.defaults);
     Some(BitrixConfig {
         auth: auth?,
-        application_token: raw.application_token,
+        application_token: raw.application_token.map(|t| application_token(p, t)),
         rate,
         batch_window,
         request_timeout,
@@ -183,6 +183,23 @@ fn oauth(p: &mut Problems, raw: RawOAuth) -> Option<OAuthConfig> {
             .token_file
             .unwrap_or_else(|| PathBuf::from("fsb24-bitrix-token.json")),
     })
+}
+
+/// Events are unsigned: the token is their only authenticity check, so a guessable one ("",
+/// "a") is refused. Bitrix24 issues 32 hex digits; at least 16 visible characters are required.
+fn application_token(p: &mut Problems, token: Secret) -> Secret {
+    const MIN: usize = 16;
+    let text = token.expose();
+    if text.chars().count() < MIN || !text.chars().all(|c| c.is_ascii_graphic()) {
+        p.push(
+            "bitrix.application_token",
+            format!(
+                "must be at least {MIN} visible characters without spaces, as Bitrix24 shows it \
+                 (value not shown because it is secret)"
+            ),
+        );
+    }
+    token
 }
 
 fn bitrix_defaults(p: &mut Problems, raw: RawBitrixDefaults) -> Option<BitrixDefaults> {

@@ -144,9 +144,9 @@ fn missing_required_key_names_the_key_itself() {
 
 #[test]
 fn debug_output_and_errors_never_contain_secrets() {
-    let c = with("[bitrix]\napplication_token = \"app-token-777\"").unwrap();
+    let c = with("[bitrix]\napplication_token = \"app-token-7777777\"").unwrap();
     let debug = format!("{c:?}");
-    for secret in ["esl-pass-123", "webhook-key-xyz", "app-token-777"] {
+    for secret in ["esl-pass-123", "webhook-key-xyz", "app-token-7777777"] {
         assert!(!debug.contains(secret), "{secret} leaked into Debug");
         assert!(
             !c.summary().contains(secret),
@@ -207,4 +207,27 @@ fn wait_media_that_fails_at_run_time_is_refused_at_load() {
         );
         with(&text).unwrap_or_else(|e| panic!("{good:?}: {e}"));
     }
+}
+
+#[test]
+fn application_tokens_shorter_than_16_visible_characters_are_refused() {
+    for weak in [
+        "",
+        " ",
+        "a",
+        "               x",
+        "0123456789 abcdef",
+        "0123456789abcde\t",
+    ] {
+        let text = format!("[bitrix]\napplication_token = {weak:?}");
+        let errors = with(&text).unwrap_err();
+        assert_eq!(keys(&errors), ["bitrix.application_token"], "{weak:?}");
+        let shown = errors.to_string();
+        assert!(shown.contains("at least 16"), "{shown}");
+        if weak.trim().len() > 1 {
+            assert!(!shown.contains(weak.trim()), "the token is echoed: {shown}");
+        }
+    }
+    let c = with("[bitrix]\napplication_token = \"2c6e0b9f4d1a8e7c\"").unwrap();
+    assert!(c.bitrix.application_token.is_some());
 }
