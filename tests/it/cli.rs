@@ -58,6 +58,23 @@ fn check_config_names_the_key_of_every_invalid_fixture_and_fails() {
 }
 
 #[test]
+fn check_config_never_echoes_a_secret_given_with_the_wrong_type() {
+    let path = "tests/fixtures/config/invalid/secret_wrong_type.toml";
+    let out = fsb24(&["check-config", "--config", path]);
+    let shown = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!out.status.success());
+    assert!(shown.contains("esl.inbound.password"), "{shown}");
+    assert!(
+        !shown.contains("12345678"),
+        "the password is echoed: {shown}"
+    );
+}
+
+#[test]
 fn version_flag_prints_the_crate_version() {
     let out = fsb24(&["--version"]);
     assert!(out.status.success());
