@@ -285,3 +285,28 @@ fn wait_media_that_fails_at_run_time_is_refused_at_load() {
         with(&text).unwrap_or_else(|e| panic!("{good:?}: {e}"));
     }
 }
+
+#[test]
+fn the_http_listener_has_limits_by_default_and_refuses_unusable_ones() {
+    let token = "[bitrix]\napplication_token = \"2c6e0b9f4d1a8e7c3b5f9a0d2e4c6b81\"";
+    let c = with(&format!("{token}\n[http]")).unwrap();
+    let http = c.http.unwrap();
+    assert_eq!(http.header_read_timeout, Duration::from_secs(10));
+    assert_eq!(http.request_timeout, Duration::from_secs(10));
+    assert_eq!(http.max_connections, 256);
+    assert_eq!(http.max_requests_per_connection, 100);
+    let errors = with(&format!(
+        "{token}\n[http]\nheader_read_timeout = \"1h\"\nrequest_timeout = \"1ms\"\n\
+         max_connections = 0\nmax_requests_per_connection = 0"
+    ))
+    .unwrap_err();
+    assert_eq!(
+        keys(&errors),
+        [
+            "http.header_read_timeout",
+            "http.request_timeout",
+            "http.max_connections",
+            "http.max_requests_per_connection"
+        ]
+    );
+}

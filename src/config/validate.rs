@@ -287,9 +287,50 @@ pub(crate) fn http(p: &mut Problems, raw: RawHttp) -> HttpConfig {
             ),
         );
     }
+    let header_read_timeout = duration(
+        p,
+        "http.header_read_timeout",
+        raw.header_read_timeout.as_deref(),
+        "10s",
+    );
+    in_range(
+        p,
+        "http.header_read_timeout",
+        header_read_timeout,
+        ms(100),
+        secs(300),
+    );
+    let request_timeout = duration(
+        p,
+        "http.request_timeout",
+        raw.request_timeout.as_deref(),
+        "10s",
+    );
+    in_range(
+        p,
+        "http.request_timeout",
+        request_timeout,
+        ms(100),
+        secs(300),
+    );
+    let max_connections = raw.max_connections.unwrap_or(256);
+    if !(1..=10_000).contains(&max_connections) {
+        p.push(
+            "http.max_connections",
+            format!("{max_connections} is not between 1 and 10000"),
+        );
+    }
+    let max_requests_per_connection = raw.max_requests_per_connection.unwrap_or(100);
+    if max_requests_per_connection == 0 {
+        p.push("http.max_requests_per_connection", "must be at least 1");
+    }
     HttpConfig {
         listen: socket_addr(p, "http.listen", raw.listen.as_deref(), "127.0.0.1:8085"),
         path,
+        header_read_timeout,
+        request_timeout,
+        max_connections,
+        max_requests_per_connection,
     }
 }
 

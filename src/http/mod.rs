@@ -2,9 +2,11 @@
 //!
 //! It verifies `auth[application_token]`, drops duplicate deliveries, checks the phone number and
 //! hands a typed [`ClickToCall`] to the app over a bounded channel; it answers at once and never
-//! waits on FreeSWITCH.
+//! waits on FreeSWITCH. [`serve`] runs it with the limits a listener on a public address needs: a
+//! header-read timeout, a whole-request timeout, a connection cap and a per-connection request cap.
 
 mod event;
+mod serve;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -18,6 +20,7 @@ use tokio::sync::mpsc;
 use tokio::time::{Duration, Instant};
 
 pub use event::{ClickToCall, EventError, ParsedEvent, parse_event};
+pub use serve::{Limits, serve};
 
 use crate::ids::BitrixCallId;
 
