@@ -7,7 +7,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use fsb24::http::{ClickToCall, EventEndpoint, Limits, serve};
+use fsb24::http::{ClickToCall, EventEndpoint, Limits, MAX_EVENT_BODY, serve};
+use fsb24::ids::BitrixCallId;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
@@ -24,7 +25,7 @@ const FAILSAFE: Duration = Duration::from_secs(600);
 struct Endpoint {
     listener: TcpListener,
     addr: std::net::SocketAddr,
-    _clicks: mpsc::Receiver<ClickToCall>,
+    clicks: mpsc::Receiver<ClickToCall>,
     tx: mpsc::Sender<ClickToCall>,
     stop: CancellationToken,
     tracker: TaskTracker,
@@ -37,11 +38,11 @@ impl Endpoint {
         socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
         let listener = socket.listen(1024).unwrap();
         let addr = listener.local_addr().unwrap();
-        let (tx, _clicks) = mpsc::channel(queue);
+        let (tx, clicks) = mpsc::channel(queue);
         Self {
             listener,
             addr,
-            _clicks,
+            clicks,
             tx,
             stop: CancellationToken::new(),
             tracker: TaskTracker::new(),
@@ -60,6 +61,8 @@ impl Endpoint {
             self.tracker.clone(),
         ));
         let served = Served {
+            addr: self.addr,
+            clicks: self.clicks,
             stop: self.stop,
             tracker: self.tracker,
         };
@@ -68,6 +71,8 @@ impl Endpoint {
 }
 
 struct Served {
+    addr: std::net::SocketAddr,
+    clicks: mpsc::Receiver<ClickToCall>,
     stop: CancellationToken,
     tracker: TaskTracker,
 }
@@ -89,6 +94,13 @@ fn limits() -> Limits {
         max_connections: 512,
         max_requests_per_connection: 100,
     }
+}
+
+fn click_body(call_id: &str) -> String {
+    format!(
+        "event=ONEXTERNALCALLSTART&data[PHONE_NUMBER_INTERNATIONAL]=%2B4930123456789\
+         &data[USER_ID]=17&data[CALL_ID]={call_id}&auth[application_token]={TOKEN}"
+    )
 }
 
 fn post(body: &str) -> String {
@@ -215,5 +227,35 @@ async fn a_connection_is_closed_after_its_request_limit() {
     let (sent, _) = until_closed(&mut stream).await;
     assert_eq!(sent.matches("HTTP/1.1 403").count(), 3, "{sent:?}");
     assert!(sent.to_ascii_lowercase().contains("connection: close"));
+    served.shutdown().await;
+}
+
+#[tokio::test]
+async fn bodies_over_64_kib_get_413_and_oversized_fields_400() {
+    let endpoint = Endpoint::bind(8).await;
+    let (_, mut served) = endpoint.serve(limits());
+    let addr = served.addr;
+    let big = format!(
+        "{}&pad={}",
+        click_body("externalCall.ab.1"),
+        "x".repeat(MAX_EVENT_BODY)
+    );
+    assert_eq!(exchange(addr, &post(&big)).await.0, 413);
+    let long_id = format!("externalCall.{}.1", "a".repeat(200));
+    assert_eq!(exchange(addr, &post(&click_body(&long_id))).await.0, 400);
+    let forged = "externalCall.ab.1%0A2026-01-01T00:00:00Z%20INFO%20forged";
+    assert_eq!(exchange(addr, &post(&click_body(forged))).await.0, 400);
+    assert_eq!(
+        exchange(addr, &post(&click_body("externalCall.ab.1")))
+            .await
+            .0,
+        200
+    );
+    let accepted = served.clicks.recv().await.unwrap();
+    assert_eq!(accepted.call_id, BitrixCallId::new("externalCall.ab.1"));
+    assert!(
+        served.clicks.try_recv().is_err(),
+        "only the valid click got through"
+    );
     served.shutdown().await;
 }
