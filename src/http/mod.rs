@@ -64,15 +64,21 @@ impl EventEndpoint {
             .with_state(self)
     }
 
-    /// Hands `click` to the app unless its `CALL_ID` was seen within [`DEDUP_WINDOW`].
+    /// Hands `click` to the app unless its `CALL_ID` was accepted within [`DEDUP_WINDOW`]. The
+    /// `CALL_ID` is remembered only once the app took the click, so a delivery refused as busy
+    /// can be redelivered. Check, send and record happen under one lock (no await inside).
     fn hand_off(&self, click: ClickToCall, now: Instant) -> HandOff {
         let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
         seen.retain(|_, at| now.duration_since(*at) < DEDUP_WINDOW);
-        if seen.insert(click.call_id.clone(), now).is_some() {
+        if seen.contains_key(&click.call_id) {
             return HandOff::Duplicate;
         }
+        let call_id = click.call_id.clone();
         match self.calls.try_send(click) {
-            Ok(()) => HandOff::Accepted,
+            Ok(()) => {
+                seen.insert(call_id, now);
+                HandOff::Accepted
+            }
             Err(mpsc::error::TrySendError::Full(_)) => HandOff::Full,
             Err(mpsc::error::TrySendError::Closed(_)) => HandOff::Closed,
         }

@@ -259,3 +259,31 @@ async fn bodies_over_64_kib_get_413_and_oversized_fields_400() {
     );
     served.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_click_refused_as_busy_is_taken_when_redelivered() {
+    // A queue of one, already holding a click the app has not taken yet.
+    let endpoint = Endpoint::bind(1).await;
+    endpoint
+        .tx
+        .try_send(ClickToCall {
+            call_id: BitrixCallId::new("externalCall.00.1"),
+            user: fsb24::ids::BitrixUserId(17),
+            phone: fsb24::ids::PhoneNumber::parse("5550100").unwrap(),
+            line_number: None,
+            call_list_id: None,
+        })
+        .unwrap();
+    let (_, mut served) = endpoint.serve(limits());
+    let addr = served.addr;
+    let body = post(&click_body("externalCall.c1.2"));
+    assert_eq!(exchange(addr, &body).await, (503, "busy".to_owned()));
+    // The app catches up; Bitrix24 (or its operator) delivers the click again.
+    served.clicks.recv().await.unwrap();
+    assert_eq!(exchange(addr, &body).await, (200, "ok".to_owned()));
+    let taken = served.clicks.recv().await.unwrap();
+    assert_eq!(taken.call_id.as_str(), "externalCall.c1.2");
+    // Once taken, a third delivery is the duplicate.
+    assert_eq!(exchange(addr, &body).await, (200, "duplicate".to_owned()));
+    served.shutdown().await;
+}
