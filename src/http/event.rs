@@ -37,10 +37,10 @@ pub enum EventError {
     /// A field the event must have is absent.
     #[error("event field {0} is missing")]
     Missing(&'static str),
-    /// A field breaks its rule. `field` is the (shortened, escaped when shown) field name.
+    /// A field breaks its rule. `field` is the field's name, shortened, or a placeholder.
     #[error("event field {field:?} refused: {reason}")]
     Invalid {
-        /// The field's name, at most 64 characters of it.
+        /// The field's name: at most 64 printable ASCII characters of it.
         field: String,
         /// Which rule it breaks.
         reason: &'static str,
@@ -51,11 +51,16 @@ pub enum EventError {
 }
 
 impl EventError {
+    /// A refusal naming `field`: at most 64 characters of it, and only when it is printable
+    /// ASCII (a name is input too; an exotic one is not shown).
     fn invalid(field: &str, reason: &'static str) -> Self {
-        Self::Invalid {
-            field: field.chars().take(MAX_KEY).collect(),
-            reason,
-        }
+        let shown: String = field.chars().take(MAX_KEY).collect();
+        let field = if shown.chars().all(|c| c.is_ascii_graphic()) {
+            shown
+        } else {
+            "(unprintable name)".to_owned()
+        };
+        Self::Invalid { field, reason }
     }
 }
 

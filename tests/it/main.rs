@@ -14,6 +14,7 @@ mod config_files;
 mod dialplan;
 mod esl_replay;
 mod esl_sessions;
+mod fuzz;
 mod hostile_events;
 mod http_endpoint;
 mod outbox_crash;
