@@ -10,7 +10,7 @@ use super::Secret;
 use super::error::Problems;
 use super::model::{BitrixAuth, BitrixConfig, BitrixDefaults, OAuthConfig, RateConfig};
 use super::raw::{RawAuth, RawBitrix, RawBitrixDefaults, RawOAuth};
-use super::validate::{duration, in_range, line_number, ms, secret, secs};
+use super::validate::{bounded_duration, line_number, ms, secret, secs};
 use crate::bitrix::secure_or_loopback;
 use crate::ids::{BitrixUserId, PhoneNumber};
 
@@ -26,41 +26,32 @@ pub(crate) fn bitrix(p: &mut Problems, raw: RawBitrix) -> Option<BitrixConfig> {
             None
         }
     };
-    let batch_window = duration(
+    let batch_window = bounded_duration(
         p,
         "bitrix.batch_window",
         raw.batch_window.as_deref(),
         "10ms",
-    );
-    in_range(
-        p,
-        "bitrix.batch_window",
-        batch_window,
         Duration::ZERO,
         secs(1),
     );
-    let request_timeout = duration(
+    // Bitrix24 cuts every request at 60 s, so waiting longer only hides a dead portal.
+    let request_timeout = bounded_duration(
         p,
         "bitrix.request_timeout",
         raw.request_timeout.as_deref(),
         "10s",
-    );
-    // Bitrix24 cuts every request at 60 s, so waiting longer only hides a dead portal.
-    in_range(
-        p,
-        "bitrix.request_timeout",
-        request_timeout,
         ms(100),
         secs(60),
     );
-    let lookup_timeout = duration(
+    // A caller hears silence or ringback during a lookup; keep it short.
+    let lookup_timeout = bounded_duration(
         p,
         "bitrix.lookup_timeout",
         raw.lookup_timeout.as_deref(),
         "1500ms",
+        ms(50),
+        secs(10),
     );
-    // A caller hears silence or ringback during a lookup; keep it short.
-    in_range(p, "bitrix.lookup_timeout", lookup_timeout, ms(50), secs(10));
     let rate = RateConfig {
         per_second: raw.rate.per_second.unwrap_or(2),
         burst: raw.rate.burst.unwrap_or(50),
