@@ -362,16 +362,13 @@ fn serve_events(
     };
     let (click_tx, click_rx) = mpsc::channel::<ClickToCall>(64);
     let endpoint = EventEndpoint::new(Arc::from(app_token.expose()), click_tx);
-    let router = endpoint.router(&http.path);
-    let stop = token.child_token();
-    tracker.spawn(async move {
-        let served = axum::serve(listener, router)
-            .with_graceful_shutdown(stop.cancelled_owned())
-            .await;
-        if let Err(e) = served {
-            error!(error = &e as &dyn std::error::Error, "http endpoint failed");
-        }
-    });
+    tracker.spawn(crate::http::serve(
+        listener,
+        endpoint.router(&http.path),
+        build::http_limits(http),
+        token.child_token(),
+        tracker.clone(),
+    ));
     tracker.spawn(click::run_click_to_call(
         click_rx,
         clicks,

@@ -119,16 +119,11 @@ impl TryFrom<RawConfig> for Config {
 
     fn try_from(raw: RawConfig) -> Result<Self, ConfigErrors> {
         let mut p = Problems::default();
-        let grace = validate::duration(
+        let grace = validate::bounded_duration(
             &mut p,
             "shutdown_grace",
             raw.shutdown_grace.as_deref(),
             "10s",
-        );
-        validate::in_range(
-            &mut p,
-            "shutdown_grace",
-            grace,
             std::time::Duration::ZERO,
             std::time::Duration::from_secs(600),
         );

@@ -81,6 +81,24 @@ string_id!(
     ExternalCallId
 );
 
+impl BitrixCallId {
+    /// The longest `CALL_ID` accepted from outside (Bitrix24's are 57 bytes).
+    pub const MAX_LEN: usize = 128;
+
+    /// Checks a `CALL_ID` that arrived from outside (an event POST): `externalCall.<hex>.<digits>`
+    /// and at most [`Self::MAX_LEN`] bytes, so it is safe to log, store and send back.
+    pub fn parse(raw: &str) -> Option<Self> {
+        let rest = raw.strip_prefix("externalCall.")?;
+        let (hex, digits) = rest.split_once('.')?;
+        let ok = raw.len() <= Self::MAX_LEN
+            && !hex.is_empty()
+            && hex.bytes().all(|b| b.is_ascii_hexdigit())
+            && !digits.is_empty()
+            && digits.bytes().all(|b| b.is_ascii_digit());
+        ok.then(|| Self(raw.to_owned()))
+    }
+}
+
 impl LegId {
     /// A fresh random leg id (UUID v4), used as `origination_uuid`.
     pub fn random() -> Self {
@@ -219,6 +237,29 @@ impl<'de> Deserialize<'de> for PhoneNumber {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn call_ids_from_outside_must_look_like_bitrix24s_own() {
+        let real = "externalCall.5be0a1c2d3e4f5a6b7c8d9e0f1a2b3c4.1777879000";
+        assert_eq!(BitrixCallId::parse(real).unwrap().as_str(), real);
+        let long = format!("externalCall.{}.1", "a".repeat(120));
+        for bad in [
+            "",
+            "externalCall..1",
+            "externalCall.abc.",
+            "externalCall.xyz.1",
+            "externalCall.abc.1.2",
+            "externalCall.abc.1\nforged",
+            "externalcall.abc.1",
+            " externalCall.abc.1",
+            long.as_str(),
+        ] {
+            assert!(
+                BitrixCallId::parse(bad).is_none(),
+                "{bad:?} must be refused"
+            );
+        }
+    }
 
     #[test]
     fn phone_numbers_keep_only_digits_and_a_leading_plus() {

@@ -10,7 +10,7 @@ use crate::bitrix::{
 };
 use crate::call::machine::Transferee;
 use crate::call::route::{agent_info, matched_variables};
-use crate::config::{BitrixAuth, Config, QueueOrder};
+use crate::config::{BitrixAuth, Config, HttpConfig, QueueOrder};
 use crate::esl::{Backoff, Domain, InboundOptions, OutboundOptions};
 use crate::ids::{AgentId, BitrixUserId};
 use crate::outbox::deliver::Backoff as RetryBackoff;
@@ -24,6 +24,8 @@ pub fn bitrix(config: &Config) -> anyhow::Result<BitrixSettings> {
             WebhookUrl::parse(url.expose()).context("bitrix.auth.webhook.url")?,
         ),
         BitrixAuth::OAuth(o) => AuthSettings::OAuth(OAuthSettings {
+            portal: o.portal.clone(),
+            server_endpoint: o.server_endpoint.clone(),
             client_id: o.client_id.clone(),
             client_secret: SecretString::new(o.client_secret.expose()),
             token_file: o.token_file.clone(),
@@ -39,6 +41,16 @@ pub fn bitrix(config: &Config) -> anyhow::Result<BitrixSettings> {
     settings.request_timeout = config.bitrix.request_timeout;
     settings.inline_record_max = config.recording.inline_max_bytes;
     Ok(settings)
+}
+
+/// The event listener's limits.
+pub fn http_limits(http: &HttpConfig) -> crate::http::Limits {
+    crate::http::Limits {
+        header_read_timeout: http.header_read_timeout,
+        request_timeout: http.request_timeout,
+        max_connections: usize::try_from(http.max_connections).unwrap_or(usize::MAX),
+        max_requests_per_connection: http.max_requests_per_connection,
+    }
 }
 
 /// The outbox worker's settings.

@@ -1,6 +1,7 @@
 //! Credentials: an incoming-webhook URL (a secret as a whole) or an OAuth application whose
 //! access token is refreshed on `expired_token`. Refreshes are single-flight per portal and the
-//! rotated refresh token is written durably (temp file + fsync + rename) before it is used.
+//! rotated refresh token is written durably (temp file + fsync + rename) before it is used; the
+//! token file is always mode 0600.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -73,8 +74,17 @@ impl fmt::Debug for WebhookUrl {
 }
 
 /// OAuth application credentials. The tokens live in `token_file` (written at installation).
+///
+/// `portal` and `server_endpoint` are the truth: every REST request goes to `portal` and every
+/// refresh to `server_endpoint`. A token file or token answer naming other endpoints is refused
+/// ([`BitrixError::EndpointMismatch`]), so nobody who can write the file or answer a refresh
+/// can move the tokens and the client secret elsewhere.
 #[derive(Debug, Clone)]
 pub struct OAuthSettings {
+    /// The portal's REST base (`https://{portal}/rest/`).
+    pub portal: Url,
+    /// The authorisation server's REST base (`https://oauth.bitrix.info/rest/`).
+    pub server_endpoint: Url,
     /// `client_id` of the application.
     pub client_id: String,
     /// `client_secret`; sent only to the authorisation server.
@@ -148,19 +158,72 @@ impl TokenFile {
             .map_err(|(action, e)| store_error(path, action, e))
     }
 
-    fn refreshed(&self, answer: TokenAnswer, access: String, refresh: String) -> Self {
-        Self {
+    /// The file after a refresh: new tokens, the same endpoints. An answer that names other
+    /// endpoints is refused: the configured ones stay the only place tokens are sent.
+    fn refreshed(
+        &self,
+        answer: TokenAnswer,
+        access: String,
+        refresh: String,
+    ) -> Result<Self, BitrixError> {
+        let pairs = [
+            (
+                "client_endpoint of the token answer",
+                &answer.client_endpoint,
+                &self.client_endpoint,
+            ),
+            (
+                "server_endpoint of the token answer",
+                &answer.server_endpoint,
+                &self.server_endpoint,
+            ),
+        ];
+        for (what, said, ours) in pairs {
+            if let Some(said) = said {
+                check_endpoint(what, said, ours)?;
+            }
+        }
+        Ok(Self {
             access_token: SecretString(access),
             refresh_token: SecretString(refresh),
             expires: answer.expires,
-            client_endpoint: answer
-                .client_endpoint
-                .unwrap_or_else(|| self.client_endpoint.clone()),
-            server_endpoint: answer
-                .server_endpoint
-                .unwrap_or_else(|| self.server_endpoint.clone()),
+            client_endpoint: self.client_endpoint.clone(),
+            server_endpoint: self.server_endpoint.clone(),
             member_id: answer.member_id.or_else(|| self.member_id.clone()),
-        }
+        })
+    }
+}
+
+/// A REST base as written (`https://host/rest` or `.../rest/`), normalised for comparison.
+fn rest_base(text: &str) -> Option<Url> {
+    let mut text = text.trim().to_owned();
+    if !text.ends_with('/') {
+        text.push('/');
+    }
+    Url::parse(&text).ok()
+}
+
+/// Refuses `found` unless it is the same REST base as `expected`.
+fn check_endpoint(what: &'static str, found: &str, expected: &str) -> Result<(), BitrixError> {
+    match (rest_base(found), rest_base(expected)) {
+        (Some(a), Some(b)) if a == b => Ok(()),
+        _ => Err(BitrixError::EndpointMismatch {
+            what,
+            found: found.chars().take(200).collect(),
+            expected: expected.to_owned(),
+        }),
+    }
+}
+
+/// `https://`, or plain `http://` to this machine only (a local test portal or a TLS proxy on
+/// the same host). Everything that carries a credential is checked with this.
+pub fn secure_or_loopback(url: &Url) -> bool {
+    match (url.scheme(), url.host()) {
+        ("https", Some(_)) => true,
+        ("http", Some(url::Host::Ipv4(ip))) => ip.is_loopback(),
+        ("http", Some(url::Host::Ipv6(ip))) => ip.is_loopback(),
+        ("http", Some(url::Host::Domain(d))) => d.eq_ignore_ascii_case("localhost"),
+        _ => false,
     }
 }
 
@@ -172,8 +235,16 @@ fn store_error(path: &Path, action: &'static str, e: std::io::Error) -> BitrixEr
     }
 }
 
+/// Writes `bytes` to `path` so that a crash leaves either the old or the new content, and so
+/// that the live tokens are never readable by anyone but the owner:
+///
+/// - the temp file gets a random name in the same directory and is created with `create_new`
+///   (`O_EXCL`: it never follows a planted symlink nor reuses someone else's file);
+/// - it is created with mode 0600 (the umask can only remove bits), so the renamed file is 0600
+///   whatever the old file's mode was.
 fn write_durably(path: &Path, bytes: &[u8]) -> Result<(), (&'static str, std::io::Error)> {
     use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_owned(),
         _ => PathBuf::from("."),
@@ -182,12 +253,25 @@ fn write_durably(path: &Path, bytes: &[u8]) -> Result<(), (&'static str, std::io
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp"));
-    let mut file = std::fs::File::create(&tmp).map_err(|e| ("create temp file", e))?;
-    file.write_all(bytes).map_err(|e| ("write temp file", e))?;
-    file.sync_all().map_err(|e| ("fsync temp file", e))?;
-    drop(file);
-    std::fs::rename(&tmp, path).map_err(|e| ("rename", e))?;
+    let tmp = dir.join(format!(".{name}.{:016x}.tmp", rand::random::<u64>()));
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)
+        .map_err(|e| ("create temp file", e))?;
+    let tmp_path = tmp.clone();
+    let written = (move || {
+        file.write_all(bytes).map_err(|e| ("write temp file", e))?;
+        file.sync_all().map_err(|e| ("fsync temp file", e))?;
+        drop(file);
+        std::fs::rename(&tmp_path, path).map_err(|e| ("rename", e))
+    })();
+    if written.is_err() {
+        // Best effort: the temp file holds live tokens; the original error is what matters.
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written?;
     std::fs::File::open(&dir)
         .and_then(|d| d.sync_all())
         .map_err(|e| ("fsync directory", e))
@@ -217,6 +301,7 @@ struct RefreshState {
 
 /// Live OAuth state of one portal.
 pub(crate) struct OAuth {
+    server_endpoint: Url,
     client_id: String,
     client_secret: SecretString,
     path: PathBuf,
@@ -226,11 +311,30 @@ pub(crate) struct OAuth {
 }
 
 impl OAuth {
-    /// Loads the token file.
-    pub(crate) async fn load(settings: &OAuthSettings) -> Result<(Self, TokenFile), BitrixError> {
+    /// Loads the token file and checks it names the configured portal and token server.
+    pub(crate) async fn load(settings: &OAuthSettings) -> Result<Self, BitrixError> {
+        for (what, url) in [
+            ("portal", &settings.portal),
+            ("server_endpoint", &settings.server_endpoint),
+        ] {
+            if !secure_or_loopback(url) {
+                return Err(BitrixError::Insecure { what });
+            }
+        }
+        token_url(settings.server_endpoint.as_str())?;
         let tokens = TokenFile::load(&settings.token_file).await?;
-        token_url(&tokens.server_endpoint)?;
-        let oauth = Self {
+        check_endpoint(
+            "client_endpoint of the token file",
+            &tokens.client_endpoint,
+            settings.portal.as_str(),
+        )?;
+        check_endpoint(
+            "server_endpoint of the token file",
+            &tokens.server_endpoint,
+            settings.server_endpoint.as_str(),
+        )?;
+        Ok(Self {
+            server_endpoint: settings.server_endpoint.clone(),
             client_id: settings.client_id.clone(),
             client_secret: settings.client_secret.clone(),
             path: settings.token_file.clone(),
@@ -239,12 +343,11 @@ impl OAuth {
                 generation: 0,
             }),
             refresh: tokio::sync::Mutex::new(RefreshState {
-                tokens: tokens.clone(),
+                tokens,
                 unsaved: None,
             }),
             refreshes: AtomicU64::new(0),
-        };
-        Ok((oauth, tokens))
+        })
     }
 
     /// The access token to use now and its generation (pass it back to [`OAuth::refresh`]).
@@ -301,7 +404,7 @@ impl OAuth {
         tokens: &TokenFile,
         method: Method,
     ) -> Result<TokenFile, BitrixError> {
-        let url = token_url(&tokens.server_endpoint)?;
+        let url = token_url(self.server_endpoint.as_str())?;
         let query = refresh_query(
             &self.client_id,
             self.client_secret.expose(),
@@ -322,7 +425,7 @@ impl OAuth {
         match parsed {
             Ok(a) if a.error.is_none() && (200..300).contains(&status) => {
                 match (a.access_token.clone(), a.refresh_token.clone()) {
-                    (Some(access), Some(refresh)) => Ok(tokens.refreshed(a, access, refresh)),
+                    (Some(access), Some(refresh)) => tokens.refreshed(a, access, refresh),
                     _ => Err(BitrixError::decode(
                         Method::TokenRefresh.name(),
                         serde::de::Error::custom("token answer lacks tokens"),
@@ -406,6 +509,8 @@ mod tests {
             member_id: None,
         };
         let oauth = AuthSettings::OAuth(OAuthSettings {
+            portal: Url::parse("https://acme.bitrix24.de/rest/").unwrap(),
+            server_endpoint: Url::parse("https://oauth.bitrix.info/rest/").unwrap(),
             client_id: "local.1".into(),
             client_secret: SecretString::new("cl13nts3cr3t"),
             token_file: "/tmp/t.json".into(),
@@ -427,6 +532,55 @@ mod tests {
     fn malformed_webhook_urls_are_refused_without_echoing_them() {
         let err = WebhookUrl::parse("not a url s3cr3t").unwrap_err();
         assert!(!err.to_string().contains("s3cr3t"));
+    }
+
+    fn sample_tokens() -> TokenFile {
+        TokenFile {
+            access_token: SecretString::new("acc3ss"),
+            refresh_token: SecretString::new("r3fr3sh"),
+            expires: Some(1),
+            client_endpoint: "https://p/rest/".into(),
+            server_endpoint: "https://o/rest/".into(),
+            member_id: None,
+        }
+    }
+
+    fn mode_of(path: &Path) -> u32 {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+    }
+
+    #[tokio::test]
+    async fn a_saved_token_file_is_readable_by_its_owner_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tokens.json");
+        // A fresh file, and one an operator made 0600 before the first refresh.
+        sample_tokens().save(&path).await.unwrap();
+        assert_eq!(mode_of(&path), 0o600, "fresh token file");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        sample_tokens().save(&path).await.unwrap();
+        assert_eq!(mode_of(&path), 0o600, "token file after a refresh");
+    }
+
+    #[tokio::test]
+    async fn saving_never_follows_a_link_planted_at_a_temp_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tokens.json");
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, "untouched").unwrap();
+        // The temp name the old code used, planted as a symlink to another file.
+        std::os::unix::fs::symlink(&victim, dir.path().join(".tokens.json.tmp")).unwrap();
+        sample_tokens().save(&path).await.unwrap();
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "untouched");
+        assert_eq!(TokenFile::load(&path).await.unwrap(), sample_tokens());
+        assert!(
+            !std::fs::symlink_metadata(&path)
+                .unwrap()
+                .file_type()
+                .is_symlink(),
+            "the token file is a regular file"
+        );
     }
 
     #[tokio::test]

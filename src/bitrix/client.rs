@@ -12,7 +12,6 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use url::Url;
 
 use super::auth::{Auth, AuthSettings, OAuth};
 use super::batch::Command;
@@ -25,7 +24,7 @@ use super::wire::Method;
 /// Everything a [`BitrixClient`] needs; the lead maps configuration into it.
 #[derive(Debug, Clone)]
 pub struct BitrixSettings {
-    /// Credentials; the REST base URL is the webhook URL or the token file's `client_endpoint`.
+    /// Credentials; the REST base URL is the webhook URL or the configured OAuth `portal`.
     pub auth: AuthSettings,
     /// The portal's request-rate limit to stay under (default 2/s, burst 50).
     pub rate: RateLimit,
@@ -98,9 +97,9 @@ impl BitrixClient {
         let (base, auth) = match &settings.auth {
             AuthSettings::Webhook(url) => (url.expose().clone(), Auth::Webhook),
             AuthSettings::OAuth(o) => {
-                let (oauth, tokens) = OAuth::load(o).await?;
-                let base = base_url(&tokens.client_endpoint)?;
-                (base, Auth::OAuth(Arc::new(oauth)))
+                // The configured portal, never the token file's: load checked they agree.
+                let oauth = OAuth::load(o).await?;
+                (o.portal.clone(), Auth::OAuth(Arc::new(oauth)))
             }
         };
         let limiter = Limiter::new(settings.rate, Instant::now());
@@ -194,16 +193,4 @@ impl BitrixClient {
     pub(crate) fn check_recording(path: &Path) -> Result<String, BitrixError> {
         super::record::recording_name(Method::AttachRecord, path)
     }
-}
-
-/// The REST base from a `client_endpoint`, with a trailing `/`.
-fn base_url(endpoint: &str) -> Result<Url, BitrixError> {
-    let with_slash = if endpoint.ends_with('/') {
-        endpoint.to_owned()
-    } else {
-        format!("{endpoint}/")
-    };
-    Url::parse(&with_slash).map_err(|_| BitrixError::Url {
-        what: "client_endpoint",
-    })
 }

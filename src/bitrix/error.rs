@@ -135,6 +135,23 @@ pub enum BitrixError {
         /// Which URL (never the URL itself: it may carry a secret).
         what: &'static str,
     },
+    /// The OAuth token file or a token answer names another portal or token server than the
+    /// config: nothing is sent there (a human must check which is right).
+    #[error("{what} {found:?} is not the configured {expected}")]
+    EndpointMismatch {
+        /// Which value disagrees (`client_endpoint of the token file`, ...).
+        what: &'static str,
+        /// What the file or answer said (at most 200 characters).
+        found: String,
+        /// The configured REST base.
+        expected: String,
+    },
+    /// A URL that would carry a credential is not https (plain http only to this machine).
+    #[error("{what}: must be an https:// URL (plain http only to this machine)")]
+    Insecure {
+        /// Which URL (never the URL itself: it may carry a secret).
+        what: &'static str,
+    },
     /// The client is shutting down; the command was not sent.
     #[error("{method}: client shut down before the request was sent")]
     Shutdown {
@@ -204,7 +221,11 @@ impl BitrixError {
             | Self::Reauthorise { method, .. }
             | Self::Recording { method, .. }
             | Self::Shutdown { method } => Some(method),
-            Self::TokenStore { .. } | Self::TokenFile { .. } | Self::Url { .. } => None,
+            Self::TokenStore { .. }
+            | Self::TokenFile { .. }
+            | Self::Url { .. }
+            | Self::EndpointMismatch { .. }
+            | Self::Insecure { .. } => None,
         }
     }
 
@@ -231,7 +252,9 @@ impl BitrixError {
             | Self::Reauthorise { .. }
             | Self::TokenFile { .. }
             | Self::Recording { .. }
-            | Self::Url { .. } => false,
+            | Self::Url { .. }
+            | Self::EndpointMismatch { .. }
+            | Self::Insecure { .. } => false,
         }
     }
 

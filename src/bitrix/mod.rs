@@ -16,7 +16,9 @@ mod record;
 mod transport;
 pub mod wire;
 
-pub use auth::{AuthSettings, OAuthSettings, SecretString, TokenFile, WebhookUrl};
+pub use auth::{
+    AuthSettings, OAuthSettings, SecretString, TokenFile, WebhookUrl, secure_or_loopback,
+};
 pub use client::{BitrixClient, BitrixSettings};
 pub use error::{BitrixError, ErrorKind};
 pub use limiter::RateLimit;

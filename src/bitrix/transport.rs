@@ -13,7 +13,7 @@ use tokio::time::Instant;
 use tracing::warn;
 use url::Url;
 
-use super::auth::{Auth, SecretString};
+use super::auth::{Auth, SecretString, secure_or_loopback};
 use super::error::{BitrixError, ErrorKind};
 use super::limiter::Limiter;
 use super::operating::OperatingHolds;
@@ -266,6 +266,15 @@ impl Transport {
         body: &Body,
         token: Option<&SecretString>,
     ) -> Result<Raw, BitrixError> {
+        // Every request carries a credential (webhook path, access token, signed upload URL):
+        // never in plain http to another host, whatever a redirect or an answer said.
+        if !secure_or_loopback(&url) {
+            let what = match body {
+                Body::Upload { .. } => "uploadUrl",
+                _ => "portal REST URL",
+            };
+            return Err(BitrixError::Insecure { what });
+        }
         let req = self
             .http
             .post(url)

@@ -61,10 +61,14 @@ pub async fn run_click_to_call(
             },
         };
         if !recent.insert(&click.call_id) {
-            info!(call_id = %click.call_id, "duplicate click-to-call ignored");
+            info!(
+                call_id = click.call_id.as_str(),
+                "duplicate click-to-call ignored"
+            );
             continue;
         }
-        let span = info_span!("click_to_call", call_id = %click.call_id, user = %click.user);
+        let span =
+            info_span!("click_to_call", call_id = click.call_id.as_str(), user = %click.user);
         tracker.spawn(one_call(Arc::clone(&deps), click, shutdown.clone()).instrument(span));
     }
 }
@@ -218,7 +222,7 @@ fn originate_input(result: Result<crate::ids::ChannelId, EslError>) -> Option<In
             Some(Input::OriginateAnswered)
         }
         Err(EslError::OriginateFailed { reason, .. }) => {
-            info!(reason = %reason.trim(), "agent phone failed");
+            info!(reason = reason.trim(), "agent phone failed");
             Some(Input::OriginateFailed {
                 cause: Cause::new(reason.trim()),
             })

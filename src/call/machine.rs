@@ -194,9 +194,14 @@ impl Call {
             tracing::debug!("call started twice; ignored");
             return;
         }
+        // continue_on_fail in a command of its own: a `multiset` is refused as a whole when one
+        // value is, and without this variable the first failed bridge hangs the caller up
+        // (b2_bridge_unregistered_and_unknown_user.txt).
+        out.push(Action::SetCallerVars {
+            vars: vec![("continue_on_fail".to_owned(), "true".to_owned())],
+        });
         let ringback = self.settings.ringback.clone();
         let vars = [
-            ("continue_on_fail", "true"),
             ("hangup_after_bridge", "false"),
             ("ignore_early_media", "true"),
             ("ringback", ringback.as_str()),

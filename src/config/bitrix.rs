@@ -10,7 +10,8 @@ use super::Secret;
 use super::error::Problems;
 use super::model::{BitrixAuth, BitrixConfig, BitrixDefaults, OAuthConfig, RateConfig};
 use super::raw::{RawAuth, RawBitrix, RawBitrixDefaults, RawOAuth};
-use super::validate::{duration, in_range, line_number, ms, secret, secs};
+use super::validate::{bounded_duration, line_number, ms, secret, secs};
+use crate::bitrix::secure_or_loopback;
 use crate::ids::{BitrixUserId, PhoneNumber};
 
 pub(crate) fn bitrix(p: &mut Problems, raw: RawBitrix) -> Option<BitrixConfig> {
@@ -25,41 +26,32 @@ pub(crate) fn bitrix(p: &mut Problems, raw: RawBitrix) -> Option<BitrixConfig> {
             None
         }
     };
-    let batch_window = duration(
+    let batch_window = bounded_duration(
         p,
         "bitrix.batch_window",
         raw.batch_window.as_deref(),
         "10ms",
-    );
-    in_range(
-        p,
-        "bitrix.batch_window",
-        batch_window,
         Duration::ZERO,
         secs(1),
     );
-    let request_timeout = duration(
+    // Bitrix24 cuts every request at 60 s, so waiting longer only hides a dead portal.
+    let request_timeout = bounded_duration(
         p,
         "bitrix.request_timeout",
         raw.request_timeout.as_deref(),
         "10s",
-    );
-    // Bitrix24 cuts every request at 60 s, so waiting longer only hides a dead portal.
-    in_range(
-        p,
-        "bitrix.request_timeout",
-        request_timeout,
         ms(100),
         secs(60),
     );
-    let lookup_timeout = duration(
+    // A caller hears silence or ringback during a lookup; keep it short.
+    let lookup_timeout = bounded_duration(
         p,
         "bitrix.lookup_timeout",
         raw.lookup_timeout.as_deref(),
         "1500ms",
+        ms(50),
+        secs(10),
     );
-    // A caller hears silence or ringback during a lookup; keep it short.
-    in_range(p, "bitrix.lookup_timeout", lookup_timeout, ms(50), secs(10));
     let rate = RateConfig {
         per_second: raw.rate.per_second.unwrap_or(2),
         burst: raw.rate.burst.unwrap_or(50),
@@ -79,7 +71,7 @@ pub(crate) fn bitrix(p: &mut Problems, raw: RawBitrix) -> Option<BitrixConfig> {
     let defaults = bitrix_defaults(p, raw.defaults);
     Some(BitrixConfig {
         auth: auth?,
-        application_token: raw.application_token,
+        application_token: raw.application_token.map(|t| application_token(p, t)),
         rate,
         batch_window,
         request_timeout,
@@ -122,17 +114,6 @@ fn webhook_url(p: &mut Problems, raw: Option<Secret>) -> Option<Secret> {
         normalised.push('/');
     }
     Some(Secret::new(normalised))
-}
-
-/// `https://`, or plain `http://` to this machine only (a local test portal or TLS proxy).
-fn secure_or_loopback(url: &Url) -> bool {
-    match (url.scheme(), url.host()) {
-        ("https", Some(_)) => true,
-        ("http", Some(url::Host::Ipv4(ip))) => ip.is_loopback(),
-        ("http", Some(url::Host::Ipv6(ip))) => ip.is_loopback(),
-        ("http", Some(url::Host::Domain(d))) => d == "localhost",
-        _ => false,
-    }
 }
 
 fn rest_base(p: &mut Problems, key: &str, raw: &str) -> Option<Url> {
@@ -193,6 +174,23 @@ fn oauth(p: &mut Problems, raw: RawOAuth) -> Option<OAuthConfig> {
             .token_file
             .unwrap_or_else(|| PathBuf::from("fsb24-bitrix-token.json")),
     })
+}
+
+/// Events are unsigned: the token is their only authenticity check, so a guessable one ("",
+/// "a") is refused. Bitrix24 issues 32 hex digits; at least 16 visible characters are required.
+fn application_token(p: &mut Problems, token: Secret) -> Secret {
+    const MIN: usize = 16;
+    let text = token.expose();
+    if text.chars().count() < MIN || !text.chars().all(|c| c.is_ascii_graphic()) {
+        p.push(
+            "bitrix.application_token",
+            format!(
+                "must be at least {MIN} visible characters without spaces, as Bitrix24 shows it \
+                 (value not shown because it is secret)"
+            ),
+        );
+    }
+    token
 }
 
 fn bitrix_defaults(p: &mut Problems, raw: RawBitrixDefaults) -> Option<BitrixDefaults> {

@@ -374,6 +374,14 @@ pub struct HttpConfig {
     pub listen: SocketAddr,
     /// URL path of the event handler (what `event.bind` was given).
     pub path: String,
+    /// A request head must arrive within this (an idle keep-alive connection included).
+    pub header_read_timeout: Duration,
+    /// A whole request (head and body) must arrive within this.
+    pub request_timeout: Duration,
+    /// Connections open at once; more wait in the listen backlog.
+    pub max_connections: u32,
+    /// Requests served on one connection before it is closed.
+    pub max_requests_per_connection: u32,
 }
 
 /// `[click_to_call]`: calls started from the CRM.

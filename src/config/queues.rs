@@ -10,7 +10,8 @@ use super::model::{
     WhenNobodyFree,
 };
 use super::raw::{RawAgent, RawOverflow, RawQueue};
-use super::validate::{duration, in_range};
+use super::validate::bounded_duration;
+use crate::esl::command::VarValue;
 use crate::ids::{AgentId, BitrixUserId, QueueName};
 
 /// Hang-up causes a queue may end a caller with (FreeSWITCH names, esl-protocol §12.1).
@@ -206,9 +207,7 @@ fn queue(p: &mut Problems, i: usize, raw: RawQueue, known: &Known<'_>) -> QueueC
     }
     let day = Duration::from_secs(86_400);
     let mut timer = |field: &str, raw: &Option<String>, default: &str, min: Duration| {
-        let d = duration(p, &k(field), raw.as_deref(), default);
-        in_range(p, &k(field), d, min, day);
-        d
+        bounded_duration(p, &k(field), raw.as_deref(), default, min, day)
     };
     let max_wait = timer("max_wait", &raw.max_wait, "2m", Duration::from_secs(1));
     let wrap_up = timer("wrap_up", &raw.wrap_up, "5s", Duration::ZERO);
@@ -290,9 +289,14 @@ fn ring(p: &mut Problems, key: &str, raw: Option<&[String]>, strategy: Strategy)
     }
     let step = |(i, text): (usize, &String)| {
         let k = format!("{key}.ring[{i}]");
-        let d = duration(p, &k, Some(text), "20s");
-        in_range(p, &k, d, Duration::from_secs(1), Duration::from_secs(600));
-        d
+        bounded_duration(
+            p,
+            &k,
+            Some(text),
+            "20s",
+            Duration::from_secs(1),
+            Duration::from_secs(600),
+        )
     };
     raw.iter().enumerate().map(step).collect()
 }
@@ -337,6 +341,11 @@ fn wait_media(p: &mut Problems, key: String, raw: Option<String>) -> WaitMedia {
             let source = music.starts_with('/') || music.starts_with("local_stream://");
             if !source || music.chars().any(|c| c.is_control() || "'{}".contains(c)) {
                 let why = "must be \"ringback\", an absolute file path or a local_stream:// source";
+                p.push(key, format!("{music:?} {why}"));
+            } else if VarValue::parse(music).is_err() {
+                // The run-time rule: it is set as a channel variable (`transfer_ringback`).
+                let why = "cannot be set on a FreeSWITCH channel: use printable ASCII without \
+                           spaces, '|' or quotes (at most 512 characters)";
                 p.push(key, format!("{music:?} {why}"));
             }
             WaitMedia::Music(music.to_owned())

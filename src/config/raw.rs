@@ -221,6 +221,10 @@ pub(crate) struct RawOutbox {
 pub(crate) struct RawHttp {
     pub listen: Option<String>,
     pub path: Option<String>,
+    pub header_read_timeout: Option<String>,
+    pub request_timeout: Option<String>,
+    pub max_connections: Option<u32>,
+    pub max_requests_per_connection: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]

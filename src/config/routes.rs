@@ -7,7 +7,7 @@ use super::error::Problems;
 use super::model::{LineMatch, RouteConfig, RouteTarget};
 use super::queues::Known;
 use super::raw::{RawLine, RawRoute, RawTarget};
-use super::validate::{duration, in_range, line_number, token};
+use super::validate::{bounded_duration, line_number, token};
 
 pub(crate) fn routes(p: &mut Problems, raw: Vec<RawRoute>, known: &Known<'_>) -> Vec<RouteConfig> {
     let out: Vec<RouteConfig> = raw
@@ -104,11 +104,11 @@ fn target(p: &mut Problems, key: &str, raw: RawTarget, known: &Known<'_>) -> Rou
                 &r.fallback_queue,
             );
             let ring_key = format!("{key}.responsible.ring");
-            let ring = duration(p, &ring_key, r.ring.as_deref(), "20s");
-            in_range(
+            let ring = bounded_duration(
                 p,
                 &ring_key,
-                ring,
+                r.ring.as_deref(),
+                "20s",
                 Duration::from_secs(1),
                 Duration::from_secs(600),
             );

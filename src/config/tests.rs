@@ -144,9 +144,9 @@ fn missing_required_key_names_the_key_itself() {
 
 #[test]
 fn debug_output_and_errors_never_contain_secrets() {
-    let c = with("[bitrix]\napplication_token = \"app-token-777\"").unwrap();
+    let c = with("[bitrix]\napplication_token = \"app-token-7777777\"").unwrap();
     let debug = format!("{c:?}");
-    for secret in ["esl-pass-123", "webhook-key-xyz", "app-token-777"] {
+    for secret in ["esl-pass-123", "webhook-key-xyz", "app-token-7777777"] {
         assert!(!debug.contains(secret), "{secret} leaked into Debug");
         assert!(
             !c.summary().contains(secret),
@@ -182,5 +182,131 @@ fn oauth_takes_the_default_token_server() {
     assert_eq!(
         oauth.server_endpoint.as_str(),
         "https://oauth.bitrix.info/rest/"
+    );
+}
+
+#[test]
+fn application_tokens_shorter_than_16_visible_characters_are_refused() {
+    for weak in [
+        "",
+        " ",
+        "a",
+        "               x",
+        "0123456789 abcdef",
+        "0123456789abcde\t",
+    ] {
+        let text = format!("[bitrix]\napplication_token = {weak:?}");
+        let errors = with(&text).unwrap_err();
+        assert_eq!(keys(&errors), ["bitrix.application_token"], "{weak:?}");
+        let shown = errors.to_string();
+        assert!(shown.contains("at least 16"), "{shown}");
+        if weak.trim().len() > 1 {
+            assert!(!shown.contains(weak.trim()), "the token is echoed: {shown}");
+        }
+    }
+    let c = with("[bitrix]\napplication_token = \"2c6e0b9f4d1a8e7c\"").unwrap();
+    assert!(c.bitrix.application_token.is_some());
+}
+
+#[test]
+fn a_secret_of_the_wrong_type_is_refused_without_echoing_it() {
+    let cases = [
+        (
+            "password = \"esl-pass-123\"",
+            "password = 12345678",
+            "esl.inbound.password",
+        ),
+        (
+            "password = \"esl-pass-123\"",
+            "password = 31415.9265",
+            "esl.inbound.password",
+        ),
+        (
+            "password = \"esl-pass-123\"",
+            "password = [\"s3cr3t-in-a-list\"]",
+            "esl.inbound.password",
+        ),
+        (
+            "password = \"esl-pass-123\"",
+            "password = { value = \"s3cr3t-in-a-table\" }",
+            "esl.inbound.password",
+        ),
+        (
+            "password = \"esl-pass-123\"",
+            "password = 1979-05-27T07:32:00Z",
+            "esl.inbound.password",
+        ),
+        (
+            "password = \"esl-pass-123\"",
+            "password = true",
+            "esl.inbound.password",
+        ),
+        (
+            "url = \"https://example.bitrix24.de/rest/1/webhook-key-xyz/\"",
+            "url = 98765432",
+            "bitrix.auth.webhook.url",
+        ),
+    ];
+    for (good, bad, key) in cases {
+        let text = BASE.replace(good, bad);
+        let errors = Config::from_toml_str(&text).unwrap_err();
+        assert_eq!(keys(&errors), [key], "{bad}");
+        let shown = errors.to_string();
+        for leaked in ["12345678", "31415", "s3cr3t", "1979", "98765432", "true"] {
+            assert!(!shown.contains(leaked), "{bad}: value echoed in {shown}");
+        }
+        assert!(shown.contains("string"), "{bad}: {shown}");
+    }
+    let errors = with("[bitrix]\napplication_token = 24681357924680").unwrap_err();
+    assert_eq!(keys(&errors), ["bitrix.application_token"]);
+    assert!(!errors.to_string().contains("24681357924680"));
+}
+
+#[test]
+fn wait_media_that_fails_at_run_time_is_refused_at_load() {
+    // The run-time rule (a channel variable value): printable ASCII, no space, `|`, quotes.
+    for bad in [
+        "/music/hold music.wav",
+        "/music/a|b.wav",
+        "/music/\"x\".wav",
+        "/music/ожидание.wav",
+        "local_stream://moh ",
+    ] {
+        let text = format!(
+            "{AGENTS}\n[[queues]]\nname = \"sales\"\nagents = [\"1001\"]\nwait_media = {bad:?}"
+        );
+        let errors = with(&text).unwrap_err();
+        assert_eq!(keys(&errors), ["queues.sales.wait_media"], "{bad:?}");
+    }
+    for good in ["ringback", "/var/lib/fsb24/moh.wav", "local_stream://moh"] {
+        let text = format!(
+            "{AGENTS}\n[[queues]]\nname = \"sales\"\nagents = [\"1001\"]\nwait_media = {good:?}"
+        );
+        with(&text).unwrap_or_else(|e| panic!("{good:?}: {e}"));
+    }
+}
+
+#[test]
+fn the_http_listener_has_limits_by_default_and_refuses_unusable_ones() {
+    let token = "[bitrix]\napplication_token = \"2c6e0b9f4d1a8e7c3b5f9a0d2e4c6b81\"";
+    let c = with(&format!("{token}\n[http]")).unwrap();
+    let http = c.http.unwrap();
+    assert_eq!(http.header_read_timeout, Duration::from_secs(10));
+    assert_eq!(http.request_timeout, Duration::from_secs(10));
+    assert_eq!(http.max_connections, 256);
+    assert_eq!(http.max_requests_per_connection, 100);
+    let errors = with(&format!(
+        "{token}\n[http]\nheader_read_timeout = \"1h\"\nrequest_timeout = \"1ms\"\n\
+         max_connections = 0\nmax_requests_per_connection = 0"
+    ))
+    .unwrap_err();
+    assert_eq!(
+        keys(&errors),
+        [
+            "http.header_read_timeout",
+            "http.request_timeout",
+            "http.max_connections",
+            "http.max_requests_per_connection"
+        ]
     );
 }

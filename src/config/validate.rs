@@ -54,6 +54,21 @@ pub(crate) fn in_range(p: &mut Problems, key: &str, value: Duration, min: Durati
     }
 }
 
+/// [`duration`], then [`in_range`]: the value (or `default` when absent), checked to lie
+/// within `min..=max`.
+pub(crate) fn bounded_duration(
+    p: &mut Problems,
+    key: &str,
+    raw: Option<&str>,
+    default: &str,
+    min: Duration,
+    max: Duration,
+) -> Duration {
+    let value = duration(p, key, raw, default);
+    in_range(p, key, value, min, max);
+    value
+}
+
 fn socket_addr(p: &mut Problems, key: &str, raw: Option<&str>, default: &str) -> SocketAddr {
     let text = raw.unwrap_or(default);
     text.parse().unwrap_or_else(|e| {
@@ -102,28 +117,30 @@ pub(crate) fn secs(n: u64) -> Duration {
 // === [esl] ===
 
 pub(crate) fn esl(p: &mut Problems, raw: RawEsl) -> Option<EslConfig> {
-    let handshake_timeout = duration(
+    let handshake_timeout = bounded_duration(
         p,
         "esl.handshake_timeout",
         raw.handshake_timeout.as_deref(),
         "5s",
-    );
-    in_range(
-        p,
-        "esl.handshake_timeout",
-        handshake_timeout,
         ms(100),
         secs(60),
     );
-    let command_timeout = duration(
+    let command_timeout = bounded_duration(
         p,
         "esl.command_timeout",
         raw.command_timeout.as_deref(),
         "5s",
+        ms(100),
+        secs(60),
     );
-    in_range(p, "esl.command_timeout", command_timeout, ms(100), secs(60));
-    let linger = duration(p, "esl.linger", raw.linger.as_deref(), "30s");
-    in_range(p, "esl.linger", linger, secs(1), secs(600));
+    let linger = bounded_duration(
+        p,
+        "esl.linger",
+        raw.linger.as_deref(),
+        "30s",
+        secs(1),
+        secs(600),
+    );
     let listen = socket_addr(p, "esl.listen", raw.listen.as_deref(), "127.0.0.1:8084");
     let inbound = esl_inbound(p, raw.inbound);
     Some(EslConfig {
@@ -144,16 +161,11 @@ fn esl_inbound(p: &mut Problems, raw: RawEslInbound) -> EslInboundConfig {
             format!("{host:?} is not a host name or address"),
         );
     }
-    let reconnect_min = duration(
+    let reconnect_min = bounded_duration(
         p,
         "esl.inbound.reconnect_min",
         raw.reconnect_min.as_deref(),
         "500ms",
-    );
-    in_range(
-        p,
-        "esl.inbound.reconnect_min",
-        reconnect_min,
         ms(10),
         secs(60),
     );
@@ -221,16 +233,11 @@ pub(crate) fn line_number(p: &mut Problems, key: &str, raw: String) -> String {
 // === [recording], [outbox], [http], [click_to_call], [log] ===
 
 pub(crate) fn recording(p: &mut Problems, raw: RawRecording) -> Option<RecordingConfig> {
-    let wait = duration(
+    let wait = bounded_duration(
         p,
         "recording.wait_after_hangup",
         raw.wait_after_hangup.as_deref(),
         "30s",
-    );
-    in_range(
-        p,
-        "recording.wait_after_hangup",
-        wait,
         Duration::ZERO,
         secs(3600),
     );
@@ -251,16 +258,22 @@ pub(crate) fn recording(p: &mut Problems, raw: RawRecording) -> Option<Recording
 }
 
 pub(crate) fn outbox(p: &mut Problems, raw: RawOutbox) -> OutboxConfig {
-    let prune_after = duration(p, "outbox.prune_after", raw.prune_after.as_deref(), "7d");
-    in_range(
+    let prune_after = bounded_duration(
         p,
         "outbox.prune_after",
-        prune_after,
+        raw.prune_after.as_deref(),
+        "7d",
         secs(60),
         secs(365 * 86_400),
     );
-    let retry_min = duration(p, "outbox.retry_min", raw.retry_min.as_deref(), "1s");
-    in_range(p, "outbox.retry_min", retry_min, ms(10), secs(3600));
+    let retry_min = bounded_duration(
+        p,
+        "outbox.retry_min",
+        raw.retry_min.as_deref(),
+        "1s",
+        ms(10),
+        secs(3600),
+    );
     let retry_max = duration(p, "outbox.retry_max", raw.retry_max.as_deref(), "5m");
     if retry_max < retry_min {
         p.push(
@@ -287,23 +300,49 @@ pub(crate) fn http(p: &mut Problems, raw: RawHttp) -> HttpConfig {
             ),
         );
     }
+    let header_read_timeout = bounded_duration(
+        p,
+        "http.header_read_timeout",
+        raw.header_read_timeout.as_deref(),
+        "10s",
+        ms(100),
+        secs(300),
+    );
+    let request_timeout = bounded_duration(
+        p,
+        "http.request_timeout",
+        raw.request_timeout.as_deref(),
+        "10s",
+        ms(100),
+        secs(300),
+    );
+    let max_connections = raw.max_connections.unwrap_or(256);
+    if !(1..=10_000).contains(&max_connections) {
+        p.push(
+            "http.max_connections",
+            format!("{max_connections} is not between 1 and 10000"),
+        );
+    }
+    let max_requests_per_connection = raw.max_requests_per_connection.unwrap_or(100);
+    if max_requests_per_connection == 0 {
+        p.push("http.max_requests_per_connection", "must be at least 1");
+    }
     HttpConfig {
         listen: socket_addr(p, "http.listen", raw.listen.as_deref(), "127.0.0.1:8085"),
         path,
+        header_read_timeout,
+        request_timeout,
+        max_connections,
+        max_requests_per_connection,
     }
 }
 
 pub(crate) fn click_to_call(p: &mut Problems, raw: RawClickToCall) -> ClickToCallConfig {
-    let timeout = duration(
+    let timeout = bounded_duration(
         p,
         "click_to_call.originate_timeout",
         raw.originate_timeout.as_deref(),
         "30s",
-    );
-    in_range(
-        p,
-        "click_to_call.originate_timeout",
-        timeout,
         secs(1),
         secs(600),
     );
@@ -312,29 +351,19 @@ pub(crate) fn click_to_call(p: &mut Problems, raw: RawClickToCall) -> ClickToCal
             .map_err(|e| p.push("click_to_call.caller_id_number", e))
             .ok()
     });
-    let customer_ring_timeout = duration(
+    let customer_ring_timeout = bounded_duration(
         p,
         "click_to_call.customer_ring_timeout",
         raw.customer_ring_timeout.as_deref(),
         "60s",
-    );
-    in_range(
-        p,
-        "click_to_call.customer_ring_timeout",
-        customer_ring_timeout,
         secs(1),
         secs(600),
     );
-    let max_duration = duration(
+    let max_duration = bounded_duration(
         p,
         "click_to_call.max_duration",
         raw.max_duration.as_deref(),
         "4h",
-    );
-    in_range(
-        p,
-        "click_to_call.max_duration",
-        max_duration,
         secs(60),
         secs(86_400),
     );

@@ -1,12 +1,33 @@
 //! Parsing of Bitrix24 event POSTs (form-encoded, PHP bracket keys, every value a string).
+//!
+//! Everything in an event is untrusted until checked here: the body is at most
+//! [`MAX_EVENT_BODY`] bytes, every field has a bounded name and value without control
+//! characters, and the fields click-to-call uses have their own alphabet (`CALL_ID` is
+//! `externalCall.<hex>.<digits>`, at most 128 bytes). Errors name the field, never echo its value.
 
 use std::collections::HashMap;
 
 use crate::ids::{BitrixCallId, BitrixUserId, PhoneError, PhoneNumber};
 
+/// The largest event body accepted (real ones are about 1 KiB).
+pub const MAX_EVENT_BODY: usize = 64 * 1024;
+/// Most fields an event may have (real ones have about 20).
+const MAX_FIELDS: usize = 128;
+/// Longest field name (`auth[application_token]` is 23).
+const MAX_KEY: usize = 64;
+/// Longest value of any field (access tokens are about 70 characters).
+const MAX_VALUE: usize = 1024;
+/// Longest event name (`ONEXTERNALCALLBACKSTART` is 23).
+const MAX_EVENT_NAME: usize = 64;
+/// Longest phone number as clicked, formatting included.
+const MAX_PHONE: usize = 64;
+
 /// Why an event POST was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum EventError {
+    /// The body exceeds [`MAX_EVENT_BODY`].
+    #[error("event body of {0} bytes exceeds {MAX_EVENT_BODY}")]
+    TooLarge(usize),
     /// The body is not `application/x-www-form-urlencoded`.
     #[error("event body is not form-encoded")]
     Form(#[source] serde_urlencoded::de::Error),
@@ -16,12 +37,31 @@ pub enum EventError {
     /// A field the event must have is absent.
     #[error("event field {0} is missing")]
     Missing(&'static str),
-    /// `data[USER_ID]` is not a number.
-    #[error("event field data[USER_ID] is not a user id: {0:?}")]
-    BadUser(String),
+    /// A field breaks its rule. `field` is the field's name, shortened, or a placeholder.
+    #[error("event field {field:?} refused: {reason}")]
+    Invalid {
+        /// The field's name: at most 64 printable ASCII characters of it.
+        field: String,
+        /// Which rule it breaks.
+        reason: &'static str,
+    },
     /// The number to dial failed validation.
     #[error("event phone number refused")]
     BadPhone(#[source] PhoneError),
+}
+
+impl EventError {
+    /// A refusal naming `field`: at most 64 characters of it, and only when it is printable
+    /// ASCII (a name is input too; an exotic one is not shown).
+    fn invalid(field: &str, reason: &'static str) -> Self {
+        let shown: String = field.chars().take(MAX_KEY).collect();
+        let field = if shown.chars().all(|c| c.is_ascii_graphic()) {
+            shown
+        } else {
+            "(unprintable name)".to_owned()
+        };
+        Self::Invalid { field, reason }
+    }
 }
 
 /// A click in the CRM: Bitrix24 has registered the call already (`CALL_ID`); we dial it.
@@ -50,40 +90,104 @@ pub enum ParsedEvent {
 
 /// Parses and verifies one event body against the portal's `application_token`.
 pub fn parse_event(body: &[u8], token: &str) -> Result<ParsedEvent, EventError> {
+    if body.len() > MAX_EVENT_BODY {
+        return Err(EventError::TooLarge(body.len()));
+    }
     let fields: HashMap<String, String> =
         serde_urlencoded::from_bytes(body).map_err(EventError::Form)?;
     let get = |k: &str| fields.get(k).map(String::as_str).filter(|v| !v.is_empty());
+    // The token first: whoever lacks it learns nothing about the other rules.
     let presented = get("auth[application_token]").ok_or(EventError::BadToken)?;
     if !constant_time_eq(presented.as_bytes(), token.as_bytes()) {
         return Err(EventError::BadToken);
     }
-    let name = get("event")
-        .ok_or(EventError::Missing("event"))?
-        .to_ascii_uppercase();
+    check_fields(&fields)?;
+    let name = get("event").ok_or(EventError::Missing("event"))?;
+    if name.len() > MAX_EVENT_NAME || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+    {
+        return Err(EventError::invalid("event", "not an event name"));
+    }
+    let name = name.to_ascii_uppercase();
     if name != "ONEXTERNALCALLSTART" {
         return Ok(ParsedEvent::Other(name));
     }
     let call_id = get("data[CALL_ID]").ok_or(EventError::Missing("data[CALL_ID]"))?;
-    let user_raw = get("data[USER_ID]").ok_or(EventError::Missing("data[USER_ID]"))?;
-    let user = user_raw
-        .trim()
-        .parse()
+    let call_id = BitrixCallId::parse(call_id).ok_or_else(|| {
+        EventError::invalid(
+            "data[CALL_ID]",
+            "not externalCall.<hex>.<digits> of at most 128 bytes",
+        )
+    })?;
+    let user = get("data[USER_ID]").ok_or(EventError::Missing("data[USER_ID]"))?;
+    let user = digits(user, 20)
+        .and_then(|d| d.parse().ok())
         .map(BitrixUserId)
-        .map_err(|_| EventError::BadUser(user_raw.to_owned()))?;
+        .ok_or_else(|| EventError::invalid("data[USER_ID]", "not a user id"))?;
+    for key in ["data[PHONE_NUMBER]", "data[PHONE_NUMBER_INTERNATIONAL]"] {
+        if get(key).is_some_and(|v| v.len() > MAX_PHONE) {
+            return Err(EventError::invalid(key, "longer than 64 bytes"));
+        }
+    }
     // Dial the E.164 form when Bitrix24 gives one; the clicked text may carry formatting.
     let phone_raw = get("data[PHONE_NUMBER_INTERNATIONAL]")
         .or_else(|| get("data[PHONE_NUMBER]"))
         .ok_or(EventError::Missing("data[PHONE_NUMBER]"))?;
     let phone = PhoneNumber::parse(phone_raw).map_err(EventError::BadPhone)?;
+    let line_number = match get("data[LINE_NUMBER]") {
+        Some(line) if line.len() > 64 || line.trim().is_empty() => {
+            return Err(EventError::invalid(
+                "data[LINE_NUMBER]",
+                "not 1-64 printable characters",
+            ));
+        }
+        line => line.map(str::to_owned),
+    };
+    let call_list_id = match get("data[CALL_LIST_ID]") {
+        None => None,
+        Some(raw) => digits(raw, 20)
+            .and_then(|d| d.parse::<u64>().ok())
+            .ok_or_else(|| EventError::invalid("data[CALL_LIST_ID]", "not a number"))
+            .map(|id| (id != 0).then_some(id))?,
+    };
     Ok(ParsedEvent::ClickToCall(ClickToCall {
-        call_id: BitrixCallId::new(call_id),
+        call_id,
         user,
         phone,
-        line_number: get("data[LINE_NUMBER]").map(str::to_owned),
-        call_list_id: get("data[CALL_LIST_ID]")
-            .and_then(|v| v.parse().ok())
-            .filter(|&id| id != 0),
+        line_number,
+        call_list_id,
     }))
+}
+
+/// The rule every field follows, whether fsb24 uses it or not: a bounded name and value, and no
+/// control characters (nothing in an event can forge a log line or a header).
+fn check_fields(fields: &HashMap<String, String>) -> Result<(), EventError> {
+    if fields.len() > MAX_FIELDS {
+        return Err(EventError::invalid("(event)", "more than 128 fields"));
+    }
+    for (key, value) in fields {
+        if key.is_empty() || key.len() > MAX_KEY || key.chars().any(char::is_control) {
+            return Err(EventError::invalid(
+                key,
+                "field name is empty, too long or unprintable",
+            ));
+        }
+        if value.len() > MAX_VALUE {
+            return Err(EventError::invalid(key, "value longer than 1024 bytes"));
+        }
+        if value.chars().any(char::is_control) {
+            return Err(EventError::invalid(
+                key,
+                "value contains a control character",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// `raw` (trimmed) when it is 1 to `max` ASCII digits.
+fn digits(raw: &str, max: usize) -> Option<&str> {
+    let d = raw.trim();
+    (!d.is_empty() && d.len() <= max && d.bytes().all(|b| b.is_ascii_digit())).then_some(d)
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
@@ -138,6 +242,93 @@ mod tests {
         assert!(matches!(
             parse_event(body.as_bytes(), "2c6e81"),
             Err(EventError::BadPhone(_))
+        ));
+    }
+
+    fn refusal(body: &str) -> EventError {
+        parse_event(body.as_bytes(), "2c6e81").unwrap_err()
+    }
+
+    #[test]
+    fn every_field_is_bounded_and_checked_and_errors_never_echo_the_value() {
+        let huge = "f".repeat(5000);
+        let cases = [
+            (
+                SAMPLE.replace("7d1e9a.1777879099", &format!("{huge}.1")),
+                "data[CALL_ID]",
+            ),
+            (
+                SAMPLE.replace("7d1e9a.1777879099", "7d1e9a.1777879099%0AFORGED"),
+                "data[CALL_ID]",
+            ),
+            (
+                SAMPLE.replace("externalCall.7d1e9a", "other.7d1e9a"),
+                "data[CALL_ID]",
+            ),
+            (
+                SAMPLE.replace("USER_ID]=17", &format!("USER_ID]=1{huge}")),
+                "data[USER_ID]",
+            ),
+            (
+                SAMPLE.replace("LINE_NUMBER]=4930555000", &format!("LINE_NUMBER]={huge}")),
+                "data[LINE_NUMBER]",
+            ),
+            (
+                SAMPLE.replace(
+                    "LINE_NUMBER]=4930555000",
+                    &format!("LINE_NUMBER]={}", "7".repeat(65)),
+                ),
+                "data[LINE_NUMBER]",
+            ),
+            (
+                SAMPLE.replace("CALL_LIST_ID]=0", "CALL_LIST_ID]=x"),
+                "data[CALL_LIST_ID]",
+            ),
+            (
+                SAMPLE.replace(
+                    "PHONE_NUMBER]=%2B49",
+                    &format!("PHONE_NUMBER]={}%2B49", " ".repeat(100)),
+                ),
+                "data[PHONE_NUMBER]",
+            ),
+            (
+                format!("{SAMPLE}&data[CRM_CREATED_LEAD]={huge}"),
+                "data[CRM_CREATED_LEAD]",
+            ),
+            (format!("{SAMPLE}&data[NOTE]=a%1B%5B31mred"), "data[NOTE]"),
+            (format!("{SAMPLE}&data[{}]=1", "K".repeat(70)), "data[KKKK"),
+            (
+                SAMPLE.replace("event=ONEXTERNALCALLSTART", "event=ON%0AX"),
+                "event",
+            ),
+        ];
+        for (body, field) in cases {
+            let err = refusal(&body);
+            let shown = err.to_string();
+            assert!(
+                matches!(&err, EventError::Invalid { field: f, .. } if f.starts_with(field)),
+                "{field}: {err:?}"
+            );
+            assert!(shown.len() < 200, "{field}: error too long: {shown}");
+            for echoed in ["fff", "FORGED", "red", "777777"] {
+                assert!(!shown.contains(echoed), "{field}: value echoed in {shown}");
+            }
+        }
+        let many: String = (0..200).map(|i| format!("&x{i}=1")).collect();
+        assert!(matches!(
+            refusal(&format!("{SAMPLE}{many}")),
+            EventError::Invalid { .. }
+        ));
+        let body = format!("{SAMPLE}&pad={}", "p".repeat(MAX_EVENT_BODY));
+        assert!(matches!(refusal(&body), EventError::TooLarge(_)));
+    }
+
+    #[test]
+    fn field_checks_come_after_the_token_check() {
+        let body = format!("{SAMPLE}&data[NOTE]={}", "x".repeat(5000));
+        assert!(matches!(
+            parse_event(body.as_bytes(), "wrong"),
+            Err(EventError::BadToken)
         ));
     }
 

@@ -1,23 +1,28 @@
 //! The HTTP endpoint Bitrix24 POSTs its events to (click-to-call: `ONEXTERNALCALLSTART`).
 //!
-//! It verifies `auth[application_token]`, drops duplicate deliveries, checks the phone number and
-//! hands a typed [`ClickToCall`] to the app over a bounded channel; it answers at once and never
-//! waits on FreeSWITCH.
+//! It verifies `auth[application_token]`, checks every field ([`event`]), drops duplicate
+//! deliveries, and hands a typed [`ClickToCall`] to the app over a bounded channel; it answers at
+//! once and never waits on FreeSWITCH. [`serve`] runs it with the limits a listener on a public
+//! address needs: a header-read timeout, a whole-request timeout, a connection cap and a
+//! per-connection request cap; bodies over [`MAX_EVENT_BODY`] get 413.
 
 mod event;
+mod serve;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
-use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
 use axum::routing::post;
 use bytes::Bytes;
 use tokio::sync::mpsc;
 use tokio::time::{Duration, Instant};
 
-pub use event::{ClickToCall, EventError, ParsedEvent, parse_event};
+pub use event::{ClickToCall, EventError, MAX_EVENT_BODY, ParsedEvent, parse_event};
+pub use serve::{Limits, serve};
 
 use crate::ids::BitrixCallId;
 
@@ -33,6 +38,14 @@ pub struct EventEndpoint {
     seen: Arc<Mutex<HashMap<BitrixCallId, Instant>>>,
 }
 
+/// What became of a click handed to the app.
+enum HandOff {
+    Accepted,
+    Duplicate,
+    Full,
+    Closed,
+}
+
 impl EventEndpoint {
     /// `token` is the portal's `application_token`; accepted click-to-call requests go to `calls`.
     pub fn new(token: Arc<str>, calls: mpsc::Sender<ClickToCall>) -> Self {
@@ -45,21 +58,49 @@ impl EventEndpoint {
 
     /// The axum router: `POST <path>` (the handler URL given to `event.bind`).
     pub fn router(self, path: &str) -> Router {
-        Router::new().route(path, post(handle)).with_state(self)
+        Router::new()
+            .route(path, post(handle))
+            .layer(DefaultBodyLimit::max(MAX_EVENT_BODY))
+            .with_state(self)
     }
 
-    /// True the first time a `CALL_ID` is seen within [`DEDUP_WINDOW`].
-    fn first_delivery(&self, call: &BitrixCallId, now: Instant) -> bool {
-        let mut seen = match self.seen.lock() {
-            Ok(guard) => guard,
-            Err(poisoned) => poisoned.into_inner(),
-        };
+    /// Hands `click` to the app unless its `CALL_ID` was accepted within [`DEDUP_WINDOW`]. The
+    /// `CALL_ID` is remembered only once the app took the click, so a delivery refused as busy
+    /// can be redelivered. Check, send and record happen under one lock (no await inside).
+    fn hand_off(&self, click: ClickToCall, now: Instant) -> HandOff {
+        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
         seen.retain(|_, at| now.duration_since(*at) < DEDUP_WINDOW);
-        seen.insert(call.clone(), now).is_none()
+        if seen.contains_key(&click.call_id) {
+            return HandOff::Duplicate;
+        }
+        let call_id = click.call_id.clone();
+        match self.calls.try_send(click) {
+            Ok(()) => {
+                seen.insert(call_id, now);
+                HandOff::Accepted
+            }
+            Err(mpsc::error::TrySendError::Full(_)) => HandOff::Full,
+            Err(mpsc::error::TrySendError::Closed(_)) => HandOff::Closed,
+        }
     }
 }
 
-async fn handle(State(endpoint): State<EventEndpoint>, body: Bytes) -> (StatusCode, &'static str) {
+async fn handle(
+    State(endpoint): State<EventEndpoint>,
+    body: Result<Bytes, BytesRejection>,
+) -> (StatusCode, &'static str) {
+    let body = match body {
+        Ok(body) => body,
+        Err(rejection) => {
+            let status = rejection.status();
+            tracing::warn!(
+                status = status.as_u16(),
+                limit = MAX_EVENT_BODY,
+                "bitrix event body not read"
+            );
+            return (status, "bad request body");
+        }
+    };
     let parsed = match parse_event(&body, &endpoint.token) {
         Ok(parsed) => parsed,
         Err(EventError::BadToken) => {
@@ -77,22 +118,24 @@ async fn handle(State(endpoint): State<EventEndpoint>, body: Bytes) -> (StatusCo
     let click = match parsed {
         ParsedEvent::ClickToCall(click) => click,
         ParsedEvent::Other(name) => {
-            tracing::debug!(event = %name, "bitrix event ignored");
+            tracing::debug!(event = ?name, "bitrix event ignored");
             return (StatusCode::OK, "ignored");
         }
     };
-    if !endpoint.first_delivery(&click.call_id, Instant::now()) {
-        tracing::info!(call = %click.call_id, "duplicate click-to-call delivery dropped");
-        return (StatusCode::OK, "duplicate");
-    }
-    match endpoint.calls.try_send(click) {
-        Ok(()) => (StatusCode::OK, "ok"),
-        Err(mpsc::error::TrySendError::Full(click)) => {
-            tracing::warn!(call = %click.call_id, "click-to-call queue full");
+    let call_id = click.call_id.clone();
+    match endpoint.hand_off(click, Instant::now()) {
+        HandOff::Accepted => (StatusCode::OK, "ok"),
+        HandOff::Duplicate => {
+            tracing::info!(
+                call_id = call_id.as_str(),
+                "duplicate click-to-call delivery dropped"
+            );
+            (StatusCode::OK, "duplicate")
+        }
+        HandOff::Full => {
+            tracing::warn!(call_id = call_id.as_str(), "click-to-call queue full");
             (StatusCode::SERVICE_UNAVAILABLE, "busy")
         }
-        Err(mpsc::error::TrySendError::Closed(_)) => {
-            (StatusCode::SERVICE_UNAVAILABLE, "shutting down")
-        }
+        HandOff::Closed => (StatusCode::SERVICE_UNAVAILABLE, "shutting down"),
     }
 }

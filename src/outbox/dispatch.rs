@@ -138,7 +138,7 @@ impl<D: Deliver> Dispatch<D> {
             .ack(entry.id, done, self.outbox.now())
             .await?;
         self.count_done(&self.outbox.metrics().delivered);
-        debug!(call_id = %result.call_id, "call registered");
+        debug!(call_id = result.call_id.as_str(), "call registered");
         self.outbox
             .publish(&entry.call, RegisterStatus::Done(result));
         Ok(())
@@ -178,7 +178,12 @@ impl<D: Deliver> Dispatch<D> {
         let attempt = entry.attempts + 1;
         let delay = self.config.backoff.delay_now(attempt, after);
         let when = self.outbox.now() + chrono::Duration::from_std(delay).unwrap_or_default();
-        warn!(attempt, delay_ms = delay.as_millis() as u64, error = %reason, "outbox delivery failed; will retry");
+        warn!(
+            attempt,
+            delay_ms = delay.as_millis() as u64,
+            error = reason.as_str(),
+            "outbox delivery failed; will retry"
+        );
         self.outbox.store().retry_at(entry.id, when, reason).await?;
         OutboxMetrics::inc(&self.outbox.metrics().retries);
         Ok(())

@@ -59,6 +59,8 @@ async fn oauth_settings(peer: &BitrixPeer, dir: &Path) -> (BitrixSettings, PathB
     };
     file.save(&path).await.unwrap();
     let auth = AuthSettings::OAuth(OAuthSettings {
+        portal: url::Url::parse(&peer.rest_url()).unwrap(),
+        server_endpoint: url::Url::parse(&peer.rest_url()).unwrap(),
         client_id: peer.options().client_id.clone(),
         client_secret: SecretString::new(peer.options().client_secret.clone()),
         token_file: path.clone(),
@@ -257,6 +259,112 @@ async fn refused_refresh_token_is_a_reauthorisation_error() {
         "{err:?}"
     );
     assert!(!err.is_retryable());
+}
+
+fn mode_of(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+#[tokio::test]
+async fn after_a_refresh_the_token_file_is_readable_by_its_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let peer = seeded(PeerOptions::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (mut settings, token_path) = oauth_settings(&peer, dir.path()).await;
+    // As an operator installs it: readable by fsb24's user only.
+    std::fs::set_permissions(&token_path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    settings.batch_window = None;
+    let (client, _tracker, _stop) = start(settings).await;
+    peer.expire_access_tokens();
+    within(client.external_line_get()).await.unwrap();
+    assert_eq!(client.refresh_count(), 1);
+    let on_disk = TokenFile::load(&token_path).await.unwrap();
+    assert_eq!(on_disk.refresh_token.expose(), peer.latest_tokens().refresh);
+    assert_eq!(mode_of(&token_path), 0o600, "the live tokens stay private");
+    let names: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names, ["tokens.json"], "no temp file left behind");
+}
+
+#[tokio::test]
+async fn a_token_file_naming_another_portal_or_token_server_is_refused_at_start() {
+    let peer = seeded(PeerOptions::default()).await;
+    let elsewhere = BitrixPeer::start(PeerOptions::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    for field in ["client_endpoint", "server_endpoint"] {
+        let (settings, token_path) = oauth_settings(&peer, dir.path()).await;
+        let mut file = TokenFile::load(&token_path).await.unwrap();
+        match field {
+            "client_endpoint" => file.client_endpoint = elsewhere.rest_url(),
+            _ => file.server_endpoint = elsewhere.rest_url(),
+        }
+        file.save(&token_path).await.unwrap();
+        let tracker = TaskTracker::new();
+        let err = BitrixClient::start(settings, &tracker, CancellationToken::new())
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, BitrixError::EndpointMismatch { what, .. } if what.starts_with(field)),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains(&peer.rest_url()), "{err}");
+    }
+    assert!(elsewhere.requests().is_empty(), "nothing went elsewhere");
+    assert!(peer.requests().is_empty());
+}
+
+#[tokio::test]
+async fn plain_http_to_another_host_is_refused_for_oauth_endpoints() {
+    let peer = seeded(PeerOptions::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (mut settings, _) = oauth_settings(&peer, dir.path()).await;
+    let AuthSettings::OAuth(oauth) = &mut settings.auth else {
+        unreachable!()
+    };
+    oauth.portal = url::Url::parse("http://portal.example/rest/").unwrap();
+    let tracker = TaskTracker::new();
+    let err = BitrixClient::start(settings, &tracker, CancellationToken::new())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, BitrixError::Insecure { what: "portal" }),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_token_answer_naming_another_portal_is_refused_and_never_used() {
+    let decoy = "http://127.0.0.1:9/rest/";
+    let peer = seeded(PeerOptions {
+        token_answer_endpoint: Some(decoy.to_owned()),
+        ..PeerOptions::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let (mut settings, token_path) = oauth_settings(&peer, dir.path()).await;
+    settings.batch_window = None;
+    let before = TokenFile::load(&token_path).await.unwrap();
+    let (client, _tracker, _stop) = start(settings).await;
+    peer.expire_access_tokens();
+    let err = within(client.external_line_get()).await.unwrap_err();
+    assert!(
+        matches!(&err, BitrixError::EndpointMismatch { found, .. } if found == decoy),
+        "{err:?}"
+    );
+    assert!(!err.is_retryable());
+    assert_eq!(
+        client.refresh_count(),
+        0,
+        "the answer's tokens were not taken"
+    );
+    let after = TokenFile::load(&token_path).await.unwrap();
+    assert_eq!(
+        after, before,
+        "the token file still names the configured portal"
+    );
 }
 
 #[tokio::test]

@@ -58,6 +58,23 @@ fn check_config_names_the_key_of_every_invalid_fixture_and_fails() {
 }
 
 #[test]
+fn check_config_never_echoes_a_secret_given_with_the_wrong_type() {
+    let path = "tests/fixtures/config/invalid/secret_wrong_type.toml";
+    let out = fsb24(&["check-config", "--config", path]);
+    let shown = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!out.status.success());
+    assert!(shown.contains("esl.inbound.password"), "{shown}");
+    assert!(
+        !shown.contains("12345678"),
+        "the password is echoed: {shown}"
+    );
+}
+
+#[test]
 fn version_flag_prints_the_crate_version() {
     let out = fsb24(&["--version"]);
     assert!(out.status.success());
@@ -69,4 +86,85 @@ fn run_with_a_missing_config_file_fails_naming_the_file() {
     let out = fsb24(&["run", "--config", "does/not/exist.toml"]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("does/not/exist.toml"));
+}
+
+/// `fsb24 run` with an OAuth config whose token file names another portal: the run stops with
+/// the mismatch named, and no request leaves (the other "portal" is a listener that would see it).
+#[tokio::test]
+async fn run_refuses_a_token_file_that_names_another_portal() {
+    use std::os::unix::fs::PermissionsExt;
+    use tokio::io::AsyncReadExt;
+    let dir = tempfile::tempdir().unwrap();
+    let decoy = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let decoy_url = format!("http://{}/rest/", decoy.local_addr().unwrap());
+    let tokens = fsb24::bitrix::TokenFile {
+        access_token: fsb24::bitrix::SecretString::new("acc3ss-t0ken"),
+        refresh_token: fsb24::bitrix::SecretString::new("r3fr3sh-t0ken"),
+        expires: None,
+        client_endpoint: decoy_url.clone(),
+        server_endpoint: "https://oauth.bitrix.info/rest/".into(),
+        member_id: None,
+    };
+    let token_path = dir.path().join("tokens.json");
+    tokens.save(&token_path).await.unwrap();
+    let config = format!(
+        r#"
+[esl]
+listen = "127.0.0.1:0"
+handshake_timeout = "200ms"
+[esl.inbound]
+port = {port}
+password = "pw"
+[esl.dial]
+domain = "pbx.local"
+[bitrix.auth.oauth]
+portal = "https://acme.bitrix24.de/rest/"
+client_id = "local.1"
+client_secret = "cl13nt-s3cr3t"
+token_file = "{tokens}"
+[outbox]
+path = "{outbox}"
+"#,
+        port = crate::support::daemon::free_port(),
+        tokens = token_path.display(),
+        outbox = dir.path().join("outbox.db").display(),
+    );
+    let config_path = dir.path().join("fsb24.toml");
+    std::fs::write(&config_path, config).unwrap();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_fsb24"))
+        .args(["run", "--config"])
+        .arg(&config_path)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut stderr = String::new();
+    let mut pipe = child.stderr.take().unwrap();
+    let status = tokio::time::timeout(std::time::Duration::from_secs(20), async {
+        pipe.read_to_string(&mut stderr).await.unwrap();
+        child.wait().await.unwrap()
+    })
+    .await
+    .expect("fsb24 kept running with a token file naming another portal");
+    assert!(!status.success());
+    assert!(
+        stderr.contains("client_endpoint of the token file")
+            && stderr.contains("https://acme.bitrix24.de/rest/"),
+        "{stderr}"
+    );
+    for secret in ["acc3ss-t0ken", "r3fr3sh-t0ken", "cl13nt-s3cr3t"] {
+        assert!(!stderr.contains(secret), "{secret} leaked: {stderr}");
+    }
+    let mode = std::fs::metadata(dir.path().join("outbox.db"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600, "the outbox is private");
+    // Nothing connected to the decoy "portal".
+    let accepted = tokio::time::timeout(std::time::Duration::ZERO, decoy.accept()).await;
+    assert!(
+        accepted.is_err(),
+        "a request went to the token file's portal"
+    );
 }

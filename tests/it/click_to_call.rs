@@ -485,6 +485,8 @@ async fn portal_client(
     };
     file.save(&path).await.unwrap();
     let mut settings = BitrixSettings::new(AuthSettings::OAuth(OAuthSettings {
+        portal: url::Url::parse(&peer.rest_url()).unwrap(),
+        server_endpoint: url::Url::parse(&peer.rest_url()).unwrap(),
         client_id: peer.options().client_id.clone(),
         client_secret: SecretString::new(peer.options().client_secret.clone()),
         token_file: path,

@@ -159,7 +159,7 @@ pub struct BridgeLeg {
 /// What to do (imperative). The call task executes them in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
-    /// Set these channel variables on the caller leg (once, before any bridge).
+    /// Set these channel variables on the caller leg (before any bridge; one `multiset` each).
     SetCallerVars {
         /// `(name, value)` pairs.
         vars: Vec<(String, String)>,

@@ -58,6 +58,7 @@ pub(super) fn open_blocking(path: &Path) -> Result<Connection, StoreError> {
         path: path.display().to_string(),
         source,
     };
+    make_private(path)?;
     let conn = Connection::open(path).map_err(err)?;
     conn.busy_timeout(std::time::Duration::from_secs(5))
         .map_err(err)?;
@@ -73,6 +74,36 @@ pub(super) fn open_blocking(path: &Path) -> Result<Connection, StoreError> {
         .map_err(err)?;
     conn.execute_batch(SCHEMA).map_err(err)?;
     Ok(conn)
+}
+
+/// The outbox holds callers' numbers (personal data): the database is created mode 0600 before
+/// SQLite opens it (SQLite gives its `-wal` and `-shm` the database's mode), and files an older
+/// version left world-readable are narrowed to 0600.
+fn make_private(path: &Path) -> Result<(), StoreError> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let io = |file: &Path, source| StoreError::Io {
+        op: "open",
+        path: file.display().to_string(),
+        source,
+    };
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| io(path, e))?;
+    for suffix in ["", "-wal", "-shm"] {
+        let mut name = path.as_os_str().to_owned();
+        name.push(suffix);
+        let file = Path::new(&name);
+        match std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o600)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io(file, e)),
+        }
+    }
+    Ok(())
 }
 
 pub(super) fn ms(t: DateTime<Utc>) -> i64 {

@@ -257,3 +257,44 @@ async fn undecodable_entries_go_to_the_dead_letters_instead_of_blocking_their_ca
             .starts_with("undecodable entry")
     );
 }
+
+fn mode_of(path: &std::path::Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+fn outbox_files(dir: &tempfile::TempDir) -> Vec<std::path::PathBuf> {
+    ["outbox.db", "outbox.db-wal", "outbox.db-shm"]
+        .iter()
+        .map(|name| dir.path().join(name))
+        .collect()
+}
+
+#[tokio::test]
+async fn the_outbox_and_its_wal_and_shm_are_readable_by_their_owner_only() {
+    // Entries hold callers' numbers (personal data).
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir).await;
+    store.push(cw(1, register(true)), t(0)).await.unwrap();
+    for path in outbox_files(&dir) {
+        assert_eq!(mode_of(&path), 0o600, "{}", path.display());
+    }
+}
+
+#[tokio::test]
+async fn an_existing_world_readable_outbox_is_made_private_when_opened() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir).await;
+    store.push(cw(1, register(true)), t(0)).await.unwrap();
+    drop(store);
+    // As an older fsb24 left them.
+    for path in outbox_files(&dir).iter().filter(|p| p.exists()) {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    let store = open(&dir).await;
+    store.push(cw(2, register(true)), t(1)).await.unwrap();
+    for path in outbox_files(&dir) {
+        assert_eq!(mode_of(&path), 0o600, "{}", path.display());
+    }
+}

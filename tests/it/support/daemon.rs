@@ -46,6 +46,21 @@ impl Daemon {
         )
     }
 
+    /// Waits (failsafe `within`) until the log holds at least `n` lines containing `needle`.
+    pub async fn wait_log_count(&self, needle: &str, n: usize, within: Duration) -> bool {
+        let mut written = self.written.subscribe();
+        let found = |_: &u64| {
+            std::fs::read_to_string(&self.log)
+                .is_ok_and(|text| text.lines().filter(|l| l.contains(needle)).count() >= n)
+        };
+        matches!(timeout(within, written.wait_for(found)).await, Ok(Ok(_)))
+    }
+
+    /// The running child's process id.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().and_then(Child::id)
+    }
+
     /// Starts fsb24 and waits (bounded) until it logs "fsb24 running".
     pub async fn start(&mut self) {
         let mut child = Command::new(env!("CARGO_BIN_EXE_fsb24"))

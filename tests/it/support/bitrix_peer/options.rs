@@ -97,6 +97,9 @@ pub struct PeerOptions {
     /// The portal server's UTC offset in seconds: used in `date_*` strings and for
     /// `CALL_START_DATE` values without an offset.
     pub utc_offset_secs: i32,
+    /// `client_endpoint` and `server_endpoint` of token answers; `None` names the peer itself.
+    /// Another value plays a token server that tries to move the client elsewhere.
+    pub token_answer_endpoint: Option<String>,
 }
 
 impl Default for PeerOptions {
@@ -120,6 +123,7 @@ impl Default for PeerOptions {
             app_id: 5,
             app_name: "FreeSWITCH connector".to_owned(),
             utc_offset_secs: 2 * 3600,
+            token_answer_endpoint: None,
         }
     }
 }

@@ -237,6 +237,19 @@ impl super::BitrixPeer {
         (call_id, status)
     }
 
+    /// A CRM click registered as [`Self::click_to_call`] does, without posting it: the
+    /// CALL_ID and the event form, for tests that post (or alter) the form themselves.
+    pub fn click_to_call_form(
+        &self,
+        click: &ClickToCall,
+        application_token: &str,
+    ) -> (String, Vec<(String, String)>) {
+        let tokens = self.latest_tokens();
+        click_to_call_form(&self.shared, click, &tokens, application_token).unwrap_or_else(|err| {
+            panic!("bitrix peer: click-to-call registration refused: {err:?}")
+        })
+    }
+
     /// POSTs `ONEXTERNALCALLBACKSTART` (CRM callback form) to `handler`.
     pub async fn callback_start(
         &self,

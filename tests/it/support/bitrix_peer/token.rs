@@ -56,7 +56,10 @@ fn exchange(shared: &Shared, params: &super::params::Params) -> Result<Value, OA
             )
             .map(|(pair, user)| (pair, user, expires))
     })?;
-    let endpoint = format!("{}/rest/", shared.base_url);
+    let endpoint = opts
+        .token_answer_endpoint
+        .clone()
+        .unwrap_or_else(|| format!("{}/rest/", shared.base_url));
     Ok(json!({
         "access_token": pair.access,
         "refresh_token": pair.refresh,
