@@ -10,6 +10,7 @@ use super::Secret;
 use super::template::DialTemplate;
 use crate::ids::{AgentId, BitrixUserId, PhoneNumber, QueueName};
 use crate::recording::PathTemplate;
+use crate::recording::compact::AttachFormat;
 
 /// The whole validated config. Built by [`Config::load`] or [`Config::from_toml_str`].
 #[derive(Debug, Clone)]
@@ -352,6 +353,8 @@ pub struct RecordingConfig {
     pub wait_after_hangup: Duration,
     /// Files up to this size go inline (`FILE_CONTENT`); larger ones use the two-step upload.
     pub inline_max_bytes: u64,
+    /// What is attached: an MP3 made from the WAV (default), or the file as recorded.
+    pub attach: AttachFormat,
 }
 
 /// `[outbox]`.

@@ -205,6 +205,8 @@ pub(crate) struct RawRecording {
     pub stereo: Option<bool>,
     pub wait_after_hangup: Option<String>,
     pub inline_max_bytes: Option<u64>,
+    pub attach_format: Option<String>,
+    pub mp3_kbps: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
