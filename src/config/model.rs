@@ -169,6 +169,8 @@ pub struct AgentConfig {
     pub bitrix_user: BitrixUserId,
     /// Display name for logs and summaries.
     pub name: String,
+    /// When this agent's card opens, whatever their queue says; `None` follows the queue.
+    pub card: Option<CardMode>,
 }
 
 /// A SIP extension: 1-32 ASCII letters or digits.
@@ -225,6 +227,11 @@ pub struct QueueConfig {
     pub wait_media: WaitMedia,
     /// What to do when no member is free right now.
     pub when_nobody_free: WhenNobodyFree,
+    /// When the cards of this queue's agents open (an agent's own `card` wins).
+    pub card: CardMode,
+    /// Who owns a missed call routed to this queue (unless the route says); `None`: the
+    /// default chain.
+    pub missed_owner: Option<Vec<MissedOwner>>,
 }
 
 impl QueueConfig {
@@ -306,6 +313,34 @@ pub struct RouteConfig {
     pub line_number: Option<String>,
     /// `CRM_CREATE` for these calls (else `bitrix.defaults.crm_create`).
     pub crm_create: Option<bool>,
+    /// Who owns a missed call of this route (else its queue's chain, else the default one).
+    pub missed_owner: Option<Vec<MissedOwner>>,
+}
+
+/// When an agent's Bitrix24 card opens.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum CardMode {
+    /// While their phone rings (`"ringing"`).
+    #[default]
+    Ringing,
+    /// Once they answer (`"answered"`).
+    Answered,
+    /// Never; the call is still registered and finished for them (`"never"`).
+    Never,
+}
+
+/// One step of a missed-call owner chain; the chain ends at `bitrix.defaults.missed_call_owner`,
+/// then the queue's first agent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MissedOwner {
+    /// The caller's CRM-responsible manager (found by a `responsible` route's lookup).
+    Responsible,
+    /// The agent whose phone rang last.
+    LastRung,
+    /// The first agent of the queue the route sends the call to (an agent route: that agent).
+    FirstAgent,
+    /// A fixed Bitrix24 user.
+    User(BitrixUserId),
 }
 
 /// How a route recognises the line a call came in on.

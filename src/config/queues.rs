@@ -5,6 +5,7 @@ use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use super::error::Problems;
+use super::policies::{card_mode, missed_owner};
 use super::model::{
     AgentConfig, Extension, HangupCause, Overflow, QueueConfig, QueueOrder, Strategy, WaitMedia,
     WhenNobodyFree,
@@ -84,6 +85,7 @@ pub(crate) fn agents(p: &mut Problems, raw: Vec<RawAgent>) -> Vec<AgentConfig> {
             );
         }
         out.push(AgentConfig {
+            card: card_mode(p, format!("{key}.card"), agent.card.as_deref()),
             name: agent.name.unwrap_or_else(|| id.clone()),
             id: AgentId::new(id),
             extension: Extension(agent.extension),
@@ -232,6 +234,9 @@ fn queue(p: &mut Problems, i: usize, raw: RawQueue, known: &Known<'_>) -> QueueC
         Duration::ZERO,
     );
     QueueConfig {
+        card: card_mode(p, k("card"), raw.card.as_deref()).unwrap_or_default(),
+        // A queue may be a responsible route's fallback, so `responsible` is allowed here.
+        missed_owner: missed_owner(p, &k("missed_owner"), raw.missed_owner, true),
         overflow: overflow(p, &raw.name, k("overflow"), raw.overflow, known),
         wait_media: wait_media(p, k("wait_media"), raw.wait_media),
         when_nobody_free: when_nobody_free(
