@@ -240,7 +240,13 @@ fn missed_owner(config: &Config, route: &RouteConfig) -> MissedOwner {
             config::MissedOwner::User(user) => Some(OwnerStep::User(*user)),
         })
         .collect();
-    steps.extend(config.bitrix.defaults.missed_call_owner.map(OwnerStep::User));
+    steps.extend(
+        config
+            .bitrix
+            .defaults
+            .missed_call_owner
+            .map(OwnerStep::User),
+    );
     MissedOwner {
         steps,
         last_resort: first.unwrap_or(BitrixUserId(1)),
@@ -398,11 +404,12 @@ mod tests {
         let plain = "[[routes]]\n        destination = \"100\"";
         assert_eq!(owners(plain, "100").steps, [user(11)]);
         let queue = owners(plain, "999");
-        assert_eq!((queue.steps.len(), queue.last_resort), (0, BitrixUserId(11)));
-        // bitrix.defaults.missed_call_owner ends every chain.
-        let with_default = format!(
-            "[bitrix.defaults]\nmissed_call_owner = 5\n{plain}"
+        assert_eq!(
+            (queue.steps.len(), queue.last_resort),
+            (0, BitrixUserId(11))
         );
+        // bitrix.defaults.missed_call_owner ends every chain.
+        let with_default = format!("[bitrix.defaults]\nmissed_call_owner = 5\n{plain}");
         assert_eq!(owners(&with_default, "999").steps, [user(5)]);
         // The queue's chain, with first_agent resolved; the route's own chain wins over it.
         let queue_chain = "[[queues]]\nname = \"q2\"\nagents = [\"1002\"]\n\
@@ -410,7 +417,10 @@ mod tests {
             [[routes]]\ndestination = \"300\"\ntarget = { queue = \"q2\" }\n\
             [[routes]]\ndestination = \"301\"\ntarget = { queue = \"q2\" }\n\
             missed_owner = [{ user = 42 }]\n[[routes]]\n        destination = \"100\"";
-        assert_eq!(owners(queue_chain, "300").steps, [OwnerStep::LastRung, user(12)]);
+        assert_eq!(
+            owners(queue_chain, "300").steps,
+            [OwnerStep::LastRung, user(12)]
+        );
         assert_eq!(owners(queue_chain, "301").steps, [user(42)]);
     }
 }

@@ -5,11 +5,11 @@ use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use super::error::Problems;
-use super::policies::{card_mode, missed_owner};
 use super::model::{
     AgentConfig, Extension, HangupCause, Overflow, QueueConfig, QueueOrder, Strategy, WaitMedia,
     WhenNobodyFree,
 };
+use super::policies::{card_mode, missed_owner};
 use super::raw::{RawAgent, RawOverflow, RawQueue};
 use super::validate::{duration, in_range};
 use crate::ids::{AgentId, BitrixUserId, QueueName};

@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use super::error::Problems;
-use super::policies::missed_owner;
 use super::model::{LineMatch, RouteConfig, RouteTarget};
+use super::policies::missed_owner;
 use super::queues::Known;
 use super::raw::{RawLine, RawRoute, RawTarget};
 use super::validate::{duration, in_range, line_number, token};
@@ -47,7 +47,12 @@ fn route(p: &mut Problems, i: usize, raw: RawRoute, known: &Known<'_>) -> RouteC
     let target = target(p, &key, raw.target, known);
     let looks_up = matches!(target, RouteTarget::Responsible { .. });
     RouteConfig {
-        missed_owner: missed_owner(p, &format!("{key}.missed_owner"), raw.missed_owner, looks_up),
+        missed_owner: missed_owner(
+            p,
+            &format!("{key}.missed_owner"),
+            raw.missed_owner,
+            looks_up,
+        ),
         destination,
         line: raw.line.and_then(|l| line(p, &key, l)),
         target,

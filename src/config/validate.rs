@@ -259,7 +259,10 @@ fn attach_format(p: &mut Problems, raw: &RawRecording, template: &PathTemplate) 
     let kbps = raw.mp3_kbps.unwrap_or(24);
     if !KBPS_PER_CHANNEL.contains(&kbps) {
         let allowed: Vec<String> = KBPS_PER_CHANNEL.iter().map(u32::to_string).collect();
-        let why = format!("{kbps} is not one of {} (kbit/s per channel)", allowed.join(", "));
+        let why = format!(
+            "{kbps} is not one of {} (kbit/s per channel)",
+            allowed.join(", ")
+        );
         p.push("recording.mp3_kbps", why);
     }
     let records_mp3 = template.as_str().to_ascii_lowercase().ends_with(".mp3");

@@ -74,7 +74,11 @@ async fn an_employee_call_shows_the_card_while_ringing_and_talking_then_finishes
         mp3.secs
     );
     assert_eq!(mp3.rate, 8000);
-    assert!((mp3.secs - talk).abs() <= 0.2, "mp3 {} s, talk {talk} s", mp3.secs);
+    assert!(
+        (mp3.secs - talk).abs() <= 0.2,
+        "mp3 {} s, talk {talk} s",
+        mp3.secs
+    );
     // Sanity only: the phone talked 2 s; the recording starts once the bridge is up.
     assert!((1.0..=3.0).contains(&mp3.secs), "{} s", mp3.secs);
     assert!(ratio <= 0.25, "mp3/wav {ratio}");

@@ -15,5 +15,6 @@ mod dialplan;
 mod esl_replay;
 mod esl_sessions;
 mod outbox_crash;
+mod policies;
 mod recovery;
 mod tidy;

@@ -26,7 +26,10 @@ pub fn decode_mp3(mp3: &[u8]) -> Decoded {
     let source = Box::new(Cursor::new(mp3.to_vec()));
     let mss = MediaSourceStream::new(source, MediaSourceStreamOptions::default());
     let mut reader = MpaReader::try_new(mss, FormatOptions::default()).expect("an MP3 stream");
-    let params = reader.tracks()[0].codec_params.clone().expect("codec params");
+    let params = reader.tracks()[0]
+        .codec_params
+        .clone()
+        .expect("codec params");
     let audio = params.audio().expect("an audio track").clone();
     let mut decoder = MpaDecoder::try_new(&audio, &AudioDecoderOptions::default()).unwrap();
     let (mut frames, mut spec) = (0usize, None);

@@ -41,7 +41,11 @@ fn the_missed_call_owner_is_the_first_step_of_the_chain_that_names_somebody() {
         (&[OwnerStep::Responsible], 7, OWNER),
     ];
     for (steps, at, owner) in cases {
-        assert_eq!(missed_in_sales(chain(steps), at), owner, "{steps:?} at {at} s");
+        assert_eq!(
+            missed_in_sales(chain(steps), at),
+            owner,
+            "{steps:?} at {at} s"
+        );
     }
 }
 
@@ -72,10 +76,7 @@ fn a_busy_phone_is_not_the_last_rung_and_a_found_responsible_manager_owns_the_mi
 
 fn moded(modes: &[(&str, CardMode)]) -> CallSettings {
     let mut s = settings();
-    s.agent_cards = modes
-        .iter()
-        .map(|(a, m)| (AgentId::from(*a), *m))
-        .collect();
+    s.agent_cards = modes.iter().map(|(a, m)| (AgentId::from(*a), *m)).collect();
     s
 }
 
@@ -109,7 +110,10 @@ fn each_card_mode_opens_the_card_while_ringing_at_the_answer_or_never() {
         BitrixWrite::Finish(f) => Some(f),
         _ => None,
     });
-    assert_eq!(finish.map(|f| (f.user, f.status_code)), Some((user("c"), "200".into())));
+    assert_eq!(
+        finish.map(|f| (f.user, f.status_code)),
+        Some((user("c"), "200".into()))
+    );
 }
 
 #[test]
