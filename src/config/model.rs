@@ -432,6 +432,10 @@ pub struct ClickToCallConfig {
     pub customer_ring_timeout: Duration,
     /// A click-to-call whose end was never seen is finished after this long.
     pub max_duration: Duration,
+    /// A click registered by Bitrix24 longer ago than this is not dialled.
+    pub max_event_age: Duration,
+    /// The same user and number clicked again within this is dialled once.
+    pub repeat_window: Duration,
 }
 
 /// `[log]`.

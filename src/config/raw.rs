@@ -255,6 +255,8 @@ pub(crate) struct RawClickToCall {
     pub host: Option<String>,
     pub customer_ring_timeout: Option<String>,
     pub max_duration: Option<String>,
+    pub max_event_age: Option<String>,
+    pub repeat_window: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -375,7 +375,10 @@ pub(crate) fn click_to_call(p: &mut Problems, raw: RawClickToCall) -> ClickToCal
         secs(86_400),
     );
     let customer = super::click::customer_route(p, &raw);
+    let (max_event_age, repeat_window) = super::click::hygiene(p, &raw);
     ClickToCallConfig {
+        max_event_age,
+        repeat_window,
         customer,
         customer_ring_timeout,
         max_duration,
