@@ -18,3 +18,4 @@ mod outbox_crash;
 mod policies;
 mod recovery;
 mod tidy;
+mod wrong_auth;
