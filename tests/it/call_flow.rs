@@ -67,7 +67,7 @@ async fn an_employee_call_shows_the_card_while_ringing_and_talking_then_finishes
     assert!(stored.filename.ends_with(".mp3"), "{}", stored.filename);
     let mp3 = decode_mp3(&stored.bytes);
     let (talk, ratio) = (wav_secs(&wav), stored.bytes.len() as f64 / wav.len() as f64);
-    println!(
+    eprintln!(
         "recording: wav {} B, mp3 {} B, ratio {ratio:.3}; talk {talk:.3} s, mp3 {:.3} s",
         wav.len(),
         stored.bytes.len(),

@@ -169,7 +169,7 @@ async fn each_missed_call_policy_finishes_the_call_for_its_owner_down_to_the_fal
     for ((destination, _, owner, why), caller) in cases.iter().zip(&calls) {
         let call = finished(&w, &caller.uuid).await;
         let finish = call.finished.clone().unwrap();
-        println!("{destination}: USER_ID {} ({why})", finish.user_id);
+        eprintln!("{destination}: USER_ID {} ({why})", finish.user_id);
         assert_eq!(
             (finish.user_id, finish.status_code.as_str()),
             (*owner, "304"),

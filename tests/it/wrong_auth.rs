@@ -73,7 +73,7 @@ async fn a_refused_webhook_is_explained_once_and_its_writes_are_not_retried() {
     }
     let requests = bx.requests();
     let registers = bx.method_calls("telephony.externalcall.register");
-    println!(
+    eprintln!(
         "requests to the portal: {}, registers: {}",
         requests.len(),
         registers.len()

@@ -72,7 +72,7 @@ fn a_telephone_wav_becomes_an_mp3_of_the_same_length_and_a_quarter_of_the_size()
         assert_eq!(enc.mp3_bytes, bytes.len() as u64);
         let ratio = enc.mp3_bytes as f64 / enc.wav_bytes as f64;
         let (decoded, rate, decoded_channels) = decode(bytes);
-        println!(
+        eprintln!(
             "{secs} s x{channels}: wav {} B, mp3 {} B, ratio {ratio:.3}, decoded {decoded:.3} s",
             enc.wav_bytes, enc.mp3_bytes
         );
