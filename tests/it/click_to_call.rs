@@ -545,6 +545,13 @@ impl Portal {
             &rig.shutdown,
         )
         .await;
+        // Erika answers, then the client, who talks 1.2 s.
+        rig.fs
+            .phone("1001")
+            .answers_after(Duration::from_millis(300));
+        rig.fs
+            .phone("+4930123456789")
+            .answers_then_hangs_up(Duration::from_millis(300), Duration::from_millis(1200));
         Self {
             peer,
             rig,
@@ -584,14 +591,6 @@ impl Portal {
 #[tokio::test]
 async fn crm_click_rings_the_agent_then_the_client_and_finishes_bitrix24s_own_call_once() {
     let mut p = Portal::start().await;
-    p.rig
-        .fs
-        .phone("1001")
-        .answers_after(Duration::from_millis(300));
-    p.rig
-        .fs
-        .phone("+4930123456789")
-        .answers_then_hangs_up(Duration::from_millis(300), Duration::from_millis(1200));
     let call_id = p.click("+49 30 123456789", "", Duration::ZERO).await;
     let (peer, rig) = (&p.peer, &mut p.rig);
     let sent = rig.until_finish().await;
@@ -632,14 +631,6 @@ async fn crm_click_rings_the_agent_then_the_client_and_finishes_bitrix24s_own_ca
 #[tokio::test]
 async fn a_stale_click_and_a_repeated_click_dial_nothing_extra_and_are_finished_cancelled() {
     let p = Portal::start().await;
-    p.rig
-        .fs
-        .phone("1001")
-        .answers_after(Duration::from_millis(300));
-    p.rig
-        .fs
-        .phone("+4930123456789")
-        .answers_then_hangs_up(Duration::from_millis(300), Duration::from_millis(1200));
     // Held 40 s in Bitrix24's queue (online events are never retried: it was delayed).
     let stale = p
         .click("+49 30 123456789", "", Duration::from_secs(40))

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use crate::support::app::World;
-use crate::support::bitrix_peer::{CallRecord, CrmEntity, SeedUser};
+use crate::support::bitrix_peer::{CrmEntity, SeedUser};
 use crate::support::esl_peer::caller::CallSpec;
 
 /// `bitrix.defaults.missed_call_owner` of the test config: the end of every chain.
@@ -19,18 +19,6 @@ fn spec(caller: &str, destination: &str) -> CallSpec {
         destination: destination.into(),
         ..CallSpec::default()
     }
-}
-
-async fn finished(w: &World, uuid: &str) -> CallRecord {
-    let external = format!("fs-{uuid}");
-    w.bx.wait_for_value("the call is finished", |s| {
-        s.calls
-            .iter()
-            .find(|c| c.external_call_id.as_deref() == Some(external.as_str()))
-            .filter(|c| c.finished.is_some())
-            .cloned()
-    })
-    .await
 }
 
 /// One queue per case (its own agents, so the cases run side by side); every phone rings 1 s.
@@ -167,7 +155,7 @@ async fn each_missed_call_policy_finishes_the_call_for_its_owner_down_to_the_fal
         calls.push(call.await.unwrap());
     }
     for ((destination, _, owner, why), caller) in cases.iter().zip(&calls) {
-        let call = finished(&w, &caller.uuid).await;
+        let call = w.finished_call(&caller.uuid).await;
         let finish = call.finished.clone().unwrap();
         eprintln!("{destination}: USER_ID {} ({why})", finish.user_id);
         assert_eq!(
@@ -235,7 +223,7 @@ async fn each_card_mode_gives_its_card_timeline_and_the_talker_still_gets_the_fi
     let quiet = quiet.await.unwrap();
 
     // "mixed" rings all three; 2002 ("answered") picks up.
-    let call = finished(&w, &mixed.uuid).await;
+    let call = w.finished_call(&mixed.uuid).await;
     let finish = call.finished.clone().unwrap();
     assert_eq!((finish.user_id, finish.status_code.as_str()), (22, "200"));
     let answered = w.fs.ring_ended("2002", 0).await.unwrap().ended.unwrap();
@@ -258,7 +246,7 @@ async fn each_card_mode_gives_its_card_timeline_and_the_talker_still_gets_the_fi
     );
 
     // "quiet" never shows a card: registered without one, finished for the talker.
-    let call = finished(&w, &quiet.uuid).await;
+    let call = w.finished_call(&quiet.uuid).await;
     let finish = call.finished.clone().unwrap();
     assert_eq!((finish.user_id, finish.status_code.as_str()), (24, "200"));
     assert_eq!((call.user_id, call.show), (24, false));
