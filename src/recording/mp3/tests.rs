@@ -1,3 +1,5 @@
+//! The encoder against a real decoder: length, size ratio, leftovers of a killed run, refusals.
+
 use std::io::Cursor;
 
 use symphonia::core::codecs::audio::{AudioDecoder as _, AudioDecoderOptions};
