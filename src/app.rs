@@ -3,6 +3,7 @@
 //! from `main` (tests pass a oneshot), so nothing here waits on SIGTERM/SIGINT itself.
 
 mod build;
+pub mod online;
 
 use std::future::Future;
 use std::path::{Path, PathBuf};

@@ -10,6 +10,7 @@ mod bitrix;
 mod click;
 mod error;
 mod model;
+mod policies;
 mod queues;
 mod raw;
 mod routes;
@@ -21,10 +22,11 @@ mod validate;
 pub use click::CustomerRoute;
 pub use error::{ConfigError, ConfigErrors};
 pub use model::{
-    AgentConfig, BitrixAuth, BitrixConfig, BitrixDefaults, ClickToCallConfig, Config, DialConfig,
-    EslConfig, EslInboundConfig, Extension, HangupCause, HttpConfig, LineMatch, LogConfig,
-    LogFormat, OAuthConfig, OutboxConfig, Overflow, QueueConfig, QueueOrder, RateConfig,
-    RecordingConfig, RouteConfig, RouteTarget, Strategy, WaitMedia, WhenNobodyFree,
+    AgentConfig, BitrixAuth, BitrixConfig, BitrixDefaults, CardMode, ClickToCallConfig, Config,
+    DialConfig, EslConfig, EslInboundConfig, Extension, HangupCause, HttpConfig, LineMatch,
+    LogConfig, LogFormat, MissedOwner, OAuthConfig, OutboxConfig, Overflow, QueueConfig,
+    QueueOrder, RateConfig, RecordingConfig, RouteConfig, RouteTarget, Strategy, WaitMedia,
+    WhenNobodyFree,
 };
 pub use secret::Secret;
 pub use template::DialTemplate;

@@ -33,7 +33,11 @@ enum Command {
     /// Run the bridge (the default without a subcommand).
     Run,
     /// Validate the config; print a summary, or every error with its key, then exit.
-    CheckConfig,
+    CheckConfig {
+        /// Also ask the portal whether the credentials may register and finish calls.
+        #[arg(long)]
+        online: bool,
+    },
     /// Inspect or re-drive the durable outbox (`[outbox] path` of the config).
     #[command(subcommand)]
     Outbox(OutboxCommand),
@@ -52,10 +56,14 @@ fn main() -> anyhow::Result<ExitCode> {
     let Ok(config) = Config::load(&cli.config).map_err(|errors| eprintln!("{errors}")) else {
         return Ok(ExitCode::FAILURE);
     };
-    if cli.command == Some(Command::CheckConfig) {
+    if let Some(Command::CheckConfig { online }) = cli.command {
         let (path, summary) = (cli.config.display(), config.summary());
         write!(std::io::stdout().lock(), "{path}: config OK\n{summary}")?;
-        return Ok(ExitCode::SUCCESS);
+        return if online {
+            online_check(&config)
+        } else {
+            Ok(ExitCode::SUCCESS)
+        };
     }
     if let Some(Command::Outbox(sub)) = &cli.command {
         return outbox_command(sub, &config.outbox.path);
@@ -74,6 +82,18 @@ fn main() -> anyhow::Result<ExitCode> {
         fsb24::app::run(config, shutdown).await
     })?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// `check-config --online`: the portal's answer, and a failure exit when a setting must change.
+fn online_check(config: &Config) -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
+    let report = runtime.block_on(fsb24::app::online::check(config))?;
+    writeln!(std::io::stdout().lock(), "{}", report.lines.join("\n"))?;
+    Ok(if report.ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 /// `fsb24 outbox status|retry`: works on the outbox file directly (safe while the daemon runs).

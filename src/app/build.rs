@@ -62,6 +62,7 @@ pub fn worker(config: &Config) -> WorkerConfig {
             jitter: 0.5,
         },
         prune_after: config.outbox.prune_after,
+        attach: config.recording.attach,
         ..WorkerConfig::default()
     }
 }

@@ -3,6 +3,7 @@
 
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use serde::Serialize;
@@ -57,6 +58,8 @@ struct Inner {
     transport: Arc<Transport>,
     queue: Option<mpsc::Sender<Queued>>,
     inline_record_max: u64,
+    /// Whether the portal's `WRONG_AUTH_TYPE` advice was logged (once per client).
+    wrong_auth_told: AtomicBool,
 }
 
 /// A Bitrix24 REST client for one portal. Clone it freely: clones share the rate limiter,
@@ -123,6 +126,7 @@ impl BitrixClient {
                 transport,
                 queue,
                 inline_record_max: settings.inline_record_max,
+                wrong_auth_told: AtomicBool::new(false),
             }),
         })
     }
@@ -188,6 +192,11 @@ impl BitrixClient {
 
     pub(crate) fn inline_record_max(&self) -> u64 {
         self.inner.inline_record_max
+    }
+
+    /// True the first time this client meets `WRONG_AUTH_TYPE` (its advice is logged once).
+    pub(crate) fn first_wrong_auth(&self) -> bool {
+        !self.inner.wrong_auth_told.swap(true, Ordering::Relaxed)
     }
 
     pub(crate) fn check_recording(path: &Path) -> Result<String, BitrixError> {

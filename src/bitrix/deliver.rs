@@ -9,7 +9,7 @@ use crate::outbox::store::RegisterResult;
 use std::time::Duration;
 
 use super::client::BitrixClient;
-use super::error::{BitrixError, ErrorKind};
+use super::error::{BitrixError, ErrorKind, WRONG_AUTH_TYPE_ADVICE};
 
 impl Deliver for BitrixClient {
     async fn deliver(
@@ -62,6 +62,14 @@ impl BitrixClient {
     /// Classifies `err` for the worker; a method held for its operating budget is retried
     /// when the hold ends, not at the backoff.
     fn classify(&self, err: BitrixError) -> DeliverError {
+        // A configuration error: said once, clearly; each refused write is dead-lettered at its
+        // first refusal (no retries), for `fsb24 outbox retry` after the fix.
+        if err.is_wrong_auth_type() && self.first_wrong_auth() {
+            tracing::error!(
+                method = err.method().unwrap_or_default(),
+                "Bitrix24 refused webhook auth (WRONG_AUTH_TYPE): {WRONG_AUTH_TYPE_ADVICE}"
+            );
+        }
         let wait = match (err.kind(), err.method()) {
             (Some(ErrorKind::OperationTimeLimit), Some(method)) => self.held_for(method),
             _ => None,

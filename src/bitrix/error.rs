@@ -229,6 +229,12 @@ impl BitrixError {
         }
     }
 
+    /// `WRONG_AUTH_TYPE`: the portal allows this method only in an application context
+    /// ([`WRONG_AUTH_TYPE_ADVICE`] says what to change).
+    pub fn is_wrong_auth_type(&self) -> bool {
+        matches!(self, Self::Api { code, .. } if code == "WRONG_AUTH_TYPE")
+    }
+
     /// "Call is not found": the outbox treats it as "already finished" on a retried `finish`.
     pub fn is_call_not_found(&self) -> bool {
         self.kind() == Some(ErrorKind::CallNotFound)
@@ -266,6 +272,13 @@ impl BitrixError {
         )
     }
 }
+
+/// What to change when a portal answers `WRONG_AUTH_TYPE` (bitrix24-telephony.md §3.1: the
+/// documentation allows `register`/`finish` only to applications, whatever portals did so far).
+pub const WRONG_AUTH_TYPE_ADVICE: &str = "this portal accepts telephony.externalcall.register \
+    and finish only from an application: replace [bitrix.auth.webhook] with [bitrix.auth.oauth] \
+    (a local application with the telephony, crm and user scopes; see README, Bitrix24 \
+    application), restart fsb24, then run `fsb24 outbox retry` to send the refused calls";
 
 /// Classifies an API answer. The code wins when known; otherwise known description texts;
 /// otherwise the HTTP status.

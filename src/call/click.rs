@@ -20,11 +20,13 @@ use crate::outbox::op::{BitrixWrite, CallNote, CallWrite, FinishCall};
 use crate::outbox::{Outbox, OutboxError};
 
 pub mod dial;
+pub mod hygiene;
 pub mod machine;
 
 pub use dial::{ClickDial, ClickError, CustomerRoute, agents_by_user, originate_request};
+pub use hygiene::{ClickFilter, Hygiene, Verdict};
 
-pub use machine::{ClickCall, Input, Legs, Limits, unknown_user_finish};
+pub use machine::{ClickCall, Input, Legs, Limits, not_dialled_finish, unknown_user_finish};
 
 /// How many recent `CALL_ID`s are remembered to drop a redelivered event.
 const RECENT_CALLS: usize = 4096;
@@ -43,7 +45,8 @@ pub struct ClickDeps {
 }
 
 /// Runs click-to-calls from `rx` (one tracked task each) until `shutdown` or the channel closes.
-/// A `CALL_ID` seen recently is dropped (Bitrix24 may redeliver an event).
+/// A `CALL_ID` seen recently is dropped (Bitrix24 may redeliver an event); a click too old, or
+/// repeating one just dialled, is finished without dialling (see [`hygiene`]).
 pub async fn run_click_to_call(
     mut rx: mpsc::Receiver<ClickToCall>,
     deps: ClickDeps,
@@ -52,6 +55,7 @@ pub async fn run_click_to_call(
 ) {
     let deps = Arc::new(deps);
     let mut recent = Recent::default();
+    let mut filter = ClickFilter::new(deps.dial.hygiene);
     loop {
         let click = tokio::select! {
             () = shutdown.cancelled() => break,
@@ -69,7 +73,54 @@ pub async fn run_click_to_call(
         }
         let span =
             info_span!("click_to_call", call_id = click.call_id.as_str(), user = %click.user);
-        tracker.spawn(one_call(Arc::clone(&deps), click, shutdown.clone()).instrument(span));
+        let now_unix = deps.outbox.now().timestamp();
+        let reason = match filter.check(Instant::now(), now_unix, &click) {
+            Verdict::Dial => {
+                tracker
+                    .spawn(one_call(Arc::clone(&deps), click, shutdown.clone()).instrument(span));
+                continue;
+            }
+            Verdict::Stale { age } => {
+                let max_age_secs = deps.dial.hygiene.max_age.as_secs();
+                span.in_scope(|| {
+                    warn!(
+                        age_secs = age.as_secs(),
+                        max_age_secs, "click-to-call event too old; not dialled"
+                    )
+                });
+                format!(
+                    "click arrived {} s after it was made: not dialled",
+                    age.as_secs()
+                )
+            }
+            Verdict::Repeated { after } => {
+                let after_ms = after.as_millis() as u64;
+                span.in_scope(|| {
+                    info!(after_ms, "same user and number clicked again; dialled once")
+                });
+                format!("same number clicked again {after_ms} ms later: dialled once")
+            }
+        };
+        tracker.spawn(not_dialled(Arc::clone(&deps), click, reason).instrument(span));
+    }
+}
+
+/// Finishes Bitrix24's call of a click that is not dialled, so it does not stay open.
+async fn not_dialled(deps: Arc<ClickDeps>, click: ClickToCall, reason: String) {
+    let finish = not_dialled_finish(click.user, deps.dial.add_to_chat, reason);
+    let writes = [
+        BitrixWrite::Adopt {
+            call_id: click.call_id.clone(),
+        },
+        BitrixWrite::Finish(finish),
+    ];
+    let key = click_call_key(&click.call_id);
+    let writes = writes.map(|write| CallWrite {
+        call: key.clone(),
+        write,
+    });
+    if let Err(e) = deps.outbox.push_all(writes.into()).await {
+        error!(error = %e, "click-to-call finish not stored");
     }
 }
 

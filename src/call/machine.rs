@@ -23,8 +23,8 @@ use crate::queue::Outcome;
 use cards::Cards;
 
 pub use settings::{
-    CallInfo, CallSettings, DirectTarget, Overflow, QueueRoute, RecordingSettings, Strategy,
-    Target, WhenNoneFree,
+    CallInfo, CallSettings, CardMode, DirectTarget, MissedOwner, Overflow, OwnerStep, QueueRoute,
+    RecordingSettings, Strategy, Target, WhenNoneFree,
 };
 pub use vocabulary::{Action, BridgeLeg, BridgeOutcome, Caller, Input, Pick, Transferee};
 
@@ -90,6 +90,10 @@ pub struct Call {
     last_attempt: Option<Attempt>,
     caller_cause: Option<Cause>,
     caller_gave_up: bool,
+    /// The CRM-responsible manager the lookup found.
+    responsible: Option<BitrixUserId>,
+    /// The agent whose phone rang last.
+    last_rung: Option<BitrixUserId>,
 }
 
 impl Call {
@@ -109,6 +113,8 @@ impl Call {
             last_attempt: None,
             caller_cause: None,
             caller_gave_up: false,
+            responsible: None,
+            last_rung: None,
         }
     }
 
@@ -233,8 +239,7 @@ impl Call {
                 ring_timeout,
                 fallback,
             } => {
-                self.cards.set_owner(fallback.owner);
-                self.register(fallback.owner, false, out);
+                self.register(self.settings.missed_owner.fixed(), false, out);
                 out.push(Action::Lookup {
                     phone: self.phone(),
                 });

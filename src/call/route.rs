@@ -10,8 +10,8 @@ use std::time::Duration;
 use chrono::{DateTime, FixedOffset, Utc};
 
 use crate::call::machine::{
-    CallSettings, Caller, DirectTarget, Input, Overflow, QueueRoute, RecordingSettings, Strategy,
-    Target, WhenNoneFree,
+    CallSettings, Caller, CardMode, DirectTarget, Input, MissedOwner, Overflow, OwnerStep,
+    QueueRoute, RecordingSettings, Strategy, Target, WhenNoneFree,
 };
 use crate::call::status::{Cause, MissedStatus};
 use crate::config::{
@@ -188,21 +188,69 @@ fn queue_route(config: &Config, queue: &QueueConfig, depth: usize) -> Option<Que
             WhenNobodyFree::Wait => WhenNoneFree::Wait,
             WhenNobodyFree::Overflow => WhenNoneFree::Overflow,
         },
-        owner: queue_owner(config, queue),
+        card: card_mode(queue.card),
         overflow,
     })
 }
 
-/// Who owns a queue call's register and missed-call record until an agent's phone rings: the
-/// configured missed-call owner, else the queue's first agent.
-fn queue_owner(config: &Config, queue: &QueueConfig) -> BitrixUserId {
-    config.bitrix.defaults.missed_call_owner.unwrap_or_else(|| {
-        queue
-            .agents
-            .first()
-            .and_then(|id| config.agent(id))
-            .map_or(BitrixUserId(1), |a| a.bitrix_user)
-    })
+fn card_mode(mode: config::CardMode) -> CardMode {
+    match mode {
+        config::CardMode::Ringing => CardMode::Ringing,
+        config::CardMode::Answered => CardMode::Answered,
+        config::CardMode::Never => CardMode::Never,
+    }
+}
+
+/// Who owns a missed call of `route`: its own chain, else its queue's, else the default one
+/// (an agent route: that agent; a queue: nobody before the tail), then
+/// `bitrix.defaults.missed_call_owner`, then the route's first agent. With nothing configured
+/// this is what fsb24 always did: the missed-call owner, else the queue's first agent; the agent
+/// of an agent route.
+fn missed_owner(config: &Config, route: &RouteConfig) -> MissedOwner {
+    let (queue, first) = match &route.target {
+        RouteTarget::Agent(id) => (None, config.agent(id).map(|a| a.bitrix_user)),
+        RouteTarget::Queue(name)
+        | RouteTarget::Responsible {
+            fallback_queue: name,
+            ..
+        } => {
+            let queue = config.queue(name);
+            let first = queue
+                .and_then(|q| q.agents.first())
+                .and_then(|id| config.agent(id))
+                .map(|a| a.bitrix_user);
+            (queue, first)
+        }
+    };
+    let default: &[config::MissedOwner] = match route.target {
+        RouteTarget::Agent(_) => &[config::MissedOwner::FirstAgent],
+        _ => &[],
+    };
+    let chain = route
+        .missed_owner
+        .as_deref()
+        .or_else(|| queue.and_then(|q| q.missed_owner.as_deref()))
+        .unwrap_or(default);
+    let mut steps: Vec<OwnerStep> = chain
+        .iter()
+        .filter_map(|step| match step {
+            config::MissedOwner::Responsible => Some(OwnerStep::Responsible),
+            config::MissedOwner::LastRung => Some(OwnerStep::LastRung),
+            config::MissedOwner::FirstAgent => first.map(OwnerStep::User),
+            config::MissedOwner::User(user) => Some(OwnerStep::User(*user)),
+        })
+        .collect();
+    steps.extend(
+        config
+            .bitrix
+            .defaults
+            .missed_call_owner
+            .map(OwnerStep::User),
+    );
+    MissedOwner {
+        steps,
+        last_resort: first.unwrap_or(BitrixUserId(1)),
+    }
 }
 
 fn settings(config: &Config, route: &RouteConfig, wait: WaitMedia) -> CallSettings {
@@ -227,6 +275,12 @@ fn settings(config: &Config, route: &RouteConfig, wait: WaitMedia) -> CallSettin
             path_template: config.recording.path_template.clone(),
             wait_after_hangup: config.recording.wait_after_hangup,
         }),
+        missed_owner: missed_owner(config, route),
+        agent_cards: config
+            .agents
+            .iter()
+            .filter_map(|a| Some((a.id.clone(), card_mode(a.card?))))
+            .collect(),
     }
 }
 
@@ -309,8 +363,9 @@ mod tests {
         );
         let other = resolve(&config, &arrival("999", &vars)).unwrap();
         assert!(
-            matches!(other.start, Input::Started { target: Target::Queue(ref q), .. } if q.owner == BitrixUserId(11))
+            matches!(other.start, Input::Started { target: Target::Queue(ref q), .. } if q.queue.as_str() == "sales")
         );
+        assert_eq!(other.settings.missed_owner.fixed(), BitrixUserId(11));
     }
 
     #[test]
@@ -331,5 +386,41 @@ mod tests {
             !resolved.settings.answer,
             "ringback tone rings without answering the caller"
         );
+    }
+
+    #[test]
+    fn missed_call_owner_chains_come_from_the_route_else_the_queue_else_todays_default() {
+        let owners = |extra: &str, destination: &str| {
+            let text = CONFIG.replace("[[routes]]\n        destination = \"100\"", extra);
+            let config = Config::from_toml_str(&text).unwrap();
+            let vars = HashMap::new();
+            resolve(&config, &arrival(destination, &vars))
+                .unwrap()
+                .settings
+                .missed_owner
+        };
+        let user = |n| OwnerStep::User(BitrixUserId(n));
+        // Nothing configured: the agent of an agent route; the queue's first agent otherwise.
+        let plain = "[[routes]]\n        destination = \"100\"";
+        assert_eq!(owners(plain, "100").steps, [user(11)]);
+        let queue = owners(plain, "999");
+        assert_eq!(
+            (queue.steps.len(), queue.last_resort),
+            (0, BitrixUserId(11))
+        );
+        // bitrix.defaults.missed_call_owner ends every chain.
+        let with_default = format!("[bitrix.defaults]\nmissed_call_owner = 5\n{plain}");
+        assert_eq!(owners(&with_default, "999").steps, [user(5)]);
+        // The queue's chain, with first_agent resolved; the route's own chain wins over it.
+        let queue_chain = "[[queues]]\nname = \"q2\"\nagents = [\"1002\"]\n\
+            missed_owner = [\"last_rung\", \"first_agent\"]\n\
+            [[routes]]\ndestination = \"300\"\ntarget = { queue = \"q2\" }\n\
+            [[routes]]\ndestination = \"301\"\ntarget = { queue = \"q2\" }\n\
+            missed_owner = [{ user = 42 }]\n[[routes]]\n        destination = \"100\"";
+        assert_eq!(
+            owners(queue_chain, "300").steps,
+            [OwnerStep::LastRung, user(12)]
+        );
+        assert_eq!(owners(queue_chain, "301").steps, [user(42)]);
     }
 }

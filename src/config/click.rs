@@ -1,9 +1,34 @@
 //! `[click_to_call]` customer routing: how the clicked number leaves the PBX (a sofia gateway, or
 //! a profile towards a host), validated to characters that are safe in a dial string.
 
+use std::time::Duration;
+
 use super::error::Problems;
 use super::raw::RawClickToCall;
-use super::validate::token;
+use super::validate::{duration, in_range, token};
+
+/// `max_event_age` (default 15 s: Bitrix24 never retries an online event, so an older click was
+/// delayed) and `repeat_window` (default 5 s, `"0s"` dials every click).
+pub(crate) fn hygiene(p: &mut Problems, raw: &RawClickToCall) -> (Duration, Duration) {
+    let (age_key, repeat_key) = ("click_to_call.max_event_age", "click_to_call.repeat_window");
+    let max_age = duration(p, age_key, raw.max_event_age.as_deref(), "15s");
+    in_range(
+        p,
+        age_key,
+        max_age,
+        Duration::from_secs(1),
+        Duration::from_secs(600),
+    );
+    let repeat = duration(p, repeat_key, raw.repeat_window.as_deref(), "5s");
+    in_range(
+        p,
+        repeat_key,
+        repeat,
+        Duration::ZERO,
+        Duration::from_secs(60),
+    );
+    (max_age, repeat)
+}
 
 /// How the customer's number is dialled once the employee answered.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -10,6 +10,7 @@ use super::Secret;
 use super::template::DialTemplate;
 use crate::ids::{AgentId, BitrixUserId, PhoneNumber, QueueName};
 use crate::recording::PathTemplate;
+use crate::recording::compact::AttachFormat;
 
 /// The whole validated config. Built by [`Config::load`] or [`Config::from_toml_str`].
 #[derive(Debug, Clone)]
@@ -168,6 +169,8 @@ pub struct AgentConfig {
     pub bitrix_user: BitrixUserId,
     /// Display name for logs and summaries.
     pub name: String,
+    /// When this agent's card opens, whatever their queue says; `None` follows the queue.
+    pub card: Option<CardMode>,
 }
 
 /// A SIP extension: 1-32 ASCII letters or digits.
@@ -224,6 +227,11 @@ pub struct QueueConfig {
     pub wait_media: WaitMedia,
     /// What to do when no member is free right now.
     pub when_nobody_free: WhenNobodyFree,
+    /// When the cards of this queue's agents open (an agent's own `card` wins).
+    pub card: CardMode,
+    /// Who owns a missed call routed to this queue (unless the route says); `None`: the
+    /// default chain.
+    pub missed_owner: Option<Vec<MissedOwner>>,
 }
 
 impl QueueConfig {
@@ -305,6 +313,34 @@ pub struct RouteConfig {
     pub line_number: Option<String>,
     /// `CRM_CREATE` for these calls (else `bitrix.defaults.crm_create`).
     pub crm_create: Option<bool>,
+    /// Who owns a missed call of this route (else its queue's chain, else the default one).
+    pub missed_owner: Option<Vec<MissedOwner>>,
+}
+
+/// When an agent's Bitrix24 card opens.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum CardMode {
+    /// While their phone rings (`"ringing"`).
+    #[default]
+    Ringing,
+    /// Once they answer (`"answered"`).
+    Answered,
+    /// Never; the call is still registered and finished for them (`"never"`).
+    Never,
+}
+
+/// One step of a missed-call owner chain; the chain ends at `bitrix.defaults.missed_call_owner`,
+/// then the queue's first agent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MissedOwner {
+    /// The caller's CRM-responsible manager (found by a `responsible` route's lookup).
+    Responsible,
+    /// The agent whose phone rang last.
+    LastRung,
+    /// The first agent of the queue the route sends the call to (an agent route: that agent).
+    FirstAgent,
+    /// A fixed Bitrix24 user.
+    User(BitrixUserId),
 }
 
 /// How a route recognises the line a call came in on.
@@ -352,6 +388,8 @@ pub struct RecordingConfig {
     pub wait_after_hangup: Duration,
     /// Files up to this size go inline (`FILE_CONTENT`); larger ones use the two-step upload.
     pub inline_max_bytes: u64,
+    /// What is attached: an MP3 made from the WAV (default), or the file as recorded.
+    pub attach: AttachFormat,
 }
 
 /// `[outbox]`.
@@ -402,6 +440,10 @@ pub struct ClickToCallConfig {
     pub customer_ring_timeout: Duration,
     /// A click-to-call whose end was never seen is finished after this long.
     pub max_duration: Duration,
+    /// A click registered by Bitrix24 longer ago than this is not dialled.
+    pub max_event_age: Duration,
+    /// The same user and number clicked again within this is dialled once.
+    pub repeat_window: Duration,
 }
 
 /// `[log]`.

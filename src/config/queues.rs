@@ -9,6 +9,7 @@ use super::model::{
     AgentConfig, Extension, HangupCause, Overflow, QueueConfig, QueueOrder, Strategy, WaitMedia,
     WhenNobodyFree,
 };
+use super::policies::{card_mode, missed_owner};
 use super::raw::{RawAgent, RawOverflow, RawQueue};
 use super::validate::bounded_duration;
 use crate::esl::command::VarValue;
@@ -85,6 +86,7 @@ pub(crate) fn agents(p: &mut Problems, raw: Vec<RawAgent>) -> Vec<AgentConfig> {
             );
         }
         out.push(AgentConfig {
+            card: card_mode(p, format!("{key}.card"), agent.card.as_deref()),
             name: agent.name.unwrap_or_else(|| id.clone()),
             id: AgentId::new(id),
             extension: Extension(agent.extension),
@@ -231,6 +233,9 @@ fn queue(p: &mut Problems, i: usize, raw: RawQueue, known: &Known<'_>) -> QueueC
         Duration::ZERO,
     );
     QueueConfig {
+        card: card_mode(p, k("card"), raw.card.as_deref()).unwrap_or_default(),
+        // A queue may be a responsible route's fallback, so `responsible` is allowed here.
+        missed_owner: missed_owner(p, &k("missed_owner"), raw.missed_owner, true),
         overflow: overflow(p, &raw.name, k("overflow"), raw.overflow, known),
         wait_media: wait_media(p, k("wait_media"), raw.wait_media),
         when_nobody_free: when_nobody_free(

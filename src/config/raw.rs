@@ -129,6 +129,7 @@ pub(crate) struct RawAgent {
     pub extension: String,
     pub bitrix_user: u64,
     pub name: Option<String>,
+    pub card: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -152,6 +153,8 @@ pub(crate) struct RawQueue {
     pub allow_busy_agents: Option<bool>,
     pub wait_media: Option<String>,
     pub when_nobody_free: Option<String>,
+    pub card: Option<String>,
+    pub missed_owner: Option<Vec<RawOwner>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -170,6 +173,21 @@ pub(crate) struct RawRoute {
     pub target: RawTarget,
     pub line_number: Option<String>,
     pub crm_create: Option<bool>,
+    pub missed_owner: Option<Vec<RawOwner>>,
+}
+
+/// One step of a `missed_owner` list: a policy name, or `{ user = 15 }`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub(crate) enum RawOwner {
+    Name(String),
+    User(RawOwnerUser),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawOwnerUser {
+    pub user: u64,
 }
 
 #[derive(Debug, Deserialize)]
@@ -205,6 +223,8 @@ pub(crate) struct RawRecording {
     pub stereo: Option<bool>,
     pub wait_after_hangup: Option<String>,
     pub inline_max_bytes: Option<u64>,
+    pub attach_format: Option<String>,
+    pub mp3_kbps: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -239,6 +259,8 @@ pub(crate) struct RawClickToCall {
     pub host: Option<String>,
     pub customer_ring_timeout: Option<String>,
     pub max_duration: Option<String>,
+    pub max_event_age: Option<String>,
+    pub repeat_window: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use super::error::Problems;
 use super::model::{LineMatch, RouteConfig, RouteTarget};
+use super::policies::missed_owner;
 use super::queues::Known;
 use super::raw::{RawLine, RawRoute, RawTarget};
 use super::validate::{bounded_duration, line_number, token};
@@ -43,10 +44,18 @@ fn route(p: &mut Problems, i: usize, raw: RawRoute, known: &Known<'_>) -> RouteC
         }
         d
     });
+    let target = target(p, &key, raw.target, known);
+    let looks_up = matches!(target, RouteTarget::Responsible { .. });
     RouteConfig {
+        missed_owner: missed_owner(
+            p,
+            &format!("{key}.missed_owner"),
+            raw.missed_owner,
+            looks_up,
+        ),
         destination,
         line: raw.line.and_then(|l| line(p, &key, l)),
-        target: target(p, &key, raw.target, known),
+        target,
         line_number: raw
             .line_number
             .map(|l| line_number(p, &format!("{key}.line_number"), l)),

@@ -20,6 +20,8 @@ use super::raw::{
 use super::template::DialTemplate;
 use crate::ids::PhoneNumber;
 use crate::recording::PathTemplate;
+use crate::recording::compact::AttachFormat;
+use crate::recording::mp3::KBPS_PER_CHANNEL;
 
 // === Shared value parsers ===
 
@@ -248,13 +250,47 @@ pub(crate) fn recording(p: &mut Problems, raw: RawRecording) -> Option<Recording
     let path_template = PathTemplate::parse(text)
         .map_err(|e| p.push("recording.path_template", e.to_string()))
         .ok()?;
+    let attach = attach_format(p, &raw, &path_template);
     Some(RecordingConfig {
+        attach,
         enabled: raw.enabled.unwrap_or(true),
         path_template,
         stereo: raw.stereo.unwrap_or(true),
         wait_after_hangup: wait,
         inline_max_bytes: raw.inline_max_bytes.unwrap_or(4 * 1024 * 1024),
     })
+}
+
+/// `attach_format` and `mp3_kbps`: MP3 at 24 kbit/s per channel unless told otherwise.
+fn attach_format(p: &mut Problems, raw: &RawRecording, template: &PathTemplate) -> AttachFormat {
+    let kbps = raw.mp3_kbps.unwrap_or(24);
+    if !KBPS_PER_CHANNEL.contains(&kbps) {
+        let allowed: Vec<String> = KBPS_PER_CHANNEL.iter().map(u32::to_string).collect();
+        let why = format!(
+            "{kbps} is not one of {} (kbit/s per channel)",
+            allowed.join(", ")
+        );
+        p.push("recording.mp3_kbps", why);
+    }
+    let records_mp3 = template.as_str().to_ascii_lowercase().ends_with(".mp3");
+    match raw.attach_format.as_deref() {
+        None | Some("mp3") => AttachFormat::Mp3 {
+            kbps_per_channel: kbps,
+        },
+        Some("wav") if records_mp3 => {
+            let why = "FreeSWITCH records MP3 here (path_template ends in .mp3); use \"mp3\"";
+            p.push("recording.attach_format", why);
+            AttachFormat::AsRecorded
+        }
+        Some("wav") => AttachFormat::AsRecorded,
+        Some(other) => {
+            p.push(
+                "recording.attach_format",
+                format!("{other:?} is not \"mp3\" or \"wav\""),
+            );
+            AttachFormat::AsRecorded
+        }
+    }
 }
 
 pub(crate) fn outbox(p: &mut Problems, raw: RawOutbox) -> OutboxConfig {
@@ -368,7 +404,10 @@ pub(crate) fn click_to_call(p: &mut Problems, raw: RawClickToCall) -> ClickToCal
         secs(86_400),
     );
     let customer = super::click::customer_route(p, &raw);
+    let (max_event_age, repeat_window) = super::click::hygiene(p, &raw);
     ClickToCallConfig {
+        max_event_age,
+        repeat_window,
         customer,
         customer_ring_timeout,
         max_duration,

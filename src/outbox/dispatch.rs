@@ -15,6 +15,7 @@ use crate::outbox::recording::{Recording, RecordingError};
 use crate::outbox::store::{Completion, DueEntry, RegisterResult, StoreError};
 use crate::outbox::worker::WorkerConfig;
 use crate::outbox::{Outbox, RegisterStatus};
+use crate::recording::compact::attachable;
 
 /// Everything one dispatch needs.
 pub(crate) struct Dispatch<D> {
@@ -54,6 +55,19 @@ impl<D: Deliver> Dispatch<D> {
         write: BitrixWrite,
         opens_card: bool,
     ) -> Result<(), StoreError> {
+        let write = match write {
+            BitrixWrite::AttachRecord { path } => match attachable(&path, self.config.attach).await
+            {
+                Ok(path) => BitrixWrite::AttachRecord { path },
+                // FreeSWITCH reports RECORD_STOP once the file is closed, so this is rare (a
+                // recovered call); a file that never completes is dead-lettered, not cut short.
+                Err(err) if entry.attempts + 1 < self.config.max_not_found_attempts => {
+                    return self.retry(entry, err.to_string(), None).await;
+                }
+                Err(err) => return self.dead(entry, err.to_string()).await,
+            },
+            write => write,
+        };
         if let BitrixWrite::AttachRecord { path } = &write {
             match Recording::inspect(path).await {
                 Ok(_) => {}

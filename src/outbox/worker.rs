@@ -17,6 +17,7 @@ use crate::outbox::deliver::{Backoff, Deliver};
 use crate::outbox::dispatch::Dispatch;
 use crate::outbox::metrics::{OutboxMetrics, Progress};
 use crate::outbox::store::StoreError;
+use crate::recording::compact::AttachFormat;
 
 /// Worker tuning.
 #[derive(Debug, Clone)]
@@ -37,6 +38,8 @@ pub struct WorkerConfig {
     pub prune_every: Duration,
     /// Pause after a store failure before trying again.
     pub store_error_pause: Duration,
+    /// What a recording is attached as (an MP3 made from the WAV, or the file as recorded).
+    pub attach: AttachFormat,
 }
 
 impl Default for WorkerConfig {
@@ -50,6 +53,9 @@ impl Default for WorkerConfig {
             prune_after: Duration::from_secs(7 * 24 * 3600),
             prune_every: Duration::from_secs(600),
             store_error_pause: Duration::from_secs(1),
+            attach: AttachFormat::Mp3 {
+                kbps_per_channel: 24,
+            },
         }
     }
 }

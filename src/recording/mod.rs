@@ -3,6 +3,9 @@
 //!
 //! Rendering is pure; [`inspect`] reads only a file's length and header and never the whole file.
 
+pub mod compact;
+pub mod mp3;
+
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, FixedOffset};

@@ -1517,6 +1517,7 @@ async fn click_to_call_registers_the_call_and_posts_the_event_form() {
         phone: "+49 30 123456789".to_owned(),
         line_number: "4930555000".to_owned(),
         crm: Some((EntityKind::Contact, 311)),
+        queued_for: Duration::ZERO,
     };
     let (call_id, status) = peer.click_to_call(&handler, "app-token-1", &click).await;
     assert_eq!(status, Some(200));

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use crate::support::app::World;
+use crate::support::audio::{decode_mp3, mp3_beside, wav_secs};
 use crate::support::esl_peer::caller::CallSpec;
 
 const EMPLOYEE_ROUTE: &str = r#"
@@ -57,9 +58,29 @@ async fn an_employee_call_shows_the_card_while_ringing_and_talking_then_finishes
     assert_eq!(timeline[0].user, 11);
     assert_eq!(timeline[0].to, Some(finish.at));
 
-    // The attached recording is the file FreeSWITCH wrote.
+    // The attached recording is an MP3 of the file FreeSWITCH wrote: the same talk, a fraction
+    // of the size.
     let stored = w.bx.record_of(&call.call_id).unwrap();
-    let file = std::fs::read(w.recordings().join(format!("{}.wav", caller.uuid))).unwrap();
-    assert_eq!(stored.bytes, file);
+    let wav_path = w.recordings().join(format!("{}.wav", caller.uuid));
+    let wav = std::fs::read(&wav_path).unwrap();
+    assert_eq!(stored.bytes, std::fs::read(mp3_beside(&wav_path)).unwrap());
+    assert!(stored.filename.ends_with(".mp3"), "{}", stored.filename);
+    let mp3 = decode_mp3(&stored.bytes);
+    let (talk, ratio) = (wav_secs(&wav), stored.bytes.len() as f64 / wav.len() as f64);
+    eprintln!(
+        "recording: wav {} B, mp3 {} B, ratio {ratio:.3}; talk {talk:.3} s, mp3 {:.3} s",
+        wav.len(),
+        stored.bytes.len(),
+        mp3.secs
+    );
+    assert_eq!(mp3.rate, 8000);
+    assert!(
+        (mp3.secs - talk).abs() <= 0.2,
+        "mp3 {} s, talk {talk} s",
+        mp3.secs
+    );
+    // Sanity only: the phone talked 2 s; the recording starts once the bridge is up.
+    assert!((1.0..=3.0).contains(&mp3.secs), "{} s", mp3.secs);
+    assert!(ratio <= 0.25, "mp3/wav {ratio}");
     w.app.shutdown().await;
 }

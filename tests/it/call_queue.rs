@@ -13,7 +13,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::support::app::World;
-use crate::support::bitrix_peer::{CallRecord, CardInterval, MethodCall};
+use crate::support::bitrix_peer::{CardInterval, MethodCall};
 use crate::support::esl_peer::caller::CallSpec;
 use crate::support::esl_peer::{FsPeer, RingRecord};
 
@@ -85,19 +85,6 @@ async fn ring_end(fs: &FsPeer, user: &str, n: usize, within: Duration) -> RingRe
             fs.ring_log()
         )
     })
-}
-
-/// The Bitrix24 call of the caller's channel once it is finished.
-async fn finished_call(w: &World, channel: &str) -> CallRecord {
-    let external = format!("fs-{channel}");
-    w.bx.wait_for_value("the call is finished", |s| {
-        s.calls
-            .iter()
-            .find(|c| c.external_call_id.as_deref() == Some(external.as_str()))
-            .filter(|c| c.finished.is_some())
-            .cloned()
-    })
-    .await
 }
 
 /// Signed distance `a - b` in milliseconds, for messages and the report.
@@ -206,7 +193,7 @@ async fn a_sequential_queue_moves_the_card_with_each_ring_step_then_overflows_to
     let b = ring_end(&w.fs, "1002", 0, long).await;
     let c = ring_end(&w.fs, "1003", 0, long).await;
     let d = ring_end(&w.fs, "1004", 0, long).await;
-    let call = finished_call(&w, &caller.uuid).await;
+    let call = w.finished_call(&caller.uuid).await;
 
     // Each phone rang exactly its step: 3 s, 5 s, then 7 s; D answered.
     for (r, cause) in [(&a, "NO_ANSWER"), (&b, "NO_ANSWER"), (&c, "NO_ANSWER")] {
@@ -286,7 +273,7 @@ async fn a_sequential_queue_skips_unregistered_and_busy_agents_without_ringing_t
     let long = Duration::from_secs(8);
     let a = ring_end(&w.fs, "1001", 0, long).await;
     let d = ring_end(&w.fs, "1004", 0, long).await;
-    let call = finished_call(&w, &caller.uuid).await;
+    let call = w.finished_call(&caller.uuid).await;
 
     assert_rang_for(&w, &a, Duration::from_secs(3));
     // D rings as A stops: no step of B's or C's (5 s or 7 s).
@@ -348,7 +335,7 @@ async fn a_simultaneous_queue_shows_every_agent_at_once_and_hides_the_others_on_
     let caller = w.fs.offer_call(w.app.esl_addr, spec("9200")).await.unwrap();
 
     let c = ring_end(&w.fs, "1003", 0, Duration::from_secs(5)).await;
-    let call = finished_call(&w, &caller.uuid).await;
+    let call = w.finished_call(&caller.uuid).await;
     let call_id = call.call_id.as_str();
     assert_eq!(c.why.as_deref(), Some("ANSWERED"));
 
@@ -457,7 +444,7 @@ async fn a_round_robin_queue_starts_each_call_after_the_agent_rung_last() {
     let mut talked = Vec::new();
     for _ in 0..4 {
         let caller = w.fs.offer_call(w.app.esl_addr, spec("9300")).await.unwrap();
-        let call = finished_call(&w, &caller.uuid).await;
+        let call = w.finished_call(&caller.uuid).await;
         talked.push(call.finished.unwrap().user_id);
     }
     // Every agent answers at once, so each call is taken by the agent it rang first.

@@ -32,8 +32,12 @@ fn check_config_on_the_shipped_config_prints_a_summary() {
         );
     }
     assert!(
-        !stdout.contains("0123456789abcdef"),
-        "summary shows the webhook key"
+        stdout.contains("bitrix: oauth"),
+        "OAuth is the documented default"
+    );
+    assert!(
+        !stdout.contains("replace-with-the-client-secret"),
+        "summary shows the client secret"
     );
 }
 

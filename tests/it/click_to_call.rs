@@ -9,7 +9,7 @@ use std::time::Duration;
 use fsb24::bitrix::{
     AuthSettings, BitrixClient, BitrixSettings, OAuthSettings, SecretString, TokenFile,
 };
-use fsb24::call::click::{ClickDeps, ClickDial, CustomerRoute, Limits, run_click_to_call};
+use fsb24::call::click::{ClickDeps, ClickDial, CustomerRoute, Hygiene, Limits, run_click_to_call};
 use fsb24::call::effects::Dialer;
 use fsb24::config::{DialConfig, DialTemplate};
 use fsb24::esl::command::{Domain, Extension, Name};
@@ -23,7 +23,9 @@ use tokio::time::{Instant, timeout};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::support::bitrix_peer::{BitrixPeer, ClickToCall as PortalClick, PeerOptions, SeedUser};
+use crate::support::bitrix_peer::{
+    BitrixPeer, ClickToCall as PortalClick, PeerOptions, PeerState, SeedUser,
+};
 use crate::support::esl_peer::{FAILSAFE, FsPeer, PASSWORD};
 
 const AGENT_USER: BitrixUserId = BitrixUserId(17);
@@ -104,6 +106,10 @@ fn dial() -> ClickDial {
             settle: Duration::from_secs(2),
         },
         add_to_chat: true,
+        hygiene: Hygiene {
+            max_age: Duration::from_secs(15),
+            repeat_window: Duration::from_secs(5),
+        },
     }
 }
 
@@ -516,35 +522,79 @@ async fn event_endpoint(
     url
 }
 
+/// The portal, its OAuth client delivering fsb24's writes, and fsb24's event endpoint.
+struct Portal {
+    peer: BitrixPeer,
+    rig: Rig,
+    handler: String,
+    client_stop: CancellationToken,
+    client_tasks: TaskTracker,
+    _dir: tempfile::TempDir,
+}
+
+impl Portal {
+    async fn start() -> Self {
+        let peer = BitrixPeer::start(PeerOptions::default()).await;
+        peer.add_user(SeedUser::new(17, "Erika", Some("1001")));
+        let dir = tempfile::tempdir().unwrap();
+        let (client_stop, client_tasks) = (CancellationToken::new(), TaskTracker::new());
+        let client = portal_client(&peer, dir.path(), &client_stop, &client_tasks).await;
+        let rig = Rig::start_with(|log| ToBitrix { client, log }).await;
+        let handler = event_endpoint(
+            "app-token-1",
+            rig.clicks.clone(),
+            &rig.tracker,
+            &rig.shutdown,
+        )
+        .await;
+        // Erika answers, then the client, who talks 1.2 s.
+        rig.fs
+            .phone("1001")
+            .answers_after(Duration::from_millis(300));
+        rig.fs
+            .phone("+4930123456789")
+            .answers_then_hangs_up(Duration::from_millis(300), Duration::from_millis(1200));
+        Self {
+            peer,
+            rig,
+            handler,
+            client_stop,
+            client_tasks,
+            _dir: dir,
+        }
+    }
+
+    /// Erika clicks `phone` in the CRM; the event waits `queued_for` in Bitrix24's queue.
+    async fn click(&self, phone: &str, line: &str, queued_for: Duration) -> String {
+        let click = PortalClick {
+            user_id: 17,
+            phone: phone.to_owned(),
+            line_number: line.to_owned(),
+            crm: None,
+            queued_for,
+        };
+        let (call_id, status) = self
+            .peer
+            .click_to_call(&self.handler, "app-token-1", &click)
+            .await;
+        assert_eq!(status, Some(200));
+        call_id
+    }
+
+    async fn stop(self) -> Vec<Sent> {
+        let late = self.rig.stop().await;
+        self.client_stop.cancel();
+        self.client_tasks.close();
+        let _ = timeout(FAILSAFE, self.client_tasks.wait()).await;
+        late
+    }
+}
+
 #[tokio::test]
 async fn crm_click_rings_the_agent_then_the_client_and_finishes_bitrix24s_own_call_once() {
-    let peer = BitrixPeer::start(PeerOptions::default()).await;
-    peer.add_user(SeedUser::new(17, "Erika", Some("1001")));
-    let dir = tempfile::tempdir().unwrap();
-    let (client_stop, client_tasks) = (CancellationToken::new(), TaskTracker::new());
-    let client = portal_client(&peer, dir.path(), &client_stop, &client_tasks).await;
-    let mut rig = Rig::start_with(|log| ToBitrix { client, log }).await;
-    let handler = event_endpoint(
-        "app-token-1",
-        rig.clicks.clone(),
-        &rig.tracker,
-        &rig.shutdown,
-    )
-    .await;
-    rig.fs
-        .phone("1001")
-        .answers_after(Duration::from_millis(300));
-    rig.fs
-        .phone("+4930123456789")
-        .answers_then_hangs_up(Duration::from_millis(300), Duration::from_millis(1200));
-    let click = PortalClick {
-        user_id: 17,
-        phone: "+49 30 123456789".to_owned(),
-        line_number: String::new(),
-        crm: None,
-    };
-    let (call_id, status) = peer.click_to_call(&handler, "app-token-1", &click).await;
-    assert_eq!(status, Some(200));
+    let mut p = Portal::start().await;
+    let call_id = p.click("+49 30 123456789", "", Duration::ZERO).await;
+    let (peer, rig) = (&p.peer, &mut p.rig);
     let sent = rig.until_finish().await;
     assert_show_then_finish(&sent, &call_id);
     let agent_ring = rig.fs.ring_ended("1001", 0).await.expect("agent rang");
@@ -576,10 +626,59 @@ async fn crm_click_rings_the_agent_then_the_client_and_finishes_bitrix24s_own_ca
             .is_empty(),
         "Bitrix24 registered the call itself"
     );
-    let late = rig.stop().await;
+    let late = p.stop().await;
     assert!(late.is_empty(), "one finish only: {late:?}");
-    assert_eq!(peer.method_calls("telephony.externalcall.finish").len(), 1);
-    client_stop.cancel();
-    client_tasks.close();
-    let _ = timeout(FAILSAFE, client_tasks.wait()).await;
+}
+
+#[tokio::test]
+async fn a_stale_click_and_a_repeated_click_dial_nothing_extra_and_are_finished_cancelled() {
+    let p = Portal::start().await;
+    // Held 40 s in Bitrix24's queue (online events are never retried: it was delayed).
+    let stale = p
+        .click("+49 30 123456789", "", Duration::from_secs(40))
+        .await;
+    let finished = |id: &str| {
+        let id = id.to_owned();
+        move |s: &PeerState| s.calls.iter().find(|c| c.call_id == id)?.finished.clone()
+    };
+    // Finished at once, so the next click on this line gets a CALL_ID of its own.
+    p.peer
+        .wait_for_value("the stale click finished", finished(&stale))
+        .await;
+    let fresh = p.click("+49 30 123456789", "", Duration::ZERO).await;
+    // A second click on the same number right after (another line: Bitrix24 gives it its own
+    // CALL_ID, so the CALL_ID de-duplication cannot catch it).
+    let again = p
+        .click("+49 30 123456789", "4930555000", Duration::ZERO)
+        .await;
+    assert!(stale != fresh && fresh != again);
+    let finishes = p
+        .peer
+        .wait_for_value("all three calls finished", |s| {
+            Some((
+                finished(&stale)(s)?,
+                finished(&fresh)(s)?,
+                finished(&again)(s)?,
+            ))
+        })
+        .await;
+    let (stale_f, fresh_f, again_f) = finishes;
+    assert_eq!((fresh_f.status_code.as_str(), fresh_f.duration), ("200", 1));
+    for (f, why) in [(&stale_f, "after it was made"), (&again_f, "clicked again")] {
+        assert_eq!(
+            (f.status_code.as_str(), f.duration, f.user_id),
+            ("603-S", 0, 17)
+        );
+        assert!(f.failed_reason.contains(why), "{}", f.failed_reason);
+    }
+    let originates = p
+        .rig
+        .fs
+        .commands()
+        .iter()
+        .filter(|c| c.text.contains("originate"))
+        .count();
+    assert_eq!(originates, 1, "only the fresh click was dialled");
+    assert!(p.peer.timeline(&stale).is_empty() && p.peer.timeline(&again).is_empty());
+    p.stop().await;
 }

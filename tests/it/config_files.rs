@@ -81,7 +81,12 @@ fn shipped_config_debug_output_hides_every_secret() {
     let config = Config::load(&root().join("conf/fsb24.toml")).unwrap();
     let debug = format!("{config:?}");
     let text = std::fs::read_to_string(root().join("conf/fsb24.toml")).unwrap();
-    let secret_lines = ["password = ", "url = ", "application_token = "];
+    let secret_lines = [
+        "password = ",
+        "url = ",
+        "application_token = ",
+        "client_secret = ",
+    ];
     for line in text.lines().filter(|l| !l.trim_start().starts_with('#')) {
         let Some(prefix) = secret_lines.iter().find(|p| line.starts_with(**p)) else {
             continue;

@@ -273,6 +273,7 @@ async fn measure(oversized: bool) -> Usage {
                 phone: format!("+49 30 1234{i:04}"),
                 line_number: String::new(),
                 crm: None,
+                queued_for: Duration::ZERO,
             };
             let (_, form) = rig.bx.click_to_call_form(&click, TOKEN);
             form

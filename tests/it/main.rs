@@ -18,5 +18,7 @@ mod fuzz;
 mod hostile_events;
 mod http_endpoint;
 mod outbox_crash;
+mod policies;
 mod recovery;
 mod tidy;
+mod wrong_auth;

@@ -34,6 +34,7 @@ use tokio::time::timeout;
 use fsb24::call::recover::{MISSED_STATUS, UNKNOWN_REASON};
 
 use crate::support::app::{Agent, config_text};
+use crate::support::audio::{decode_mp3, mp3_beside};
 use crate::support::bitrix_peer::{
     BitrixPeer, BucketConfig, Outage, PeerOptions, PeerState, SeedUser,
 };
@@ -535,9 +536,13 @@ fn check_calls(
         if unstored.contains(&c.call_id) {
             continue;
         }
-        if let Ok(bytes) = std::fs::read(&file) {
+        // The attached MP3 is the one encoded from the WAV, whole, whenever the kill came
+        // (an encode cut short leaves only a .part file, which the next run replaces).
+        if file.exists() {
+            let bytes = std::fs::read(mp3_beside(&file)).expect("the WAV was encoded");
             let stored = bx.record_of(&c.call_id).unwrap();
             assert_eq!(stored.bytes, bytes, "{key}: recording differs");
+            decode_mp3(&bytes);
         }
     }
 }

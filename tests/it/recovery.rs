@@ -13,6 +13,7 @@ use std::time::Duration;
 use tokio::time::{Instant, timeout};
 
 use crate::support::app::{Agent, config_text};
+use crate::support::audio::mp3_beside;
 use crate::support::bitrix_peer::{BitrixPeer, CallRecord, PeerOptions, SeedUser};
 use crate::support::daemon::{Daemon, free_port};
 use crate::support::esl_peer::caller::CallerHandle;
@@ -154,8 +155,10 @@ impl Rig {
             .await;
     }
 
+    /// The MP3 fsb24 made of the WAV the switch wrote (what it attaches).
     fn recording(&self, uuid: &str) -> Vec<u8> {
-        std::fs::read(self.dir.path().join("rec").join(format!("{uuid}.wav"))).unwrap()
+        let wav = self.dir.path().join("rec").join(format!("{uuid}.wav"));
+        std::fs::read(mp3_beside(&wav)).unwrap()
     }
 
     /// How many successful `finish` requests the portal got for `call_id`, once it logged one

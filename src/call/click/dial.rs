@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use super::hygiene::Hygiene;
 use super::machine::{Legs, Limits};
 use crate::call::effects::Dialer;
 use crate::config::{AgentConfig, Config, CustomerRoute as ConfigRoute};
@@ -65,6 +66,8 @@ pub struct ClickDial {
     pub limits: Limits,
     /// `ADD_TO_CHAT` of the finish.
     pub add_to_chat: bool,
+    /// Which clicks are dialled (age, repeats).
+    pub hygiene: Hygiene,
 }
 
 impl ClickDial {
@@ -94,6 +97,10 @@ impl ClickDial {
                 settle: Duration::from_secs(5),
             },
             add_to_chat: config.bitrix.defaults.add_to_chat,
+            hygiene: Hygiene {
+                max_age: c2c.max_event_age,
+                repeat_window: c2c.repeat_window,
+            },
         })
     }
 }

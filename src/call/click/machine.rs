@@ -275,12 +275,18 @@ impl ClickCall {
 /// The `finish` for a click by a Bitrix24 user who has no agent (no extension to ring): the call
 /// Bitrix24 opened is closed at once as cancelled, so it never stays open.
 pub fn unknown_user_finish(user: BitrixUserId, add_to_chat: bool) -> FinishCall {
+    let reason = format!("no extension configured for Bitrix24 user {user}");
+    not_dialled_finish(user, add_to_chat, reason)
+}
+
+/// The finish of a click-to-call nothing was dialled for: cancelled (`603-S`), with `reason`.
+pub fn not_dialled_finish(user: BitrixUserId, add_to_chat: bool, reason: String) -> FinishCall {
     FinishCall {
         user,
         duration_secs: 0,
         status_code: CANCELLED.to_owned(),
         add_to_chat,
-        failed_reason: Some(format!("no extension configured for Bitrix24 user {user}")),
+        failed_reason: Some(reason),
     }
 }
 

@@ -1,33 +1,22 @@
 //! Card bookkeeping: who has the Bitrix24 card open, so every show has its hide and `finish` never
 //! leaves a card behind (finish closes it only for its own `USER_ID`).
 
-use crate::ids::BitrixUserId;
+use crate::ids::{AgentId, BitrixUserId};
 use crate::outbox::op::{AcceptedCall, BitrixWrite, CallType};
 
-use super::{Action, Call};
+use super::{Action, Call, CardMode};
 
 /// Register state and open cards.
 #[derive(Debug, Default)]
 pub(super) struct Cards {
     registered: bool,
     open: Vec<BitrixUserId>,
-    owner: Option<BitrixUserId>,
 }
 
 impl Cards {
     /// Users whose card is open.
     pub(super) fn open(&self) -> &[BitrixUserId] {
         &self.open
-    }
-
-    /// Who owns a missed call (the route's owner).
-    pub(super) fn owner(&self) -> Option<BitrixUserId> {
-        self.owner
-    }
-
-    /// Sets the missed-call owner if none is set yet (the first route wins).
-    pub(super) fn set_owner(&mut self, owner: BitrixUserId) {
-        self.owner.get_or_insert(owner);
     }
 
     /// Closes the card for those of `users` who have it, in one hide.
@@ -58,6 +47,28 @@ impl Cards {
 }
 
 impl Call {
+    /// When `agent`'s card opens: their own mode, else `default` (their queue's).
+    pub(super) fn card_mode(&self, agent: Option<&AgentId>, default: CardMode) -> CardMode {
+        agent
+            .and_then(|a| self.settings.agent_cards.iter().find(|(id, _)| id == a))
+            .map_or(default, |(_, mode)| *mode)
+    }
+
+    /// `user` talks now: their card opens unless their mode is [`CardMode::Never`], in which
+    /// case the call is only registered (for them, if nobody had a card before).
+    pub(super) fn card_for_talker(
+        &mut self,
+        user: BitrixUserId,
+        mode: CardMode,
+        out: &mut Vec<Action>,
+    ) {
+        if mode == CardMode::Never {
+            self.register(user, false, out);
+        } else {
+            self.open_cards(&[user], out);
+        }
+    }
+
     /// What `register` needs that is known from the start.
     pub(super) fn accepted(&self) -> Option<AcceptedCall> {
         let meta = self.meta.as_ref()?;

@@ -13,7 +13,7 @@ use crate::outbox::op::{BitrixWrite, CallNote, FinishCall};
 use crate::queue::Outcome;
 use crate::recording::{PathTemplate, RecordingVars};
 
-use super::{Action, Call, Caller, State, Transferee};
+use super::{Action, Call, Caller, CardMode, OwnerStep, State, Transferee};
 
 /// The recording of this call.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -113,11 +113,12 @@ impl Call {
             });
         }
         talk.reserved = false;
-        talk.agent = to.agent;
+        talk.agent = to.agent.clone();
         talk.user = to.user;
         if old != to.user {
+            let mode = self.card_mode(to.agent.as_ref(), CardMode::Ringing);
             self.cards.close(&[old], out);
-            self.open_cards(&[to.user], out);
+            self.card_for_talker(to.user, mode, out);
             out.push(Action::Card(BitrixWrite::Note(CallNote::Answered {
                 user: to.user,
                 at: None,
@@ -276,7 +277,7 @@ impl Call {
                 Some(billsec) if !self.settings.answer => (talk.user, billsec),
                 _ => (talk.user, measured(talk.since)),
             },
-            None => (self.cards.owner().unwrap_or(BitrixUserId(0)), 0),
+            None => (self.missed_owner(), 0),
         };
         let answered = self.talk.is_some();
         let status_code = finish_status(
@@ -302,6 +303,18 @@ impl Call {
             add_to_chat: self.settings.add_to_chat,
             failed_reason,
         }
+    }
+
+    /// The first step of the owner chain that names somebody (nobody answered).
+    fn missed_owner(&self) -> BitrixUserId {
+        let chain = &self.settings.missed_owner;
+        let owner = chain.steps.iter().find_map(|step| match step {
+            OwnerStep::Responsible => self.responsible,
+            OwnerStep::LastRung => self.last_rung,
+            OwnerStep::User(user) => Some(*user),
+        });
+        tracing::debug!(?owner, steps = ?chain.steps, "missed-call owner chosen");
+        owner.unwrap_or(chain.last_resort)
     }
 
     /// Hides every other card, then finish, then the recording; `exit` closes the session.

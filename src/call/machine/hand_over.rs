@@ -54,6 +54,16 @@ impl Call {
             return;
         };
         let Some(ring) = ring.take() else { return };
+        // Their phone rang (not busy, not unreachable): a missed call may be theirs.
+        if ring.started
+            && matches!(
+                outcome,
+                Outcome::NoAnswer | Outcome::Rejected | Outcome::Cancelled
+            )
+            && let Some(first) = ring.legs.first()
+        {
+            self.last_rung = Some(first.agent.user);
+        }
         if let Plan::Queue(hunt) = plan
             && matches!(outcome, Outcome::NoAnswer | Outcome::Rejected)
         {

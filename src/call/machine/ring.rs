@@ -11,7 +11,8 @@ use crate::queue::{AgentInfo, Outcome};
 
 use super::WhenNoneFree;
 use super::{
-    Action, BridgeLeg, Call, DirectTarget, Overflow, Pick, QueueRoute, State, Strategy, Talk,
+    Action, BridgeLeg, Call, CardMode, DirectTarget, Overflow, Pick, QueueRoute, State, Strategy,
+    Talk,
 };
 
 /// Ring time used if a route came without any (the config forbids that).
@@ -74,6 +75,8 @@ pub(super) struct RingLeg {
     pub(super) agent: AgentInfo,
     pub(super) leg: LegId,
     pub(super) reserved: bool,
+    /// When this agent's card opens.
+    pub(super) card: CardMode,
 }
 
 impl Ring {
@@ -89,7 +92,6 @@ impl Call {
         direct: DirectTarget,
         out: &mut Vec<Action>,
     ) {
-        self.cards.set_owner(direct.agent.user);
         let plan = Plan::Direct {
             ring_timeout: direct.ring_timeout,
             fallback: direct.fallback,
@@ -100,11 +102,11 @@ impl Call {
             ring: None,
             retry_at: None,
         };
-        self.bridge(now, vec![direct.agent], direct.ring_timeout, false, out);
+        let ring = (direct.ring_timeout, false, CardMode::Ringing);
+        self.bridge(now, vec![direct.agent], ring, out);
     }
 
     pub(super) fn enter_queue(&mut self, now: Instant, route: QueueRoute, out: &mut Vec<Action>) {
-        self.cards.set_owner(route.owner);
         let give_up_at = now + route.max_wait;
         let hunt = Hunt {
             route,
@@ -140,7 +142,8 @@ impl Call {
         };
         let (ring_timeout, fallback) = (*ring_timeout, fallback.clone());
         match responsible {
-            Some((_user, agent)) => {
+            Some((user, agent)) => {
+                self.responsible = Some(user);
                 let fallback = Overflow::Queue(Box::new(fallback));
                 let plan = Plan::Direct {
                     ring_timeout,
@@ -205,8 +208,8 @@ impl Call {
         let State::Hunting { plan, .. } = &mut self.state else {
             return;
         };
-        let (step, simultaneous) = match plan {
-            Plan::Direct { ring_timeout, .. } => (*ring_timeout, false),
+        let ring = match plan {
+            Plan::Direct { ring_timeout, .. } => (*ring_timeout, false, CardMode::Ringing),
             Plan::Queue(hunt) => {
                 let index = hunt.rung.min(hunt.route.ring.len().saturating_sub(1));
                 let step = hunt.route.ring.get(index).copied().unwrap_or(DEFAULT_RING);
@@ -220,10 +223,10 @@ impl Call {
                     }
                 }
                 hunt.tried.extend(agents.iter().map(|a| a.agent.clone()));
-                (step, simultaneous)
+                (step, simultaneous, hunt.route.card)
             }
         };
-        self.bridge(now, agents, step, simultaneous, out);
+        self.bridge(now, agents, ring, out);
         if let State::Hunting {
             ring: Some(ring), ..
         } = &mut self.state
@@ -273,18 +276,20 @@ impl Call {
         }
     }
 
+    /// Rings `agents` for `step` (all at once when `simultaneous`); `card` is the mode of agents
+    /// without their own.
     fn bridge(
         &mut self,
         now: Instant,
         agents: Vec<AgentInfo>,
-        step: Duration,
-        simultaneous: bool,
+        (step, simultaneous, card): (Duration, bool, CardMode),
         out: &mut Vec<Action>,
     ) {
         let exec = ExecId::random();
         let legs: Vec<RingLeg> = agents
             .into_iter()
             .map(|agent| RingLeg {
+                card: self.card_mode(Some(&agent.agent), card),
                 agent,
                 leg: LegId::random(),
                 reserved: false,
@@ -332,7 +337,12 @@ impl Call {
         ring.started = true;
         // The step counts from here, in step with the switch's own ringing.
         ring.until = now + ring.step;
-        let users = ring.users();
+        let users: Vec<_> = ring
+            .legs
+            .iter()
+            .filter(|l| l.card == CardMode::Ringing)
+            .map(|l| l.agent.user)
+            .collect();
         self.open_cards(&users, out);
     }
 
@@ -364,7 +374,7 @@ impl Call {
             });
         }
         self.cards.close(&losers, out);
-        self.open_cards(&[won.agent.user], out);
+        self.card_for_talker(won.agent.user, won.card, out);
         out.push(Action::Card(BitrixWrite::Note(CallNote::Answered {
             user: won.agent.user,
             at: None,

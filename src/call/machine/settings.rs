@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use crate::call::status::{Cause, MissedStatus};
-use crate::ids::{BitrixUserId, ChannelId, PhoneNumber, QueueName};
+use crate::ids::{AgentId, BitrixUserId, ChannelId, PhoneNumber, QueueName};
 use crate::queue::AgentInfo;
 use crate::recording::PathTemplate;
 
@@ -35,6 +35,58 @@ pub struct CallSettings {
     pub anonymous_number: PhoneNumber,
     /// Record answered calls.
     pub recording: Option<RecordingSettings>,
+    /// Who a call nobody answered is finished for.
+    pub missed_owner: MissedOwner,
+    /// Agents whose card opens differently from their queue's [`QueueRoute::card`] (or, outside
+    /// a queue, from [`CardMode::Ringing`]).
+    pub agent_cards: Vec<(AgentId, CardMode)>,
+}
+
+/// When an agent's Bitrix24 card opens. Whatever the mode, the call is registered and finished
+/// for whoever talked.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum CardMode {
+    /// While their phone rings, and on while they talk.
+    #[default]
+    Ringing,
+    /// Only once they answer.
+    Answered,
+    /// Never (`SHOW=0`).
+    Never,
+}
+
+/// Who owns a missed call: the first step that names somebody, else `last_resort`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MissedOwner {
+    /// Tried in order.
+    pub steps: Vec<OwnerStep>,
+    /// When no step names anybody.
+    pub last_resort: BitrixUserId,
+}
+
+impl MissedOwner {
+    /// The owner known before anything happened: the first fixed user, else the last resort
+    /// (used for a register sent before any phone rings).
+    pub fn fixed(&self) -> BitrixUserId {
+        self.steps
+            .iter()
+            .find_map(|s| match s {
+                OwnerStep::User(user) => Some(*user),
+                _ => None,
+            })
+            .unwrap_or(self.last_resort)
+    }
+}
+
+/// One step of a [`MissedOwner`] chain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OwnerStep {
+    /// The caller's CRM-responsible manager, if the route's lookup found them among the agents.
+    Responsible,
+    /// The agent whose phone rang last (the first of a ring-all round).
+    LastRung,
+    /// This user.
+    User(BitrixUserId),
 }
 
 /// Recording of answered calls.
@@ -58,7 +110,7 @@ pub enum Target {
     Responsible {
         /// How long the manager's phone rings.
         ring_timeout: Duration,
-        /// Where the call goes otherwise; its owner owns the register.
+        /// Where the call goes otherwise.
         fallback: QueueRoute,
     },
 }
@@ -90,8 +142,8 @@ pub struct QueueRoute {
     pub rounds: u32,
     /// What to do when nobody is free.
     pub when_none_free: WhenNoneFree,
-    /// Who owns the call's register and its missed-call record until an agent's phone rings.
-    pub owner: BitrixUserId,
+    /// When the cards of this queue's agents open (an agent's own mode wins).
+    pub card: CardMode,
     /// Where the call goes after `max_wait`.
     pub overflow: Overflow,
 }

@@ -3,5 +3,6 @@
 //! Pure scenario tests of the call machine (time passed explicitly). `sim` is the world around it.
 
 mod ending;
+mod policies;
 mod scenarios;
 pub(crate) mod sim;

@@ -13,7 +13,7 @@ use tokio::task::JoinHandle;
 use fsb24::app::{Listeners, run_with};
 use fsb24::config::Config;
 
-use super::bitrix_peer::{BitrixPeer, PeerOptions, SeedUser};
+use super::bitrix_peer::{BitrixPeer, CallRecord, PeerOptions, SeedUser};
 use super::esl_peer::FsPeer;
 
 /// An agent of the test config: extension, Bitrix24 user id.
@@ -56,6 +56,20 @@ impl World {
     /// Where recordings of this world go.
     pub fn recordings(&self) -> PathBuf {
         self.dir.path().join("rec")
+    }
+
+    /// The Bitrix24 call of the caller's channel once it is finished (peer failsafe).
+    pub async fn finished_call(&self, channel: &str) -> CallRecord {
+        let external = format!("fs-{channel}");
+        self.bx
+            .wait_for_value("the call is finished", |s| {
+                s.calls
+                    .iter()
+                    .find(|c| c.external_call_id.as_deref() == Some(external.as_str()))
+                    .filter(|c| c.finished.is_some())
+                    .cloned()
+            })
+            .await
     }
 }
 

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod app;
+pub mod audio;
 pub mod bitrix_peer;
 pub mod daemon;
 pub mod esl_peer;

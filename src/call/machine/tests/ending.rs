@@ -2,32 +2,10 @@
 
 use super::sim::*;
 use crate::call::machine::*;
-use crate::call::status::{Cause, SipStatus};
+use crate::call::status::Cause;
 use crate::ids::AgentId;
 use crate::outbox::op::{BitrixWrite, CallNote, FinishCall};
 use crate::queue::Outcome;
-
-fn finish_of(actions: &[Action]) -> Option<FinishCall> {
-    actions.iter().find_map(|a| match a {
-        Action::Card(BitrixWrite::Finish(f)) => Some(f.clone()),
-        _ => None,
-    })
-}
-
-fn complete(billsec: u32) -> Input {
-    Input::HangupComplete {
-        billsec,
-        cause: Cause::NORMAL_CLEARING,
-        sip_term_status: Some(SipStatus(200)),
-    }
-}
-
-fn hung_up(cause: Cause) -> Input {
-    Input::CallerHungUp {
-        cause,
-        sip_term_status: None,
-    }
-}
 
 /// A sales call (ring all) answered by `c` at 2 s, recording started.
 fn talking() -> World {

@@ -8,9 +8,9 @@ use chrono::DateTime;
 use tokio::time::Instant;
 
 use super::super::*;
-use crate::call::status::{Cause, MissedStatus};
+use crate::call::status::{Cause, MissedStatus, SipStatus};
 use crate::ids::{AgentId, BitrixUserId, ChannelId, ExecId, LegId, PhoneNumber, QueueName};
-use crate::outbox::op::BitrixWrite;
+use crate::outbox::op::{BitrixWrite, FinishCall};
 use crate::queue::{AgentInfo, AgentPresence, Order, Policy, QueueSettings, Rules};
 use crate::recording::PathTemplate;
 
@@ -84,6 +84,11 @@ pub fn settings() -> CallSettings {
             path_template: PathTemplate::parse("/rec/{date}/{call}-{caller}-{agent}.wav").unwrap(),
             wait_after_hangup: 10 * S,
         }),
+        missed_owner: MissedOwner {
+            steps: Vec::new(),
+            last_resort: OWNER,
+        },
+        agent_cards: Vec::new(),
     }
 }
 
@@ -95,10 +100,32 @@ pub fn route(queue: &str, strategy: Strategy, ring: &[u64], max_wait: u64) -> Qu
         max_wait: secs(max_wait),
         rounds: u32::MAX,
         when_none_free: WhenNoneFree::Wait,
-        owner: OWNER,
+        card: CardMode::Ringing,
         overflow: Overflow::Hangup {
             cause: Cause::new("NORMAL_CLEARING"),
         },
+    }
+}
+
+pub fn finish_of(actions: &[Action]) -> Option<FinishCall> {
+    actions.iter().find_map(|a| match a {
+        Action::Card(BitrixWrite::Finish(f)) => Some(f.clone()),
+        _ => None,
+    })
+}
+
+pub fn complete(billsec: u32) -> Input {
+    Input::HangupComplete {
+        billsec,
+        cause: Cause::NORMAL_CLEARING,
+        sip_term_status: Some(SipStatus(200)),
+    }
+}
+
+pub fn hung_up(cause: Cause) -> Input {
+    Input::CallerHungUp {
+        cause,
+        sip_term_status: None,
     }
 }
 

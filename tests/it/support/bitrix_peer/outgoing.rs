@@ -35,6 +35,9 @@ pub struct ClickToCall {
     pub line_number: String,
     /// Entity the click came from.
     pub crm: Option<(EntityKind, u64)>,
+    /// How long the event waited in Bitrix24's queue: the call was registered (its CALL_ID
+    /// stamped) this long before the POST.
+    pub queued_for: std::time::Duration,
 }
 
 fn pairs(items: &[(&str, String)]) -> Vec<(String, String)> {
@@ -134,7 +137,12 @@ pub fn click_to_call_form(
         utc_offset_secs: shared.opts.utc_offset_secs,
     };
     let registered = shared
-        .update(|st| telephony::register(st, &ctx, &params))?
+        .update(|st| {
+            st.unix_rewind = click.queued_for;
+            let registered = telephony::register(st, &ctx, &params);
+            st.unix_rewind = std::time::Duration::ZERO;
+            registered
+        })?
         .result;
     let call_id = registered["CALL_ID"]
         .as_str()

@@ -220,6 +220,8 @@ pub struct PeerState {
     pub switches: Switches,
     /// How far the peer clock runs ahead of real time.
     pub clock_offset: Duration,
+    /// How far the unix clock is turned back meanwhile (a call registered in the past).
+    pub unix_rewind: Duration,
     next_id: u64,
 }
 
@@ -248,6 +250,7 @@ impl PeerState {
                 redirect: false,
             },
             clock_offset: Duration::ZERO,
+            unix_rewind: Duration::ZERO,
             next_id: 4400,
         }
     }
@@ -262,7 +265,9 @@ impl PeerState {
         let real = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default();
-        (real + self.clock_offset).as_secs_f64()
+        (real + self.clock_offset)
+            .saturating_sub(self.unix_rewind)
+            .as_secs_f64()
     }
 
     /// A fresh id for statistics rows, files, activities and lines.
