@@ -11,6 +11,7 @@ use crate::outbox::deliver::{Deliver, DeliverError, Delivered};
 use crate::outbox::metrics::OutboxMetrics;
 use crate::outbox::op::BitrixWrite;
 use crate::outbox::plan::{Decision, decide};
+use crate::outbox::portal::Reached;
 use crate::outbox::recording::{Recording, RecordingError};
 use crate::outbox::store::{Completion, DueEntry, RegisterResult, StoreError};
 use crate::outbox::worker::WorkerConfig;
@@ -25,12 +26,13 @@ pub(crate) struct Dispatch<D> {
 }
 
 impl<D: Deliver> Dispatch<D> {
-    /// Handles `entry` to the end (or abandons it on shutdown, leaving it pending).
-    pub(crate) async fn run(&self, entry: DueEntry) -> Result<(), StoreError> {
+    /// Handles `entry` to the end (or abandons it on shutdown, leaving it pending); says whether
+    /// the portal answered.
+    pub(crate) async fn run(&self, entry: DueEntry) -> Result<Reached, StoreError> {
         match decide(&entry.write, &entry.state) {
             Decision::Skip { reason } => {
                 debug!(reason, "outbox entry skipped");
-                self.skip(&entry, reason.to_owned()).await
+                self.skip(&entry, reason.to_owned()).await?;
             }
             Decision::Adopt(call_id) => {
                 let result = RegisterResult {
@@ -38,14 +40,17 @@ impl<D: Deliver> Dispatch<D> {
                     crm: None,
                     created_lead: None,
                 };
-                self.registered(&entry, result, false).await
+                self.registered(&entry, result, false).await?;
             }
             Decision::NoCallId => {
                 let reason = "no CALL_ID: the call's register has not succeeded".to_owned();
-                self.dead(&entry, reason).await
+                self.dead(&entry, reason).await?;
             }
-            Decision::Send { write, opens_card } => self.send(&entry, write, opens_card).await,
+            Decision::Send { write, opens_card } => {
+                return self.send(&entry, write, opens_card).await;
+            }
         }
+        Ok(Reached::NotSent)
     }
 
     async fn send(
@@ -53,7 +58,7 @@ impl<D: Deliver> Dispatch<D> {
         entry: &DueEntry,
         write: BitrixWrite,
         opens_card: bool,
-    ) -> Result<(), StoreError> {
+    ) -> Result<Reached, StoreError> {
         if let BitrixWrite::AttachRecord { path } = &write {
             match Recording::inspect(path).await {
                 Ok(_) => {}
@@ -62,26 +67,40 @@ impl<D: Deliver> Dispatch<D> {
                         error = &err as &dyn std::error::Error,
                         "recording not attached; call stays without it"
                     );
-                    return self.skip(entry, err.to_string()).await;
+                    self.skip(entry, err.to_string()).await?;
+                    return Ok(Reached::NotSent);
                 }
                 Err(err @ RecordingError::UnsupportedFormat { .. }) => {
-                    return self.dead(entry, err.to_string()).await;
+                    self.dead(entry, err.to_string()).await?;
+                    return Ok(Reached::NotSent);
                 }
-                Err(err) => return self.retry(entry, err.to_string(), None).await,
+                Err(err) => {
+                    self.retry(entry, err.to_string(), None).await?;
+                    return Ok(Reached::NotSent);
+                }
             }
         }
         let sent = tokio::select! {
             res = self.deliver.deliver(&entry.call, entry.state.call_id(), &write) => res,
             () = self.shutdown.cancelled() => {
                 info!("outbox delivery abandoned at shutdown; entry stays pending");
-                return Ok(());
+                return Ok(Reached::NotSent);
             }
+        };
+        let reached = match &sent {
+            // No answer, or an answer that says "not now" for the whole portal (5xx, rate
+            // limit); a per-method hold comes with its own `retry_after`.
+            Err(DeliverError::Retryable {
+                retry_after: None, ..
+            }) => Reached::Unreachable,
+            _ => Reached::Answered,
         };
         match sent {
             Ok(Delivered::Registered(result)) => self.registered(entry, result, opens_card).await,
             Ok(Delivered::Done) => self.sent(entry, opens_card).await,
             Err(err) => self.failed(entry, &write, err).await,
-        }
+        }?;
+        Ok(reached)
     }
 
     async fn failed(

@@ -172,6 +172,9 @@ impl Store for FaultyStore {
     fn status(&self, now: DateTime<Utc>) -> BoxFuture<'_, Result<StatusReport, StoreError>> {
         self.guarded("status", self.inner.status(now))
     }
+    fn release_retries(&self, now: DateTime<Utc>) -> BoxFuture<'_, Result<u64, StoreError>> {
+        self.guarded("release_retries", self.inner.release_retries(now))
+    }
     fn retry_dead_letters(
         &self,
         call: Option<ExternalCallId>,

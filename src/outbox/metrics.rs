@@ -26,6 +26,8 @@ pub struct OutboxMetrics {
     pub rate_per_min: AtomicU64,
     /// Gauge: estimated seconds until the backlog is empty (0 when empty or unknown).
     pub eta_secs: AtomicU64,
+    /// Gauge: 1 while the worker holds the backlog and probes a portal that does not answer.
+    pub portal_down: AtomicU64,
 }
 
 /// A plain copy of [`OutboxMetrics`].
@@ -49,6 +51,8 @@ pub struct MetricsSnapshot {
     pub rate_per_min: u64,
     /// See [`OutboxMetrics::eta_secs`].
     pub eta_secs: u64,
+    /// See [`OutboxMetrics::portal_down`].
+    pub portal_down: u64,
 }
 
 impl OutboxMetrics {
@@ -65,6 +69,7 @@ impl OutboxMetrics {
             dead_letters: r(&self.dead_letters),
             rate_per_min: r(&self.rate_per_min),
             eta_secs: r(&self.eta_secs),
+            portal_down: r(&self.portal_down),
         }
     }
 

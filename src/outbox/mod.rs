@@ -19,6 +19,7 @@ pub mod fault;
 pub mod metrics;
 pub mod op;
 pub mod plan;
+pub mod portal;
 pub mod recording;
 pub mod sqlite;
 pub mod store;

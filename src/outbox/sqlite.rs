@@ -211,6 +211,12 @@ impl Store for SqliteStore {
         self.run("status", move |c, _| status_blocking(c, ms(now)))
     }
 
+    fn release_retries(&self, now: DateTime<Utc>) -> BoxFuture<'_, Result<u64, StoreError>> {
+        self.run("release_retries", move |c, _| {
+            ops::release_retries_blocking(c, ms(now))
+        })
+    }
+
     fn retry_dead_letters(
         &self,
         call: Option<ExternalCallId>,

@@ -309,6 +309,12 @@ pub trait Store: Send + Sync + 'static {
     fn prune(&self, before: DateTime<Utc>) -> BoxFuture<'_, Result<u64, StoreError>>;
     /// Counts and dead letters for `fsb24 outbox status`.
     fn status(&self, now: DateTime<Utc>) -> BoxFuture<'_, Result<StatusReport, StoreError>>;
+    /// Makes every pending entry that waits for a retry time due at `now` (the portal answers
+    /// again after an outage); returns how many. Stores without retry times release nothing.
+    fn release_retries(&self, now: DateTime<Utc>) -> BoxFuture<'_, Result<u64, StoreError>> {
+        let _ = now;
+        Box::pin(async { Ok(0) })
+    }
     /// Moves dead letters (of one call, or all) back to pending with their original ids; returns
     /// how many.
     fn retry_dead_letters(

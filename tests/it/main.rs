@@ -14,6 +14,7 @@ mod config_files;
 mod dialplan;
 mod esl_replay;
 mod esl_sessions;
+mod outage_replay;
 mod outbox_crash;
 mod recovery;
 mod tidy;

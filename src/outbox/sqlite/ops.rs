@@ -533,6 +533,17 @@ pub(super) fn retry_at_blocking(
     }
 }
 
+/// Pending entries waiting for a retry time become due at `now`; their order is unchanged.
+pub(super) fn release_retries_blocking(conn: &mut Connection, now: i64) -> Result<u64, StoreError> {
+    let n = conn
+        .execute(
+            "UPDATE entries SET not_before = ?1 WHERE state = 0 AND not_before > ?1",
+            params![now],
+        )
+        .map_err(sql("release_retries"))?;
+    Ok(n as u64)
+}
+
 pub(super) fn set_call_id_blocking(
     conn: &mut Connection,
     call: &ExternalCallId,
