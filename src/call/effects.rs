@@ -20,6 +20,7 @@ use crate::esl::{
 };
 use crate::ids::{AgentId, BitrixUserId, ExecId, ExternalCallId, LegId, PhoneNumber};
 use crate::outbox::Outbox;
+use crate::outbox::audit::WriteCause;
 use crate::outbox::op::{BitrixWrite, CallWrite};
 use crate::queue::{AgentInfo, Outcome, QueueHandle};
 
@@ -268,6 +269,34 @@ impl Effects for CallEffects {
         self.services
             .outbox
             .push_all(writes)
+            .await
+            .map(drop)
+            .map_err(|e| EffectError::Outbox {
+                method,
+                reason: e.to_string(),
+            })
+    }
+
+    async fn cards_caused(
+        &self,
+        writes: Vec<(BitrixWrite, WriteCause)>,
+    ) -> Result<(), EffectError> {
+        let method = writes
+            .first()
+            .map_or("card", |(w, _)| crate::outbox::store::kind_of(w));
+        let writes = writes
+            .into_iter()
+            .map(|(write, cause)| {
+                let write = CallWrite {
+                    call: self.call.clone(),
+                    write,
+                };
+                (write, cause)
+            })
+            .collect();
+        self.services
+            .outbox
+            .push_all_caused(writes)
             .await
             .map(drop)
             .map_err(|e| EffectError::Outbox {

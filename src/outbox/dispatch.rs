@@ -29,6 +29,22 @@ impl<D: Deliver> Dispatch<D> {
     /// Handles `entry` to the end (or abandons it on shutdown, leaving it pending); says whether
     /// the portal answered.
     pub(crate) async fn run(&self, entry: DueEntry) -> Result<Reached, StoreError> {
+        let clock = self.outbox.metrics().card_clock.clone();
+        let card = matches!(
+            entry.write,
+            BitrixWrite::Register(_)
+                | BitrixWrite::Show { .. }
+                | BitrixWrite::Hide { .. }
+                | BitrixWrite::Finish(_)
+        );
+        clock.dispatching(entry.id, &entry.call, card);
+        let call = entry.call.clone();
+        let reached = self.handle(entry).await;
+        clock.settled(&call);
+        reached
+    }
+
+    async fn handle(&self, entry: DueEntry) -> Result<Reached, StoreError> {
         match decide(&entry.write, &entry.state) {
             Decision::Skip { reason } => {
                 debug!(reason, "outbox entry skipped");
@@ -173,6 +189,7 @@ impl<D: Deliver> Dispatch<D> {
             )
             .await?;
         self.count_done(&self.outbox.metrics().delivered);
+        self.count_recording(entry, |m| &m.recordings_attached);
         if matches!(entry.write, BitrixWrite::Finish(_)) {
             self.outbox.retire(&entry.call);
         }
@@ -185,6 +202,7 @@ impl<D: Deliver> Dispatch<D> {
             .ack(entry.id, Completion::Skipped { reason }, self.outbox.now())
             .await?;
         self.count_done(&self.outbox.metrics().skipped);
+        self.count_recording(entry, |m| &m.recordings_missing);
         Ok(())
     }
 
@@ -198,8 +216,13 @@ impl<D: Deliver> Dispatch<D> {
         let delay = self.config.backoff.delay_now(attempt, after);
         let when = self.outbox.now() + chrono::Duration::from_std(delay).unwrap_or_default();
         warn!(attempt, delay_ms = delay.as_millis() as u64, error = %reason, "outbox delivery failed; will retry");
-        self.outbox.store().retry_at(entry.id, when, reason).await?;
+        let now = self.outbox.now();
+        self.outbox
+            .store()
+            .retry_at(entry.id, when, reason, now)
+            .await?;
         OutboxMetrics::inc(&self.outbox.metrics().retries);
+        self.count_recording(entry, |m| &m.recordings_retried);
         Ok(())
     }
 
@@ -213,6 +236,7 @@ impl<D: Deliver> Dispatch<D> {
             .dead_letter(entry.id, reason.clone(), self.outbox.now())
             .await?;
         self.count_done(&self.outbox.metrics().dead_letters);
+        self.count_recording(entry, |m| &m.recordings_failed);
         if matches!(
             entry.write,
             BitrixWrite::Register(_) | BitrixWrite::Adopt { .. }
@@ -221,6 +245,17 @@ impl<D: Deliver> Dispatch<D> {
                 .publish(&entry.call, RegisterStatus::Failed(reason));
         }
         Ok(())
+    }
+
+    /// Counts an attachRecord outcome (`fsb24_recording_attach`).
+    fn count_recording(
+        &self,
+        entry: &DueEntry,
+        counter: impl Fn(&OutboxMetrics) -> &std::sync::atomic::AtomicU64,
+    ) {
+        if matches!(entry.write, BitrixWrite::AttachRecord { .. }) {
+            OutboxMetrics::inc(counter(&self.outbox.metrics()));
+        }
     }
 
     fn count_done(&self, counter: &std::sync::atomic::AtomicU64) {

@@ -13,6 +13,7 @@ use tokio::time::Instant;
 
 use crate::ids::{BitrixCallId, ChannelId, ExternalCallId};
 
+pub mod audit;
 pub mod deliver;
 mod dispatch;
 pub mod fault;
@@ -189,6 +190,23 @@ impl Outbox {
         Ok(ids)
     }
 
+    /// [`Outbox::push_all`] with the event behind each write (audit trail, card latency).
+    pub async fn push_all_caused(
+        &self,
+        writes: Vec<(CallWrite, audit::WriteCause)>,
+    ) -> Result<Vec<EntryId>, OutboxError> {
+        let seen: Vec<Instant> = writes.iter().map(|(_, c)| c.seen).collect();
+        let writes = writes.into_iter().map(|(w, c)| (w, Some(c))).collect();
+        let ids = self.inner.store.push_caused(writes, self.now()).await?;
+        for (id, seen) in ids.iter().zip(seen) {
+            self.inner.metrics.card_clock.caused(*id, seen);
+            OutboxMetrics::inc(&self.inner.metrics.pushed);
+            OutboxMetrics::inc(&self.inner.metrics.pending);
+        }
+        self.inner.wake.notify_one();
+        Ok(ids)
+    }
+
     /// Records a `CALL_ID` Bitrix24 created itself (click-to-call) and wakes register waiters.
     pub async fn set_call_id(
         &self,
@@ -265,6 +283,11 @@ impl Outbox {
         Ok(self.inner.store.status(self.now()).await?)
     }
 
+    /// Whether the store accepts writes now (readiness).
+    pub async fn check_writable(&self) -> Result<(), OutboxError> {
+        Ok(self.inner.store.check_writable().await?)
+    }
+
     /// Moves dead letters (of one call, or all) back to pending and wakes the worker.
     pub async fn retry_dead_letters(
         &self,
@@ -313,6 +336,13 @@ impl Outbox {
 pub async fn status_report(path: &Path) -> Result<StatusReport, OutboxError> {
     let store = SqliteStore::open(path).await?;
     Ok(store.status(Utc::now()).await?)
+}
+
+/// `fsb24 call show`: the audit trail of every call `query` names (call key, channel uuid,
+/// Bitrix24 `CALL_ID` or phone number), read from the outbox file (safe while the daemon runs).
+pub async fn call_trails(path: &Path, query: &str) -> Result<Vec<audit::CallTrail>, OutboxError> {
+    let store = SqliteStore::open(path).await?;
+    Ok(store.trails(query.to_owned()).await?)
 }
 
 /// `fsb24 outbox retry`: moves every dead letter back to pending with its original order; a

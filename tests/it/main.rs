@@ -14,6 +14,7 @@ mod config_files;
 mod dialplan;
 mod esl_replay;
 mod esl_sessions;
+mod ops;
 mod outage_replay;
 mod outbox_crash;
 mod recovery;
