@@ -8,6 +8,7 @@ mod bitrix_methods;
 mod call_cases;
 mod call_flow;
 mod call_queue;
+mod call_show;
 mod cli;
 mod click_to_call;
 mod config_files;
