@@ -68,7 +68,7 @@ async fn call_show_prints_every_write_with_its_cause_request_answers_and_retries
     let config = w.dir.path().join("fsb24.toml");
     let (ok, by_channel) = call_show(&config, &caller.uuid);
     assert!(ok, "{by_channel}");
-    println!("{by_channel}");
+    eprintln!("{by_channel}");
     assert!(by_channel.starts_with(&format!("call {external} (CALL_ID {call_id})")));
     for kind in ["note", "register", "finish", "attach_record"] {
         assert!(

@@ -12,6 +12,7 @@ mod call_show;
 mod cli;
 mod click_to_call;
 mod config_files;
+mod contrib;
 mod dialplan;
 mod esl_replay;
 mod esl_sessions;

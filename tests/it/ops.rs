@@ -127,7 +127,7 @@ async fn metrics_follow_a_call_from_ringing_to_answered_and_ended() {
     );
     assert_eq!(done.value("fsb24_bitrix_portal", &[("state", "up")]), 1.0);
     assert_eq!(done.value("fsb24_outbox_dead_letters", &[]), 0.0);
-    println!(
+    eprintln!(
         "call metrics: ring step {ring:.3} s, {cards} card writes, mean event->wire {:.1} ms",
         latency * 1000.0
     );

@@ -118,7 +118,7 @@ async fn after_an_outage_the_backlog_follows_the_portal_within_2_s_at_its_rate()
     // BURST + RATE * span requests.
     let capacity = f64::from(BURST) + RATE * span;
     let share = requests.len() as f64 / capacity;
-    println!(
+    eprintln!(
         "outage replay: {CALLS} calls, {} requests; first request {:.0} ms after the portal \
          answered again; drained in {span:.2} s = {:.1} req/s ({:.1} % of the peer's bucket: \
          burst {BURST} + {RATE}/s); {} rejected; {probes_while_down} failed attempts in the \

@@ -40,7 +40,7 @@ fn chromium() -> Option<PathBuf> {
             std::env::var("CI").as_deref() != Ok("true"),
             "chromium is not installed; .ci/run installs Debian's chromium package"
         );
-        println!("SKIPPED: chromium not installed (apt-get install chromium)");
+        eprintln!("SKIPPED: chromium not installed (apt-get install chromium)");
     }
     found
 }
