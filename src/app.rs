@@ -49,24 +49,22 @@ impl Listeners {
         let esl = TcpListener::bind(config.esl.listen)
             .await
             .with_context(|| format!("binding esl.listen {}", config.esl.listen))?;
-        let http = match &config.http {
-            Some(http) => Some(
-                TcpListener::bind(http.listen)
-                    .await
-                    .with_context(|| format!("binding http.listen {}", http.listen))?,
-            ),
-            None => None,
-        };
-        let admin = match &config.admin {
-            Some(admin) => Some(
-                TcpListener::bind(admin.listen)
-                    .await
-                    .with_context(|| format!("binding admin.listen {}", admin.listen))?,
-            ),
-            None => None,
-        };
+        let http = bind_optional("http.listen", config.http.as_ref().map(|h| h.listen)).await?;
+        let admin = bind_optional("admin.listen", config.admin.as_ref().map(|a| a.listen)).await?;
         Ok(Self { esl, http, admin })
     }
+}
+
+/// Binds `addr` when its section is configured; `key` names it in the error.
+async fn bind_optional(
+    key: &str,
+    addr: Option<std::net::SocketAddr>,
+) -> anyhow::Result<Option<TcpListener>> {
+    let Some(addr) = addr else { return Ok(None) };
+    let listener = TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding {key} {addr}"))?;
+    Ok(Some(listener))
 }
 
 /// Runs fsb24 until `shutdown` completes, then stops every task within `config.shutdown_grace`.

@@ -182,11 +182,7 @@ impl Outbox {
     /// so that a kill between two pushes cannot keep one and lose the other.
     pub async fn push_all(&self, writes: Vec<CallWrite>) -> Result<Vec<EntryId>, OutboxError> {
         let ids = self.inner.store.push_many(writes, self.now()).await?;
-        for _ in &ids {
-            OutboxMetrics::inc(&self.inner.metrics.pushed);
-            OutboxMetrics::inc(&self.inner.metrics.pending);
-        }
-        self.inner.wake.notify_one();
+        self.pushed(ids.len());
         Ok(ids)
     }
 
@@ -200,11 +196,18 @@ impl Outbox {
         let ids = self.inner.store.push_caused(writes, self.now()).await?;
         for (id, seen) in ids.iter().zip(seen) {
             self.inner.metrics.card_clock.caused(*id, seen);
+        }
+        self.pushed(ids.len());
+        Ok(ids)
+    }
+
+    /// Counts `n` stored writes and wakes the worker.
+    fn pushed(&self, n: usize) {
+        for _ in 0..n {
             OutboxMetrics::inc(&self.inner.metrics.pushed);
             OutboxMetrics::inc(&self.inner.metrics.pending);
         }
         self.inner.wake.notify_one();
-        Ok(ids)
     }
 
     /// Records a `CALL_ID` Bitrix24 created itself (click-to-call) and wakes register waiters.
