@@ -371,3 +371,90 @@ fn outcome(status_code: &str) -> &'static str {
         _ => "failed",
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use crate::call::machine::BridgeLeg;
+    use crate::call::status::Cause;
+
+    fn bridge(agent: &str) -> (ExecId, Action) {
+        let exec = ExecId::random();
+        let leg = BridgeLeg {
+            agent: AgentId::new(agent),
+            leg: LegId::random(),
+            extension: agent.to_owned(),
+        };
+        let action = Action::Bridge {
+            exec: exec.clone(),
+            legs: vec![leg],
+            simultaneous: false,
+            leg_timeout: Duration::from_secs(3),
+        };
+        (exec, action)
+    }
+
+    fn encoded(board: &Board) -> String {
+        let mut registry = Registry::default();
+        board.metrics().register(&mut registry);
+        let mut text = String::new();
+        prometheus_client::encoding::prometheus_text::encode(&mut text, &registry).unwrap();
+        text
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn ring_steps_and_the_hand_over_between_them_are_timed_and_the_call_counted() {
+        let board = Board::default();
+        let t0 = Instant::now();
+        let arrived = Arrived {
+            channel: ChannelId::new("c1"),
+            caller: "+4930123".into(),
+            destination: "9100".into(),
+            route: "9100".into(),
+            queue: Some("sales".into()),
+        };
+        let mut entry = board.enter(arrived, t0);
+        let (first, ring_a) = bridge("1001");
+        entry.on_actions(&[ring_a], &[BitrixUserId(11)], t0);
+        entry.on_input(
+            &Input::BridgeStarted {
+                exec: first.clone(),
+            },
+            t0,
+        );
+        assert_eq!(board.snapshot()[0].ringing, [AgentId::new("1001")]);
+        let failed = BridgeOutcome::Failed {
+            cause: Cause::NO_ANSWER,
+            sip_status: None,
+        };
+        let t3 = t0 + Duration::from_secs(3);
+        let ended = Input::BridgeEnded {
+            exec: first,
+            outcome: failed,
+        };
+        entry.on_input(&ended, t3);
+        assert_eq!(board.snapshot()[0].phase, Phase::Waiting);
+        let (second, ring_b) = bridge("1002");
+        let t4 = t3 + Duration::from_millis(500);
+        entry.on_actions(&[ring_b], &[BitrixUserId(12)], t4);
+        entry.on_input(&Input::BridgeStarted { exec: second }, t4);
+        let view = &board.snapshot()[0];
+        assert_eq!(
+            (view.phase, view.cards.clone()),
+            (Phase::Ringing, vec![(BitrixUserId(12), t4)])
+        );
+        drop(entry);
+        assert!(board.snapshot().is_empty());
+        let text = encoded(&board);
+        assert!(text.contains("fsb24_ring_step_seconds_sum 3.0\n"), "{text}");
+        assert!(text.contains("fsb24_hand_over_seconds_sum 0.5\n"), "{text}");
+        assert!(
+            text.contains(
+                "fsb24_calls_total{route=\"9100\",queue=\"sales\",outcome=\"unfinished\"} 1"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("fsb24_calls_in_progress 0"), "{text}");
+    }
+}
