@@ -17,7 +17,9 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{Instrument, error, info, info_span, warn};
 
+use crate::admin::{Admin, Sources};
 use crate::bitrix::BitrixClient;
+use crate::call::board::{Arrived, Board};
 use crate::call::click::{self, ClickDeps, ClickDial};
 use crate::call::effects::{CallEffects, CallServices, Dialer};
 use crate::call::machine::{Call, CallInfo};
@@ -38,6 +40,8 @@ pub struct Listeners {
     pub esl: TcpListener,
     /// The Bitrix24 event endpoint, when `[http]` is configured.
     pub http: Option<TcpListener>,
+    /// The operators' listener (metrics, health, status page), when `[admin]` is configured.
+    pub admin: Option<TcpListener>,
 }
 
 impl Listeners {
@@ -46,16 +50,22 @@ impl Listeners {
         let esl = TcpListener::bind(config.esl.listen)
             .await
             .with_context(|| format!("binding esl.listen {}", config.esl.listen))?;
-        let http = match &config.http {
-            Some(http) => Some(
-                TcpListener::bind(http.listen)
-                    .await
-                    .with_context(|| format!("binding http.listen {}", http.listen))?,
-            ),
-            None => None,
-        };
-        Ok(Self { esl, http })
+        let http = bind_optional("http.listen", config.http.as_ref().map(|h| h.listen)).await?;
+        let admin = bind_optional("admin.listen", config.admin.as_ref().map(|a| a.listen)).await?;
+        Ok(Self { esl, http, admin })
     }
+}
+
+/// Binds `addr` when its section is configured; `key` names it in the error.
+async fn bind_optional(
+    key: &str,
+    addr: Option<std::net::SocketAddr>,
+) -> anyhow::Result<Option<TcpListener>> {
+    let Some(addr) = addr else { return Ok(None) };
+    let listener = TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding {key} {addr}"))?;
+    Ok(Some(listener))
 }
 
 /// Runs fsb24 until `shutdown` completes, then stops every task within `config.shutdown_grace`.
@@ -82,8 +92,23 @@ pub async fn run_with(
     let grace = config.shutdown_grace;
     let source = config.source.clone();
     let drain = CancellationToken::new();
-    let (services, inbound, worker) = start_services(&config, &tracker, &token, &drain).await?;
+    let started = tokio::time::Instant::now();
+    let (services, inbound, presence, worker) =
+        start_services(&config, &tracker, &token, &drain).await?;
     let (config_tx, config_updates) = watch::channel(Arc::new(config));
+    let board = Board::default();
+    if let Some(listener) = listeners.admin {
+        let admin = Admin::new(Sources {
+            board: board.clone(),
+            queue: services.queue.clone(),
+            presence,
+            inbound: inbound.clone(),
+            outbox: services.outbox.clone(),
+            bitrix: services.bitrix.clone(),
+            started,
+        });
+        tracker.spawn(admin.serve(listener, token.child_token()));
+    }
 
     // The call side: its own token and tracker, stopped first.
     let (calls_token, calls) = (CancellationToken::new(), TaskTracker::new());
@@ -94,7 +119,7 @@ pub async fn run_with(
         calls_rx,
         inbound.resyncs(),
         config_updates.clone(),
-        services.clone(),
+        (services.clone(), board),
         calls_token.child_token(),
         calls.clone(),
     ));
@@ -122,8 +147,10 @@ pub async fn run_with(
         ));
     }
     info!("fsb24 running");
+    notify_systemd(sd_notify::NotifyState::Ready);
     shutdown.await;
     info!("shutting down");
+    notify_systemd(sd_notify::NotifyState::Stopping);
     let deadline = tokio::time::Instant::now() + grace;
     calls_token.cancel();
     calls.close();
@@ -155,14 +182,34 @@ pub async fn run_with(
     Ok(())
 }
 
-/// Outbox + worker, Bitrix24 client, ESL inbound + presence, queue actor; also the inbound
-/// connection (click-to-call originates through it).
+/// Tells systemd (`Type=notify`) where the daemon stands; nothing without `NOTIFY_SOCKET`.
+/// Ready means the listeners are bound and the services started: calls are taken from then on,
+/// even with the portal down (the outbox holds their writes).
+fn notify_systemd(state: sd_notify::NotifyState<'_>) {
+    if let Err(e) = sd_notify::notify(&[state]) {
+        warn!(
+            error = &e as &dyn std::error::Error,
+            "systemd notification failed"
+        );
+    }
+}
+
+/// The started services: what calls use, the inbound connection (click-to-call originates
+/// through it), presence and the outbox worker.
+type Started = (
+    CallServices,
+    InboundHandle,
+    Presence,
+    tokio::task::JoinHandle<()>,
+);
+
+/// Outbox + worker, Bitrix24 client, ESL inbound + presence, queue actor.
 async fn start_services(
     config: &Config,
     tracker: &TaskTracker,
     token: &CancellationToken,
     drain: &CancellationToken,
-) -> anyhow::Result<(CallServices, InboundHandle, tokio::task::JoinHandle<()>)> {
+) -> anyhow::Result<Started> {
     let outbox = Outbox::open(&config.outbox.path)
         .await
         .with_context(|| format!("opening the outbox {}", config.outbox.path.display()))?;
@@ -206,7 +253,11 @@ async fn start_services(
     if !live.is_empty() {
         tracker.spawn(live.run(token.child_token()));
     }
-    let bitrix = BitrixClient::start(build::bitrix(config)?, tracker, token.child_token())
+    let settings = build::bitrix(config)?;
+    settings
+        .metrics
+        .watch_cards(outbox.metrics().card_clock.clone());
+    let bitrix = BitrixClient::start(settings, tracker, token.child_token())
         .await
         .context("starting the Bitrix24 client")?;
     let worker = tracker.spawn(outbox::worker::run_draining(
@@ -218,7 +269,7 @@ async fn start_services(
     ));
     let queue = QueueHandle::spawn(
         build::policy(config)?,
-        Arc::new(presence),
+        Arc::new(presence.clone()),
         tracker,
         token.child_token(),
     );
@@ -229,7 +280,7 @@ async fn start_services(
         dialer: Dialer::new(config.esl.dial.clone()),
         agents_by_user: build::agents_by_user(config),
     };
-    Ok((services, inbound, worker))
+    Ok((services, inbound, presence, worker))
 }
 
 /// Hands each reloaded config's queues and agents to the queue actor. Routes and timings need
@@ -264,7 +315,7 @@ async fn dispatch_calls(
     mut calls: mpsc::Receiver<IncomingCall>,
     mut resyncs: watch::Receiver<u64>,
     config: watch::Receiver<Arc<Config>>,
-    services: CallServices,
+    (services, board): (CallServices, Board),
     token: CancellationToken,
     tracker: TaskTracker,
 ) {
@@ -287,14 +338,14 @@ async fn dispatch_calls(
         }
         // The config current at arrival: a reload changes new calls only.
         let current = Arc::clone(&config.borrow());
-        start_call(incoming, &current, &services, &token, &tracker).await;
+        start_call(incoming, &current, (&services, &board), &token, &tracker).await;
     }
 }
 
 async fn start_call(
     incoming: IncomingCall,
     config: &Config,
-    services: &CallServices,
+    (services, board): (&CallServices, &Board),
     token: &CancellationToken,
     tracker: &TaskTracker,
 ) {
@@ -323,6 +374,14 @@ async fn start_call(
         return;
     };
     let channel = info.channel.clone();
+    let arrived = Arrived {
+        channel: channel.clone(),
+        caller: arrival.caller_number.to_owned(),
+        destination: arrival.destination.to_owned(),
+        route: route_label(&config.routes[resolved.route]),
+        queue: first_queue(&resolved.start),
+    };
+    let entry = board.enter(arrived, tokio::time::Instant::now());
     let call_key = outbox::external_call_id(&channel, 0);
     let call = Call::new(
         resolved.settings,
@@ -337,7 +396,7 @@ async fn start_call(
     };
     let span = info_span!("dispatch", channel = %channel);
     tracker.spawn(
-        task::run(
+        task::run_on_board(
             channel,
             call,
             resolved.start,
@@ -345,9 +404,38 @@ async fn start_call(
             ctx,
             fx,
             token.child_token(),
+            entry,
         )
         .instrument(span),
     );
+}
+
+/// A route as operators read it: its number (or `any`) and line.
+fn route_label(route: &crate::config::RouteConfig) -> String {
+    let number = route.destination.as_deref().unwrap_or("any");
+    match &route.line {
+        None => number.to_owned(),
+        Some(crate::config::LineMatch::SocketPath(path)) => format!("{number} on {path}"),
+        Some(crate::config::LineMatch::Variable { name, value }) => {
+            format!("{number} where {name}={value}")
+        }
+    }
+}
+
+/// The queue a call starts in, if any.
+fn first_queue(start: &crate::call::machine::Input) -> Option<String> {
+    use crate::call::machine::{Input, Target};
+    match start {
+        Input::Started {
+            target: Target::Queue(q),
+            ..
+        }
+        | Input::Started {
+            target: Target::Responsible { fallback: q, .. },
+            ..
+        } => Some(q.queue.to_string()),
+        _ => None,
+    }
 }
 
 /// The Bitrix24 event endpoint and the click-to-call flow behind it.

@@ -6,6 +6,7 @@
 
 use std::path::Path;
 
+mod admin;
 mod bitrix;
 mod click;
 mod error;
@@ -22,11 +23,11 @@ mod validate;
 pub use click::CustomerRoute;
 pub use error::{ConfigError, ConfigErrors};
 pub use model::{
-    AgentConfig, BitrixAuth, BitrixConfig, BitrixDefaults, CardMode, ClickToCallConfig, Config,
-    DialConfig, EslConfig, EslInboundConfig, Extension, HangupCause, HttpConfig, LineMatch,
-    LogConfig, LogFormat, MissedOwner, OAuthConfig, OutboxConfig, Overflow, QueueConfig,
-    QueueOrder, RateConfig, RecordingConfig, RouteConfig, RouteTarget, Strategy, WaitMedia,
-    WhenNobodyFree,
+    AdminConfig, AgentConfig, BitrixAuth, BitrixConfig, BitrixDefaults, CardMode,
+    ClickToCallConfig, Config, DialConfig, EslConfig, EslInboundConfig, Extension, HangupCause,
+    HttpConfig, LineMatch, LogConfig, LogFormat, MissedOwner, OAuthConfig, OutboxConfig, Overflow,
+    QueueConfig, QueueOrder, RateConfig, RecordingConfig, RouteConfig, RouteTarget, Strategy,
+    WaitMedia, WhenNobodyFree,
 };
 pub use secret::Secret;
 pub use template::DialTemplate;
@@ -144,6 +145,7 @@ impl TryFrom<RawConfig> for Config {
         let http = raw.http.map(|h| validate::http(&mut p, h));
         let click_to_call = validate::click_to_call(&mut p, raw.click_to_call);
         let log = validate::log(&mut p, raw.log);
+        let admin_section = raw.admin.map(|a| admin::admin(&mut p, a));
         let token_missing = bitrix
             .as_ref()
             .is_some_and(|b| b.application_token.is_none());
@@ -168,6 +170,7 @@ impl TryFrom<RawConfig> for Config {
                 http,
                 click_to_call,
                 log,
+                admin: admin_section,
             })
         })();
         match config {

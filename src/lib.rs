@@ -6,6 +6,7 @@
 //! mirrors every leg change onto Bitrix24 call cards through a durable [`outbox`].
 //! The README's "Architecture" section has the bird's-eye view, code map and invariants.
 
+pub mod admin;
 pub mod app;
 pub mod bitrix;
 pub mod call;

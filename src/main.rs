@@ -41,6 +41,20 @@ enum Command {
     /// Inspect or re-drive the durable outbox (`[outbox] path` of the config).
     #[command(subcommand)]
     Outbox(OutboxCommand),
+    /// Look into calls through the outbox.
+    #[command(subcommand)]
+    Call(CallCommand),
+}
+
+#[derive(Subcommand, PartialEq, Eq)]
+enum CallCommand {
+    /// Print a call's audit trail: every Bitrix24 write with its time, request, answers and
+    /// retries, and the event that caused it.
+    Show {
+        /// The call's key (fs-<uuid>), its channel uuid, its Bitrix24 CALL_ID, or the
+        /// client's phone number (every call with it).
+        query: String,
+    },
 }
 
 #[derive(Subcommand, PartialEq, Eq)]
@@ -68,6 +82,9 @@ fn main() -> anyhow::Result<ExitCode> {
     if let Some(Command::Outbox(sub)) = &cli.command {
         return outbox_command(sub, &config.outbox.path);
     }
+    if let Some(Command::Call(CallCommand::Show { query })) = &cli.command {
+        return call_show(query, &config.outbox.path);
+    }
     fsb24::telemetry::init(config.log.format).context("setting up logging")?;
     let runtime = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
     runtime.block_on(async {
@@ -94,6 +111,27 @@ fn online_check(config: &Config) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// `fsb24 call show`: reads the outbox file directly (safe while the daemon runs). Exits 1 when
+/// no call matches.
+fn call_show(query: &str, path: &Path) -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the tokio runtime")?;
+    let trails = runtime
+        .block_on(fsb24::outbox::call_trails(path, query))
+        .with_context(|| format!("reading the outbox {}", path.display()))?;
+    if trails.is_empty() {
+        eprintln!("no call in the outbox {} matches {query:?}", path.display());
+        return Ok(ExitCode::FAILURE);
+    }
+    let mut out = std::io::stdout().lock();
+    for trail in trails {
+        write!(out, "{trail}")?;
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// `fsb24 outbox status|retry`: works on the outbox file directly (safe while the daemon runs).

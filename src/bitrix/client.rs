@@ -19,6 +19,7 @@ use super::batch::Command;
 use super::dispatcher::{self, DispatchSettings, Queued};
 use super::error::BitrixError;
 use super::limiter::{Limiter, RateLimit};
+use super::metrics::BitrixMetrics;
 use super::transport::{Answer, Body, Transport};
 use super::wire::Method;
 
@@ -38,6 +39,8 @@ pub struct BitrixSettings {
     pub max_in_flight: usize,
     /// Recordings up to this size go inline (`FILE_CONTENT`), larger ones by two-step upload.
     pub inline_record_max: u64,
+    /// Where the client counts its requests (the app registers them for `/metrics`).
+    pub metrics: BitrixMetrics,
 }
 
 impl BitrixSettings {
@@ -50,6 +53,7 @@ impl BitrixSettings {
             request_timeout: Duration::from_secs(30),
             max_in_flight: 4,
             inline_record_max: 2 * 1024 * 1024,
+            metrics: BitrixMetrics::default(),
         }
     }
 }
@@ -106,7 +110,8 @@ impl BitrixClient {
             }
         };
         let limiter = Limiter::new(settings.rate, Instant::now());
-        let transport = Arc::new(Transport::new(http, base, auth, limiter));
+        let metrics = settings.metrics.clone();
+        let transport = Arc::new(Transport::new(http, base, auth, limiter, metrics));
         let queue = settings.batch_window.map(|window| {
             let (tx, rx) = mpsc::channel(1024);
             let dispatch = DispatchSettings {
@@ -129,6 +134,11 @@ impl BitrixClient {
                 wrong_auth_told: AtomicBool::new(false),
             }),
         })
+    }
+
+    /// Requests, limit hits, portal state and recent errors.
+    pub fn metrics(&self) -> &BitrixMetrics {
+        &self.inner.transport.metrics
     }
 
     /// How many OAuth refreshes this client performed (0 under webhook auth).
@@ -167,10 +177,16 @@ impl BitrixClient {
                     method: method.name(),
                 })?
             }
-            _ => self
-                .direct(method, Body::Json(params))
-                .await
-                .map(|a| a.result),
+            _ => {
+                // Wait for the limiter here, so the card clock stops when the request leaves.
+                self.inner.transport.acquire().await;
+                if let Some(key) = key {
+                    self.inner.transport.metrics.on_wire(key);
+                }
+                let body = Body::Json(params);
+                let answer = self.inner.transport.exchange(method, &body, true).await;
+                answer.map(|a| a.result)
+            }
         }
     }
 

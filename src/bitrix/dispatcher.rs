@@ -136,6 +136,9 @@ async fn send(transport: Arc<Transport>, planned: Vec<Planned<Reply>>) -> Vec<Ex
         return keys;
     }
     debug!(commands = planned.len(), "sending batch");
+    for key in planned.iter().filter_map(|p| p.command.key.as_ref()) {
+        transport.metrics.on_wire(key);
+    }
     if let [single] = planned.as_slice() {
         // One command needs no `batch` envelope, and its errors keep their HTTP status.
         let result = transport

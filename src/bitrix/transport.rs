@@ -16,6 +16,7 @@ use url::Url;
 use super::auth::{Auth, SecretString, secure_or_loopback};
 use super::error::{BitrixError, ErrorKind};
 use super::limiter::Limiter;
+use super::metrics::BitrixMetrics;
 use super::operating::OperatingHolds;
 use super::record;
 use super::wire::{AUTH_PARAM, Envelope, Method};
@@ -55,6 +56,8 @@ pub(crate) struct Transport {
     pub(crate) limiter: Mutex<Limiter>,
     /// Methods whose execution-time budget is exhausted.
     pub(crate) operating: OperatingHolds,
+    /// Requests, limit hits, portal state.
+    pub(crate) metrics: BitrixMetrics,
 }
 
 /// Now in unix seconds (the portal's `operating_reset_at` is wall-clock).
@@ -69,13 +72,20 @@ struct Raw {
 }
 
 impl Transport {
-    pub(crate) fn new(http: reqwest::Client, base: Url, auth: Auth, limiter: Limiter) -> Self {
+    pub(crate) fn new(
+        http: reqwest::Client,
+        base: Url,
+        auth: Auth,
+        limiter: Limiter,
+        metrics: BitrixMetrics,
+    ) -> Self {
         Self {
             http,
             base: RwLock::new(base),
             auth,
             limiter: Mutex::new(limiter),
             operating: OperatingHolds::default(),
+            metrics,
         }
     }
 
@@ -89,6 +99,7 @@ impl Transport {
 
     /// Holds `method` after the portal answered `OPERATION_TIME_LIMIT` for it.
     pub(crate) fn hold(&self, method: &'static str) {
+        self.metrics.operating_limited(method);
         let until = self.operating.hold(method, unix_now());
         warn!(
             method,
@@ -140,6 +151,7 @@ impl Transport {
             let result = self
                 .send_following_redirect(method, body, token.as_ref())
                 .await;
+            self.metrics.observe(method.name(), &result);
             let err = match result {
                 Ok(answer) => {
                     self.limiter
@@ -160,6 +172,7 @@ impl Transport {
                 }
                 Some(ErrorKind::OperationTimeLimit) => self.hold(method.name()),
                 Some(ErrorKind::QueryLimit) if rate_retries < RATE_RETRIES => {
+                    self.metrics.rate_limited();
                     rate_retries += 1;
                     let pause = self
                         .limiter

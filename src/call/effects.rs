@@ -19,8 +19,9 @@ use crate::esl::{
     VarSet,
 };
 use crate::ids::{AgentId, BitrixUserId, ExecId, ExternalCallId, LegId, PhoneNumber};
-use crate::outbox::Outbox;
+use crate::outbox::audit::WriteCause;
 use crate::outbox::op::{BitrixWrite, CallWrite};
+use crate::outbox::{Outbox, OutboxError};
 use crate::queue::{AgentInfo, Outcome, QueueHandle};
 
 /// Turns an agent extension into a dial-string endpoint with the configured template.
@@ -124,6 +125,14 @@ fn cause(command: &'static str, cause: &Cause) -> Result<HangupCause, EffectErro
         .as_str()
         .parse()
         .map_err(|_| esl_error(command, format!("unknown cause {}", cause.as_str())))
+}
+
+/// A write of `method` that could not be stored.
+fn outbox_error(method: &'static str) -> impl Fn(OutboxError) -> EffectError {
+    move |e| EffectError::Outbox {
+        method,
+        reason: e.to_string(),
+    }
 }
 
 fn done<T>(command: &'static str, result: Result<T, EslError>) -> Result<(), EffectError> {
@@ -265,15 +274,29 @@ impl Effects for CallEffects {
                 write,
             })
             .collect();
-        self.services
-            .outbox
-            .push_all(writes)
-            .await
-            .map(drop)
-            .map_err(|e| EffectError::Outbox {
-                method,
-                reason: e.to_string(),
+        let pushed = self.services.outbox.push_all(writes).await;
+        pushed.map(drop).map_err(outbox_error(method))
+    }
+
+    async fn cards_caused(
+        &self,
+        writes: Vec<(BitrixWrite, WriteCause)>,
+    ) -> Result<(), EffectError> {
+        let method = writes
+            .first()
+            .map_or("card", |(w, _)| crate::outbox::store::kind_of(w));
+        let writes = writes
+            .into_iter()
+            .map(|(write, cause)| {
+                let write = CallWrite {
+                    call: self.call.clone(),
+                    write,
+                };
+                (write, cause)
             })
+            .collect();
+        let pushed = self.services.outbox.push_all_caused(writes).await;
+        pushed.map(drop).map_err(outbox_error(method))
     }
 
     async fn lookup(

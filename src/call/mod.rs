@@ -3,6 +3,7 @@
 //! real effects ([`effects`]), click-to-call ([`click`]) and the startup recovery of calls a
 //! killed run left open ([`recover`]).
 
+pub mod board;
 pub mod click;
 pub mod effects;
 pub mod machine;
@@ -10,3 +11,4 @@ pub mod recover;
 pub mod route;
 pub mod status;
 pub mod task;
+pub mod why;

@@ -53,12 +53,18 @@ pub struct Resolved {
     pub settings: CallSettings,
     /// `Input::Started` for the machine.
     pub start: Input,
+    /// Which of `config.routes` took the call.
+    pub route: usize,
 }
 
 /// The first route that matches, resolved; `None` when no route matches (the call is handed back
 /// to the dialplan).
 pub fn resolve(config: &Config, arrival: &Arrival<'_>) -> Option<Resolved> {
-    let route = config.routes.iter().find(|r| matches(r, arrival))?;
+    let (index, route) = config
+        .routes
+        .iter()
+        .enumerate()
+        .find(|(_, r)| matches(r, arrival))?;
     let (target, wait) = target(config, &route.target)?;
     let settings = settings(config, route, wait);
     let caller = match PhoneNumber::parse(arrival.caller_number) {
@@ -73,6 +79,7 @@ pub fn resolve(config: &Config, arrival: &Arrival<'_>) -> Option<Resolved> {
         .or_else(|| config.bitrix.defaults.line_number.clone());
     Some(Resolved {
         settings,
+        route: index,
         start: Input::Started {
             target,
             caller,

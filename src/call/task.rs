@@ -19,10 +19,13 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::call::board::BoardEntry;
 use crate::call::machine::{Action, BridgeLeg, BridgeOutcome, Call, Input, Pick};
 use crate::call::status::Cause;
+use crate::call::why::why;
 use crate::esl::event::CallEvent;
 use crate::ids::{AgentId, BitrixUserId, ChannelId, ExecId, LegId, PhoneNumber};
+use crate::outbox::audit::WriteCause;
 use crate::outbox::op::{BitrixWrite, CallNote};
 use crate::queue::{AgentInfo, Outcome};
 
@@ -111,6 +114,14 @@ pub trait Effects: Send + Sync {
     ) -> impl Future<Output = Result<(), EffectError>> + Send;
     /// Store a card write durably in the outbox (in this call's order).
     fn card(&self, write: BitrixWrite) -> impl Future<Output = Result<(), EffectError>> + Send;
+    /// [`Effects::cards`] with the event behind each write (kept for `fsb24 call show` and the
+    /// card-latency metric); the default drops the causes.
+    fn cards_caused(
+        &self,
+        writes: Vec<(BitrixWrite, WriteCause)>,
+    ) -> impl Future<Output = Result<(), EffectError>> + Send {
+        self.cards(writes.into_iter().map(|(write, _)| write).collect())
+    }
     /// Store card writes produced together (hide, finish, attachRecord) so that a crash keeps
     /// all or none of them; the default stores them one by one.
     fn cards(
@@ -137,8 +148,23 @@ pub trait Effects: Send + Sync {
 /// events; `shutdown` is delivered once as [`Input::Shutdown`]. The lookup runs beside the loop
 /// (events, deadlines and shutdown are handled while it runs) and is bounded by the call's
 /// lookup timeout.
-#[tracing::instrument(name = "call", skip_all, fields(call = %channel))]
 pub async fn run<E: Effects>(
+    channel: ChannelId,
+    call: Call,
+    start: Input,
+    events: mpsc::Receiver<CallEvent>,
+    ctx: MapCtx,
+    fx: E,
+    shutdown: CancellationToken,
+) {
+    let board = BoardEntry::detached();
+    run_on_board(channel, call, start, events, ctx, fx, shutdown, board).await;
+}
+
+/// [`run`], keeping `board` (the call's place on the operators' board) up to date.
+#[allow(clippy::too_many_arguments)]
+#[tracing::instrument(name = "call", skip_all, fields(call = %channel))]
+pub async fn run_on_board<E: Effects>(
     channel: ChannelId,
     mut call: Call,
     start: Input,
@@ -146,6 +172,7 @@ pub async fn run<E: Effects>(
     ctx: MapCtx,
     fx: E,
     shutdown: CancellationToken,
+    mut board: BoardEntry,
 ) {
     let limit = call.lookup_timeout();
     let mut lookup = std::pin::pin!(lookup_input(&fx, None, limit));
@@ -164,9 +191,14 @@ pub async fn run<E: Effects>(
     loop {
         let mut wanted = None;
         while let Some(input) = inputs.pop_front() {
-            for action in call.handle(Instant::now(), input) {
+            let now = Instant::now();
+            let cause = WriteCause::now(why(&input), now);
+            board.on_input(&input, now);
+            let actions = call.handle(now, input);
+            board.on_actions(&actions, call.card_holders(), now);
+            for action in actions {
                 match action {
-                    Action::Card(write) => cards.push_back(stamped(write)),
+                    Action::Card(write) => cards.push_back((stamped(write), cause.clone())),
                     action @ Action::Bridge { .. } if unrecorded => {
                         flush_cards(&fx, pushing.take(), &mut cards).await;
                         unrecorded = false;
@@ -190,8 +222,8 @@ pub async fn run<E: Effects>(
         if pushing.is_none() && !cards.is_empty() {
             // Everything queued goes as one atomic push: a finish and its recording, or a hide
             // and the finish after it, survive a crash together or not at all.
-            let batch: Vec<BitrixWrite> = cards.drain(..).collect();
-            pushing = Some(Box::pin(fx.cards(batch)) as CardPush<'_>);
+            let batch: Vec<(BitrixWrite, WriteCause)> = cards.drain(..).collect();
+            pushing = Some(Box::pin(fx.cards_caused(batch)) as CardPush<'_>);
         }
         if call.is_finished() && pushing.is_none() {
             break;
@@ -245,13 +277,13 @@ type CardPush<'a> = std::pin::Pin<Box<dyn Future<Output = Result<(), EffectError
 async fn flush_cards<E: Effects>(
     fx: &E,
     pushing: Option<CardPush<'_>>,
-    cards: &mut VecDeque<BitrixWrite>,
+    cards: &mut VecDeque<(BitrixWrite, WriteCause)>,
 ) {
     if let Some(push) = pushing {
         card_stored(push.await);
     }
     if !cards.is_empty() {
-        card_stored(fx.cards(cards.drain(..).collect()).await);
+        card_stored(fx.cards_caused(cards.drain(..).collect()).await);
     }
 }
 

@@ -39,6 +39,15 @@ pub struct Config {
     pub click_to_call: ClickToCallConfig,
     /// Log output format.
     pub log: LogConfig,
+    /// The operators' listener (metrics, health, status page); `None` serves none.
+    pub admin: Option<AdminConfig>,
+}
+
+/// `[admin]`: where `/metrics`, `/healthz`, `/readyz` and the status page are served.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdminConfig {
+    /// Listen address (loopback unless `admin.expose`).
+    pub listen: SocketAddr,
 }
 
 // === ESL ===

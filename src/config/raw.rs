@@ -31,6 +31,7 @@ pub(crate) struct RawConfig {
     pub click_to_call: RawClickToCall,
     #[serde(default)]
     pub log: RawLog,
+    pub admin: Option<RawAdmin>,
 }
 
 // === ESL ===
@@ -267,4 +268,11 @@ pub(crate) struct RawClickToCall {
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawLog {
     pub format: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawAdmin {
+    pub listen: Option<String>,
+    pub expose: Option<bool>,
 }

@@ -29,6 +29,13 @@ impl Config {
             "bitrix: {auth}, {} req/s burst {}",
             self.bitrix.rate.per_second, self.bitrix.rate.burst
         );
+        if let Some(admin) = &self.admin {
+            let _ = writeln!(
+                out,
+                "admin: listen {} (metrics, health, status page)",
+                admin.listen
+            );
+        }
         let _ = writeln!(out, "agents: {}", self.agents.len());
         for a in &self.agents {
             let _ = writeln!(

@@ -71,7 +71,12 @@ pub(crate) fn bounded_duration(
     value
 }
 
-fn socket_addr(p: &mut Problems, key: &str, raw: Option<&str>, default: &str) -> SocketAddr {
+pub(crate) fn socket_addr(
+    p: &mut Problems,
+    key: &str,
+    raw: Option<&str>,
+    default: &str,
+) -> SocketAddr {
     let text = raw.unwrap_or(default);
     text.parse().unwrap_or_else(|e| {
         p.push(

@@ -5,6 +5,7 @@
 //! [`EslError::NotConnected`]; nothing waits for the reconnect.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -64,6 +65,10 @@ struct Shared {
     jobs: Mutex<Jobs>,
     timeout: Duration,
     job_timeout: Duration,
+    /// Successful connects since the start (the first one is not a reconnect).
+    connects: AtomicU64,
+    /// Events read but not delivered (malformed, stream faults).
+    dropped: AtomicU64,
 }
 
 /// Background-job results by `Job-UUID`. FreeSWITCH writes the bgapi reply before the job's
@@ -126,6 +131,8 @@ impl InboundClient {
             jobs: Mutex::new(Jobs::default()),
             timeout: options.command_timeout,
             job_timeout: options.job_timeout,
+            connects: AtomicU64::new(0),
+            dropped: AtomicU64::new(0),
         });
         let handle = InboundHandle { shared };
         tracker.spawn(conn::run(
@@ -150,6 +157,16 @@ impl InboundHandle {
     /// the [`Presence`] snapshot is fresh.
     pub fn resyncs(&self) -> watch::Receiver<u64> {
         self.shared.resyncs.subscribe()
+    }
+
+    /// Successful connects since the start; every one after the first is a reconnect.
+    pub fn connects(&self) -> u64 {
+        self.shared.connects.load(Ordering::Relaxed)
+    }
+
+    /// Events read from the switch but not delivered (malformed frames, stream faults).
+    pub fn events_dropped(&self) -> u64 {
+        self.shared.dropped.load(Ordering::Relaxed)
     }
 
     /// Whether the connection is up right now.

@@ -11,6 +11,7 @@ use crate::outbox::deliver::{Deliver, DeliverError, Delivered};
 use crate::outbox::metrics::OutboxMetrics;
 use crate::outbox::op::BitrixWrite;
 use crate::outbox::plan::{Decision, decide};
+use crate::outbox::portal::Reached;
 use crate::outbox::recording::{Recording, RecordingError};
 use crate::outbox::store::{Completion, DueEntry, RegisterResult, StoreError};
 use crate::outbox::worker::WorkerConfig;
@@ -26,12 +27,29 @@ pub(crate) struct Dispatch<D> {
 }
 
 impl<D: Deliver> Dispatch<D> {
-    /// Handles `entry` to the end (or abandons it on shutdown, leaving it pending).
-    pub(crate) async fn run(&self, entry: DueEntry) -> Result<(), StoreError> {
+    /// Handles `entry` to the end (or abandons it on shutdown, leaving it pending); says whether
+    /// the portal answered.
+    pub(crate) async fn run(&self, entry: DueEntry) -> Result<Reached, StoreError> {
+        let clock = self.outbox.metrics().card_clock.clone();
+        let card = matches!(
+            entry.write,
+            BitrixWrite::Register(_)
+                | BitrixWrite::Show { .. }
+                | BitrixWrite::Hide { .. }
+                | BitrixWrite::Finish(_)
+        );
+        clock.dispatching(entry.id, &entry.call, card);
+        let call = entry.call.clone();
+        let reached = self.handle(entry).await;
+        clock.settled(&call);
+        reached
+    }
+
+    async fn handle(&self, entry: DueEntry) -> Result<Reached, StoreError> {
         match decide(&entry.write, &entry.state) {
             Decision::Skip { reason } => {
                 debug!(reason, "outbox entry skipped");
-                self.skip(&entry, reason.to_owned()).await
+                self.skip(&entry, reason.to_owned()).await?;
             }
             Decision::Adopt(call_id) => {
                 let result = RegisterResult {
@@ -39,14 +57,17 @@ impl<D: Deliver> Dispatch<D> {
                     crm: None,
                     created_lead: None,
                 };
-                self.registered(&entry, result, false).await
+                self.registered(&entry, result, false).await?;
             }
             Decision::NoCallId => {
                 let reason = "no CALL_ID: the call's register has not succeeded".to_owned();
-                self.dead(&entry, reason).await
+                self.dead(&entry, reason).await?;
             }
-            Decision::Send { write, opens_card } => self.send(&entry, write, opens_card).await,
+            Decision::Send { write, opens_card } => {
+                return self.send(&entry, write, opens_card).await;
+            }
         }
+        Ok(Reached::NotSent)
     }
 
     async fn send(
@@ -54,7 +75,7 @@ impl<D: Deliver> Dispatch<D> {
         entry: &DueEntry,
         write: BitrixWrite,
         opens_card: bool,
-    ) -> Result<(), StoreError> {
+    ) -> Result<Reached, StoreError> {
         let write = match write {
             BitrixWrite::AttachRecord { path } => match attachable(&path, self.config.attach).await
             {
@@ -62,9 +83,13 @@ impl<D: Deliver> Dispatch<D> {
                 // FreeSWITCH reports RECORD_STOP once the file is closed, so this is rare (a
                 // recovered call); a file that never completes is dead-lettered, not cut short.
                 Err(err) if entry.attempts + 1 < self.config.max_not_found_attempts => {
-                    return self.retry(entry, err.to_string(), None).await;
+                    self.retry(entry, err.to_string(), None).await?;
+                    return Ok(Reached::NotSent);
                 }
-                Err(err) => return self.dead(entry, err.to_string()).await,
+                Err(err) => {
+                    self.dead(entry, err.to_string()).await?;
+                    return Ok(Reached::NotSent);
+                }
             },
             write => write,
         };
@@ -76,26 +101,40 @@ impl<D: Deliver> Dispatch<D> {
                         error = &err as &dyn std::error::Error,
                         "recording not attached; call stays without it"
                     );
-                    return self.skip(entry, err.to_string()).await;
+                    self.skip(entry, err.to_string()).await?;
+                    return Ok(Reached::NotSent);
                 }
                 Err(err @ RecordingError::UnsupportedFormat { .. }) => {
-                    return self.dead(entry, err.to_string()).await;
+                    self.dead(entry, err.to_string()).await?;
+                    return Ok(Reached::NotSent);
                 }
-                Err(err) => return self.retry(entry, err.to_string(), None).await,
+                Err(err) => {
+                    self.retry(entry, err.to_string(), None).await?;
+                    return Ok(Reached::NotSent);
+                }
             }
         }
         let sent = tokio::select! {
             res = self.deliver.deliver(&entry.call, entry.state.call_id(), &write) => res,
             () = self.shutdown.cancelled() => {
                 info!("outbox delivery abandoned at shutdown; entry stays pending");
-                return Ok(());
+                return Ok(Reached::NotSent);
             }
+        };
+        let reached = match &sent {
+            // No answer, or an answer that says "not now" for the whole portal (5xx, rate
+            // limit); a per-method hold comes with its own `retry_after`.
+            Err(DeliverError::Retryable {
+                retry_after: None, ..
+            }) => Reached::Unreachable,
+            _ => Reached::Answered,
         };
         match sent {
             Ok(Delivered::Registered(result)) => self.registered(entry, result, opens_card).await,
             Ok(Delivered::Done) => self.sent(entry, opens_card).await,
             Err(err) => self.failed(entry, &write, err).await,
-        }
+        }?;
+        Ok(reached)
     }
 
     async fn failed(
@@ -168,6 +207,7 @@ impl<D: Deliver> Dispatch<D> {
             )
             .await?;
         self.count_done(&self.outbox.metrics().delivered);
+        self.count_recording(entry, |m| &m.recordings_attached);
         if matches!(entry.write, BitrixWrite::Finish(_)) {
             self.outbox.retire(&entry.call);
         }
@@ -180,6 +220,7 @@ impl<D: Deliver> Dispatch<D> {
             .ack(entry.id, Completion::Skipped { reason }, self.outbox.now())
             .await?;
         self.count_done(&self.outbox.metrics().skipped);
+        self.count_recording(entry, |m| &m.recordings_missing);
         Ok(())
     }
 
@@ -198,8 +239,13 @@ impl<D: Deliver> Dispatch<D> {
             error = reason.as_str(),
             "outbox delivery failed; will retry"
         );
-        self.outbox.store().retry_at(entry.id, when, reason).await?;
+        let now = self.outbox.now();
+        self.outbox
+            .store()
+            .retry_at(entry.id, when, reason, now)
+            .await?;
         OutboxMetrics::inc(&self.outbox.metrics().retries);
+        self.count_recording(entry, |m| &m.recordings_retried);
         Ok(())
     }
 
@@ -213,6 +259,7 @@ impl<D: Deliver> Dispatch<D> {
             .dead_letter(entry.id, reason.clone(), self.outbox.now())
             .await?;
         self.count_done(&self.outbox.metrics().dead_letters);
+        self.count_recording(entry, |m| &m.recordings_failed);
         if matches!(
             entry.write,
             BitrixWrite::Register(_) | BitrixWrite::Adopt { .. }
@@ -221,6 +268,17 @@ impl<D: Deliver> Dispatch<D> {
                 .publish(&entry.call, RegisterStatus::Failed(reason));
         }
         Ok(())
+    }
+
+    /// Counts an attachRecord outcome (`fsb24_recording_attach`).
+    fn count_recording(
+        &self,
+        entry: &DueEntry,
+        counter: impl Fn(&OutboxMetrics) -> &std::sync::atomic::AtomicU64,
+    ) {
+        if matches!(entry.write, BitrixWrite::AttachRecord { .. }) {
+            OutboxMetrics::inc(counter(&self.outbox.metrics()));
+        }
     }
 
     fn count_done(&self, counter: &std::sync::atomic::AtomicU64) {

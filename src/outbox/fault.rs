@@ -144,8 +144,9 @@ impl Store for FaultyStore {
         entry: EntryId,
         when: DateTime<Utc>,
         error: String,
+        now: DateTime<Utc>,
     ) -> BoxFuture<'_, Result<(), StoreError>> {
-        self.guarded("retry_at", self.inner.retry_at(entry, when, error))
+        self.guarded("retry_at", self.inner.retry_at(entry, when, error, now))
     }
     fn dead_letter(
         &self,
@@ -171,6 +172,12 @@ impl Store for FaultyStore {
     }
     fn status(&self, now: DateTime<Utc>) -> BoxFuture<'_, Result<StatusReport, StoreError>> {
         self.guarded("status", self.inner.status(now))
+    }
+    fn check_writable(&self) -> BoxFuture<'_, Result<(), StoreError>> {
+        self.guarded("check_writable", self.inner.check_writable())
+    }
+    fn release_retries(&self, now: DateTime<Utc>) -> BoxFuture<'_, Result<u64, StoreError>> {
+        self.guarded("release_retries", self.inner.release_retries(now))
     }
     fn retry_dead_letters(
         &self,

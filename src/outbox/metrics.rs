@@ -1,8 +1,16 @@
 //! Outbox counters readable by the app (lock-free atomics) and the backlog-progress arithmetic
 //! behind the worker's periodic "outbox progress" log line. Pure apart from the atomics.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
+
+use dashmap::DashMap;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use tokio::time::Instant;
+
+use crate::ids::ExternalCallId;
+use crate::outbox::store::EntryId;
 
 /// Live outbox counters. Totals only grow; gauges are set by the worker.
 #[derive(Debug, Default)]
@@ -26,6 +34,82 @@ pub struct OutboxMetrics {
     pub rate_per_min: AtomicU64,
     /// Gauge: estimated seconds until the backlog is empty (0 when empty or unknown).
     pub eta_secs: AtomicU64,
+    /// Gauge: 1 while the worker holds the backlog and probes a portal that does not answer.
+    pub portal_down: AtomicU64,
+    /// Total recordings attached.
+    pub recordings_attached: AtomicU64,
+    /// Total recordings skipped because the file never appeared.
+    pub recordings_missing: AtomicU64,
+    /// Total recordings given up (dead letters).
+    pub recordings_failed: AtomicU64,
+    /// Total attachRecord attempts rescheduled.
+    pub recordings_retried: AtomicU64,
+    /// Card-write latency, from the event behind a write to its request on the wire.
+    pub card_clock: CardClock,
+}
+
+/// Card-write latency: the time from the event that made a call emit a card write (register,
+/// show, hide, finish) to the moment the request carrying it leaves for the portal. The call
+/// side notes the event per entry; the worker moves it to the call when it dispatches the
+/// entry (one delivery in flight per call); the Bitrix24 client reports the call when the
+/// request goes on the wire. Only first attempts count. Lock-free maps, no IO.
+#[derive(Debug, Clone)]
+pub struct CardClock {
+    inner: Arc<ClockInner>,
+}
+
+#[derive(Debug)]
+struct ClockInner {
+    caused: DashMap<EntryId, Instant>,
+    pending: DashMap<ExternalCallId, Instant>,
+    latency: Histogram,
+}
+
+impl Default for CardClock {
+    fn default() -> Self {
+        Self {
+            inner: Arc::new(ClockInner {
+                caused: DashMap::new(),
+                pending: DashMap::new(),
+                // 1 ms .. ~16 s.
+                latency: Histogram::new(exponential_buckets(0.001, 2.0, 15)),
+            }),
+        }
+    }
+}
+
+impl CardClock {
+    /// Entry `id` was caused by an event seen at `seen`.
+    pub(crate) fn caused(&self, id: EntryId, seen: Instant) {
+        self.inner.caused.insert(id, seen);
+    }
+
+    /// The worker starts delivering entry `id` of `call`; `card`: it is a card write.
+    pub(crate) fn dispatching(&self, id: EntryId, call: &ExternalCallId, card: bool) {
+        if let Some((_, seen)) = self.inner.caused.remove(&id)
+            && card
+        {
+            self.inner.pending.insert(call.clone(), seen);
+        }
+    }
+
+    /// A request carrying `call`'s write leaves for the portal now.
+    pub fn on_wire(&self, call: &ExternalCallId) {
+        if let Some((_, seen)) = self.inner.pending.remove(call) {
+            let latency = Instant::now().saturating_duration_since(seen);
+            self.inner.latency.observe(latency.as_secs_f64());
+        }
+    }
+
+    /// The delivery of `call`'s entry is over (sent or not).
+    pub(crate) fn settled(&self, call: &ExternalCallId) {
+        self.inner.pending.remove(call);
+    }
+
+    /// The histogram, for registration.
+    pub fn histogram(&self) -> Histogram {
+        self.inner.latency.clone()
+    }
 }
 
 /// A plain copy of [`OutboxMetrics`].
@@ -49,6 +133,16 @@ pub struct MetricsSnapshot {
     pub rate_per_min: u64,
     /// See [`OutboxMetrics::eta_secs`].
     pub eta_secs: u64,
+    /// See [`OutboxMetrics::portal_down`].
+    pub portal_down: u64,
+    /// See [`OutboxMetrics::recordings_attached`].
+    pub recordings_attached: u64,
+    /// See [`OutboxMetrics::recordings_missing`].
+    pub recordings_missing: u64,
+    /// See [`OutboxMetrics::recordings_failed`].
+    pub recordings_failed: u64,
+    /// See [`OutboxMetrics::recordings_retried`].
+    pub recordings_retried: u64,
 }
 
 impl OutboxMetrics {
@@ -65,6 +159,11 @@ impl OutboxMetrics {
             dead_letters: r(&self.dead_letters),
             rate_per_min: r(&self.rate_per_min),
             eta_secs: r(&self.eta_secs),
+            portal_down: r(&self.portal_down),
+            recordings_attached: r(&self.recordings_attached),
+            recordings_missing: r(&self.recordings_missing),
+            recordings_failed: r(&self.recordings_failed),
+            recordings_retried: r(&self.recordings_retried),
         }
     }
 

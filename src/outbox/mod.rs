@@ -13,12 +13,14 @@ use tokio::time::Instant;
 
 use crate::ids::{BitrixCallId, ChannelId, ExternalCallId};
 
+pub mod audit;
 pub mod deliver;
 mod dispatch;
 pub mod fault;
 pub mod metrics;
 pub mod op;
 pub mod plan;
+pub mod portal;
 pub mod recording;
 pub mod sqlite;
 pub mod store;
@@ -180,12 +182,32 @@ impl Outbox {
     /// so that a kill between two pushes cannot keep one and lose the other.
     pub async fn push_all(&self, writes: Vec<CallWrite>) -> Result<Vec<EntryId>, OutboxError> {
         let ids = self.inner.store.push_many(writes, self.now()).await?;
-        for _ in &ids {
+        self.pushed(ids.len());
+        Ok(ids)
+    }
+
+    /// [`Outbox::push_all`] with the event behind each write (audit trail, card latency).
+    pub async fn push_all_caused(
+        &self,
+        writes: Vec<(CallWrite, audit::WriteCause)>,
+    ) -> Result<Vec<EntryId>, OutboxError> {
+        let seen: Vec<Instant> = writes.iter().map(|(_, c)| c.seen).collect();
+        let writes = writes.into_iter().map(|(w, c)| (w, Some(c))).collect();
+        let ids = self.inner.store.push_caused(writes, self.now()).await?;
+        for (id, seen) in ids.iter().zip(seen) {
+            self.inner.metrics.card_clock.caused(*id, seen);
+        }
+        self.pushed(ids.len());
+        Ok(ids)
+    }
+
+    /// Counts `n` stored writes and wakes the worker.
+    fn pushed(&self, n: usize) {
+        for _ in 0..n {
             OutboxMetrics::inc(&self.inner.metrics.pushed);
             OutboxMetrics::inc(&self.inner.metrics.pending);
         }
         self.inner.wake.notify_one();
-        Ok(ids)
     }
 
     /// Records a `CALL_ID` Bitrix24 created itself (click-to-call) and wakes register waiters.
@@ -264,6 +286,11 @@ impl Outbox {
         Ok(self.inner.store.status(self.now()).await?)
     }
 
+    /// Whether the store accepts writes now (readiness).
+    pub async fn check_writable(&self) -> Result<(), OutboxError> {
+        Ok(self.inner.store.check_writable().await?)
+    }
+
     /// Moves dead letters (of one call, or all) back to pending and wakes the worker.
     pub async fn retry_dead_letters(
         &self,
@@ -312,6 +339,13 @@ impl Outbox {
 pub async fn status_report(path: &Path) -> Result<StatusReport, OutboxError> {
     let store = SqliteStore::open(path).await?;
     Ok(store.status(Utc::now()).await?)
+}
+
+/// `fsb24 call show`: the audit trail of every call `query` names (call key, channel uuid,
+/// Bitrix24 `CALL_ID` or phone number), read from the outbox file (safe while the daemon runs).
+pub async fn call_trails(path: &Path, query: &str) -> Result<Vec<audit::CallTrail>, OutboxError> {
+    let store = SqliteStore::open(path).await?;
+    Ok(store.trails(query.to_owned()).await?)
 }
 
 /// `fsb24 outbox retry`: moves every dead letter back to pending with its original order; a

@@ -19,11 +19,13 @@ use futures_util::future::BoxFuture;
 use rusqlite::Connection;
 
 use crate::ids::{BitrixCallId, ExternalCallId};
+use crate::outbox::audit::{CallTrail, WriteCause};
 use crate::outbox::op::CallWrite;
 use crate::outbox::store::{
     CallState, Completion, DueEntry, EntryId, Orphan, StatusReport, Store, StoreError,
 };
 
+mod audit;
 mod ops;
 mod orphans;
 
@@ -96,6 +98,18 @@ impl SqliteStore {
         })
     }
 
+    /// The audit trail of every call `query` names (call key, channel uuid, Bitrix24 `CALL_ID`
+    /// or phone number), for `fsb24 call show`.
+    pub async fn trails(&self, query: String) -> Result<Vec<CallTrail>, StoreError> {
+        self.run("trail", move |c, _| {
+            audit::find_calls(c, &query)?
+                .iter()
+                .map(|call| audit::trail(c, call))
+                .collect()
+        })
+        .await
+    }
+
     /// Runs `f` on the connection in a blocking thread.
     fn run<T, F>(&self, op: &'static str, f: F) -> BoxFuture<'_, Result<T, StoreError>>
     where
@@ -155,9 +169,22 @@ impl Store for SqliteStore {
         entry: EntryId,
         when: DateTime<Utc>,
         error: String,
+        now: DateTime<Utc>,
     ) -> BoxFuture<'_, Result<(), StoreError>> {
         self.run("retry_at", move |c, _| {
-            retry_at_blocking(c, entry, ms(when), &error)
+            retry_at_blocking(c, entry, ms(when), &error, ms(now))
+        })
+    }
+
+    fn push_caused(
+        &self,
+        writes: Vec<(CallWrite, Option<WriteCause>)>,
+        now: DateTime<Utc>,
+    ) -> BoxFuture<'_, Result<Vec<EntryId>, StoreError>> {
+        self.run("push_many", move |c, _| {
+            let refs: Vec<(&CallWrite, Option<&WriteCause>)> =
+                writes.iter().map(|(w, c)| (w, c.as_ref())).collect();
+            ops::push_caused_blocking(c, &refs, ms(now))
         })
     }
 
@@ -209,6 +236,20 @@ impl Store for SqliteStore {
 
     fn status(&self, now: DateTime<Utc>) -> BoxFuture<'_, Result<StatusReport, StoreError>> {
         self.run("status", move |c, _| status_blocking(c, ms(now)))
+    }
+
+    fn check_writable(&self) -> BoxFuture<'_, Result<(), StoreError>> {
+        self.run("check_writable", |c, _| {
+            // Takes the write lock (and checks the file accepts writes), then lets go.
+            c.execute_batch("BEGIN IMMEDIATE; ROLLBACK;")
+                .map_err(ops::sql("check_writable"))
+        })
+    }
+
+    fn release_retries(&self, now: DateTime<Utc>) -> BoxFuture<'_, Result<u64, StoreError>> {
+        self.run("release_retries", move |c, _| {
+            ops::release_retries_blocking(c, ms(now))
+        })
     }
 
     fn retry_dead_letters(

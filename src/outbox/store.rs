@@ -9,6 +9,7 @@ use futures_util::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{BitrixCallId, ExternalCallId};
+use crate::outbox::audit::WriteCause;
 use crate::outbox::op::{BitrixWrite, CallWrite, CrmBinding};
 
 /// The durable sequence number of one outbox entry; a call's entries are delivered in this order.
@@ -255,6 +256,15 @@ pub trait Store: Send + Sync + 'static {
             Ok(ids)
         })
     }
+    /// [`Store::push_many`] that also keeps why each write was made, for the audit trail.
+    /// Stores without one drop the causes.
+    fn push_caused(
+        &self,
+        writes: Vec<(CallWrite, Option<WriteCause>)>,
+        now: DateTime<Utc>,
+    ) -> BoxFuture<'_, Result<Vec<EntryId>, StoreError>> {
+        self.push_many(writes.into_iter().map(|(w, _)| w).collect(), now)
+    }
     /// Up to `limit` entries that are the oldest pending entry of their call and whose retry
     /// time has come; calls not yet over come first, then by id.
     fn due(
@@ -275,12 +285,13 @@ pub trait Store: Send + Sync + 'static {
         done: Completion,
         now: DateTime<Utc>,
     ) -> BoxFuture<'_, Result<(), StoreError>>;
-    /// Records a failed attempt; the entry becomes due again at `when`.
+    /// Records a failed attempt made at `now`; the entry becomes due again at `when`.
     fn retry_at(
         &self,
         entry: EntryId,
         when: DateTime<Utc>,
         error: String,
+        now: DateTime<Utc>,
     ) -> BoxFuture<'_, Result<(), StoreError>>;
     /// Moves a pending entry to the dead-letter table with the reason.
     fn dead_letter(
@@ -309,6 +320,17 @@ pub trait Store: Send + Sync + 'static {
     fn prune(&self, before: DateTime<Utc>) -> BoxFuture<'_, Result<u64, StoreError>>;
     /// Counts and dead letters for `fsb24 outbox status`.
     fn status(&self, now: DateTime<Utc>) -> BoxFuture<'_, Result<StatusReport, StoreError>>;
+    /// Whether a write transaction can start now (readiness: disk full, read-only file, a lock
+    /// held elsewhere). Stores without transactions are always writable.
+    fn check_writable(&self) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(async { Ok(()) })
+    }
+    /// Makes every pending entry that waits for a retry time due at `now` (the portal answers
+    /// again after an outage); returns how many. Stores without retry times release nothing.
+    fn release_retries(&self, now: DateTime<Utc>) -> BoxFuture<'_, Result<u64, StoreError>> {
+        let _ = now;
+        Box::pin(async { Ok(0) })
+    }
     /// Moves dead letters (of one call, or all) back to pending with their original ids; returns
     /// how many.
     fn retry_dead_letters(

@@ -1,6 +1,8 @@
 //! The dispatcher task: drains due entries from the store, at most one in flight per call and
 //! many calls at once (so the Bitrix client can batch them), logs backlog progress and prunes
-//! finished entries. Stops on the shutdown token, leaving every unfinished entry durable.
+//! finished entries. While the portal does not answer it sends one probe at a time (see
+//! `portal`) and releases the whole backlog with the first answer. Stops on the shutdown token,
+//! leaving every unfinished entry durable.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -9,13 +11,14 @@ use std::time::Duration;
 use tokio::task::JoinSet;
 use tokio::time::{Instant, sleep_until};
 use tokio_util::sync::CancellationToken;
-use tracing::{Instrument as _, info, info_span, warn};
+use tracing::{Instrument as _, debug, info, info_span, warn};
 
 use crate::ids::ExternalCallId;
 use crate::outbox::Outbox;
 use crate::outbox::deliver::{Backoff, Deliver};
 use crate::outbox::dispatch::Dispatch;
 use crate::outbox::metrics::{OutboxMetrics, Progress};
+use crate::outbox::portal::{Admit, Portal, Reached, Recovered};
 use crate::outbox::store::StoreError;
 use crate::recording::compact::AttachFormat;
 
@@ -40,6 +43,9 @@ pub struct WorkerConfig {
     pub store_error_pause: Duration,
     /// What a recording is attached as (an MP3 made from the WAV, or the file as recorded).
     pub attach: AttachFormat,
+    /// While the portal does not answer, the longest wait between two probes (the probes back
+    /// off from `backoff.base` up to this): the backlog follows the portal at most this late.
+    pub probe_max: Duration,
 }
 
 impl Default for WorkerConfig {
@@ -56,12 +62,14 @@ impl Default for WorkerConfig {
             attach: AttachFormat::Mp3 {
                 kbps_per_channel: 24,
             },
+            probe_max: Duration::from_secs(1),
         }
     }
 }
 
-/// What a delivery task hands back: its call and whether the store kept up.
-type TaskOutput = (ExternalCallId, Result<(), StoreError>);
+/// What a delivery task hands back: its call, and whether the store kept up and the portal
+/// answered.
+type TaskOutput = (ExternalCallId, Result<Reached, StoreError>);
 
 /// Worker loop state that is not the store.
 struct Loop<D> {
@@ -74,6 +82,11 @@ struct Loop<D> {
     next_progress: Instant,
     next_prune: Instant,
     last_progress: (Instant, u64),
+    portal: Portal,
+    /// The delivery task that is the current probe, if any.
+    probe: Option<tokio::task::Id>,
+    /// Stopping: what is due goes once; nothing is probed or released.
+    draining: bool,
 }
 
 /// Runs the dispatcher until `shutdown` is cancelled; then abandons in-flight requests (their
@@ -100,6 +113,11 @@ pub async fn run_draining<D: Deliver>(
     let now = Instant::now();
     let completed = outbox.metrics().completed();
     let config = Arc::new(config);
+    let probes = Backoff {
+        base: config.backoff.base.min(config.probe_max),
+        max: config.probe_max,
+        jitter: 0.0,
+    };
     let mut lp = Loop {
         dispatch: Arc::new(Dispatch {
             outbox,
@@ -114,15 +132,17 @@ pub async fn run_draining<D: Deliver>(
         next_progress: now,
         next_prune: now,
         last_progress: (now, completed),
+        portal: Portal::new(probes),
+        probe: None,
+        draining: false,
     };
     info!(
         max_in_flight = config.max_in_flight,
         "outbox worker started"
     );
-    let mut draining = false;
     loop {
         let wake_at = lp.fill().await;
-        if draining && lp.tasks.is_empty() {
+        if lp.draining && lp.tasks.is_empty() {
             info!("outbox drained what was due");
             break;
         }
@@ -131,15 +151,15 @@ pub async fn run_draining<D: Deliver>(
         tokio::select! {
             biased;
             () = shutdown.cancelled() => break,
-            () = drain.cancelled(), if !draining => draining = true,
-            Some(joined) = lp.tasks.join_next_with_id() => lp.joined(joined),
+            () = drain.cancelled(), if !lp.draining => lp.draining = true,
+            Some(joined) = lp.tasks.join_next_with_id() => lp.joined(joined).await,
             () = outbox.wake().notified() => {}
             () = sleep_until(deadline) => {}
         }
         lp.housekeeping().await;
     }
     while let Some(joined) = lp.tasks.join_next_with_id().await {
-        lp.joined(joined);
+        lp.joined(joined).await;
     }
     info!("outbox worker stopped");
 }
@@ -150,6 +170,8 @@ impl<D: Deliver> Loop<D> {
     }
 
     /// Starts deliveries for due entries of idle calls; returns when to look again at the latest.
+    /// While draining for a stop, whatever is due goes once, without probing: the next start
+    /// gets the rest.
     async fn fill(&mut self) -> Instant {
         let now = Instant::now();
         let idle = now + self.config().idle_poll;
@@ -163,7 +185,18 @@ impl<D: Deliver> Loop<D> {
         if free == 0 {
             return idle;
         }
-        match self.spawn_due(free).await {
+        let probing = match self.portal.admit(now) {
+            _ if self.draining => false,
+            Admit::All => false,
+            Admit::Probe => true,
+            Admit::Wait(until) => return until.map_or(idle, |at| at.min(idle)),
+        };
+        let found = if probing {
+            self.spawn_probe().await.map(|()| None)
+        } else {
+            self.spawn_due(free).await
+        };
+        match found {
             Ok(next) => next.map_or(idle, |at| at.min(idle)),
             Err(err) => {
                 warn!(
@@ -178,7 +211,7 @@ impl<D: Deliver> Loop<D> {
     }
 
     async fn spawn_due(&mut self, free: usize) -> Result<Option<Instant>, StoreError> {
-        let outbox = &self.dispatch.outbox;
+        let outbox = self.dispatch.outbox.clone();
         let now = outbox.now();
         let limit = self.config().max_in_flight.saturating_mul(2).max(1);
         let due = outbox.store().due(now, limit).await?;
@@ -188,38 +221,86 @@ impl<D: Deliver> Loop<D> {
             .take(free)
             .collect();
         for entry in idle {
-            self.busy.insert(entry.call.clone());
-            let call = entry.call.clone();
-            let dispatch = Arc::clone(&self.dispatch);
-            let metrics = outbox.metrics();
-            let span = info_span!("outbox", call = %entry.call, entry = %entry.id);
-            let handle = self.tasks.spawn(
-                async move {
-                    OutboxMetrics::inc(&metrics.in_flight);
-                    let call = entry.call.clone();
-                    let res = dispatch.run(entry).await;
-                    OutboxMetrics::dec(&metrics.in_flight);
-                    (call, res)
-                }
-                .instrument(span),
-            );
-            self.task_calls.insert(handle.id(), call);
+            self.spawn_entry(entry);
         }
         let next = outbox.store().next_due_at(now).await?;
         Ok(next.map(|at| outbox.clock().instant_at(at)))
     }
 
-    fn joined(&mut self, joined: Result<(tokio::task::Id, TaskOutput), tokio::task::JoinError>) {
+    /// Starts the probe: the oldest head of an idle call, whatever its own retry time (it may be
+    /// minutes away after a long outage; the portal may be back any moment).
+    async fn spawn_probe(&mut self) -> Result<(), StoreError> {
+        let outbox = self.dispatch.outbox.clone();
+        let limit = self.config().max_in_flight.saturating_mul(2).max(1);
+        let heads = outbox
+            .store()
+            .due(chrono::DateTime::<chrono::Utc>::MAX_UTC, limit)
+            .await?;
+        if let Some(entry) = heads.into_iter().find(|e| !self.busy.contains(&e.call)) {
+            debug!(call = %entry.call, entry = %entry.id, "probing the portal");
+            self.portal.probe_started();
+            self.probe = Some(self.spawn_entry(entry));
+        }
+        Ok(())
+    }
+
+    fn spawn_entry(&mut self, entry: crate::outbox::store::DueEntry) -> tokio::task::Id {
+        self.busy.insert(entry.call.clone());
+        let call = entry.call.clone();
+        let dispatch = Arc::clone(&self.dispatch);
+        let metrics = self.dispatch.outbox.metrics();
+        let span = info_span!("outbox", call = %entry.call, entry = %entry.id);
+        let handle = self.tasks.spawn(
+            async move {
+                OutboxMetrics::inc(&metrics.in_flight);
+                let call = entry.call.clone();
+                let res = dispatch.run(entry).await;
+                OutboxMetrics::dec(&metrics.in_flight);
+                (call, res)
+            }
+            .instrument(span),
+        );
+        self.task_calls.insert(handle.id(), call);
+        handle.id()
+    }
+
+    async fn joined(
+        &mut self,
+        joined: Result<(tokio::task::Id, TaskOutput), tokio::task::JoinError>,
+    ) {
         match joined {
             Ok((id, (call, res))) => {
                 self.task_calls.remove(&id);
                 self.busy.remove(&call);
-                if let Err(err) = res {
-                    warn!(call = %call, error = &err as &dyn std::error::Error, "outbox store failed; entry stays pending");
-                    self.paused_until = Some(Instant::now() + self.config().store_error_pause);
+                let probe = self.probe == Some(id);
+                if probe {
+                    self.probe = None;
+                }
+                match res {
+                    Ok(reached) => {
+                        let now = Instant::now();
+                        let back = self.portal.on_result(reached, probe, now);
+                        if let Some(back) = back.filter(|_| !self.draining) {
+                            self.release(back).await;
+                        } else if reached == Reached::Unreachable && probe {
+                            debug!("portal probe failed");
+                        }
+                        self.publish_portal();
+                    }
+                    Err(err) => {
+                        if probe {
+                            self.portal.probe_unsent();
+                        }
+                        warn!(call = %call, error = &err as &dyn std::error::Error, "outbox store failed; entry stays pending");
+                        self.paused_until = Some(Instant::now() + self.config().store_error_pause);
+                    }
                 }
             }
             Err(err) => {
+                if self.probe == Some(err.id()) {
+                    self.probe = None;
+                    self.portal.probe_unsent();
+                }
                 // A panicked delivery: free its call; the entry is still pending and is
                 // dispatched again (every write is safe to repeat).
                 warn!(
@@ -231,6 +312,32 @@ impl<D: Deliver> Loop<D> {
                 }
             }
         }
+    }
+
+    /// The portal answers again: every entry waiting out its own backoff is due now, so the
+    /// backlog leaves at the pace of the client's limiter (the portal's rate), oldest call first.
+    async fn release(&mut self, back: Recovered) {
+        let outbox = &self.dispatch.outbox;
+        match outbox.store().release_retries(outbox.now()).await {
+            Ok(released) => info!(
+                down_ms = back.down_for.as_millis() as u64,
+                probes = back.probes,
+                released,
+                "portal answers again; backlog released"
+            ),
+            Err(err) => warn!(
+                error = &err as &dyn std::error::Error,
+                "outbox release after the outage failed; entries keep their retry times"
+            ),
+        }
+    }
+
+    fn publish_portal(&self) {
+        let down = u64::from(self.portal.is_down());
+        let metrics = self.dispatch.outbox.metrics();
+        metrics
+            .portal_down
+            .store(down, std::sync::atomic::Ordering::Relaxed);
     }
 
     async fn housekeeping(&mut self) {

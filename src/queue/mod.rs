@@ -14,8 +14,8 @@ use tokio_util::task::TaskTracker;
 use crate::ids::{AgentId, QueueName};
 
 pub use policy::{
-    AgentInfo, AgentPresence, Availability, Order, Outcome, Policy, PolicyError, QueueSettings,
-    Rules,
+    AgentInfo, AgentPresence, AgentStatus, Availability, Order, Outcome, Policy, PolicyError,
+    QueueSettings, Rules,
 };
 
 /// How many requests may wait for the actor before senders wait for room.
@@ -59,6 +59,9 @@ enum Msg {
         policy: Box<Policy>,
         reply: oneshot::Sender<()>,
     },
+    Snapshot {
+        reply: oneshot::Sender<Vec<AgentStatus>>,
+    },
 }
 
 /// A cheap, cloneable address of the queue actor.
@@ -75,6 +78,7 @@ impl std::fmt::Debug for Msg {
             Msg::Release { .. } => "Release",
             Msg::Availability { .. } => "Availability",
             Msg::Reconfigure { .. } => "Reconfigure",
+            Msg::Snapshot { .. } => "Snapshot",
         })
     }
 }
@@ -170,6 +174,12 @@ impl QueueHandle {
         .await
     }
 
+    /// Every agent with its availability now (status page, agent gauges).
+    pub async fn snapshot(&self) -> Result<Vec<AgentStatus>, QueueError> {
+        let (reply, rx) = oneshot::channel();
+        self.ask("snapshot", Msg::Snapshot { reply }, rx).await
+    }
+
     /// Adopts the queues and agents of a reloaded config (see [`Policy::reconfigure`]): calls
     /// already hunting keep their reservations; new requests see the new membership and rules.
     pub async fn reconfigure(&self, policy: Policy) -> Result<(), QueueError> {
@@ -253,6 +263,9 @@ fn handle(policy: &mut Policy, presence: &impl AgentPresence, now: Instant, msg:
         Msg::Availability { agent, reply } => {
             let allow_busy = false;
             let _ = reply.send(policy.availability(now, &agent, allow_busy, presence));
+        }
+        Msg::Snapshot { reply } => {
+            let _ = reply.send(policy.snapshot(now, presence));
         }
         Msg::Reconfigure {
             policy: next,

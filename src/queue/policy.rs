@@ -149,6 +149,8 @@ struct AgentState {
     rest_until: Option<Instant>,
     paused_until: Option<Instant>,
     no_answers: u32,
+    /// How the agent's last attempt ended (tells wrap-up from cool-down on the status page).
+    last_outcome: Option<Outcome>,
 }
 
 #[derive(Debug)]
@@ -182,6 +184,7 @@ impl Policy {
                 rest_until: None,
                 paused_until: None,
                 no_answers: 0,
+                last_outcome: None,
             };
             if by_id.insert(id.clone(), state).is_some() {
                 return Err(PolicyError::Duplicate {
@@ -238,6 +241,7 @@ impl Policy {
                 state.rest_until = old.rest_until;
                 state.paused_until = old.paused_until;
                 state.no_answers = old.no_answers;
+                state.last_outcome = old.last_outcome;
             }
         }
         for (id, old) in self.agents.drain() {
@@ -355,6 +359,7 @@ impl Policy {
         let Some(rules) = state.reserved.take() else {
             return false;
         };
+        state.last_outcome = Some(outcome);
         match outcome {
             Outcome::Answered => {
                 state.no_answers = 0;
@@ -384,6 +389,10 @@ impl Policy {
         Some(state.info.clone())
     }
 }
+
+mod snapshot;
+
+pub use snapshot::AgentStatus;
 
 #[cfg(test)]
 mod tests;

@@ -1,5 +1,6 @@
 //! The inbound connection's life: connect, subscribe, resync, read, back off, repeat.
 
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use freeswitch_esl_tokio::{
@@ -68,7 +69,8 @@ pub(super) async fn run(
             match connect(&options).await {
                 Ok((client, events)) => {
                     attempt = 0;
-                    info!("inbound connected");
+                    let connects = handle.shared.connects.fetch_add(1, Ordering::Relaxed) + 1;
+                    info!(connects, "inbound connected");
                     client_tx.send_replace(Some(client.clone()));
                     resync(&handle, &presence, &options).await;
                     read(&client, events, &handle, &presence, &shutdown).await;
@@ -180,6 +182,7 @@ async fn read(
                 return;
             }
             Some(Err(err)) => {
+                handle.shared.dropped.fetch_add(1, Ordering::Relaxed);
                 warn!(
                     error = &err as &dyn std::error::Error,
                     "inbound stream fault"
@@ -194,10 +197,13 @@ async fn read(
                 handle.publish(ev, Instant::now());
             }
             Ok(SwitchMapped::Ignored(why)) => debug!(?why, "inbound event ignored"),
-            Err(err) => warn!(
-                error = &err as &dyn std::error::Error,
-                "malformed inbound event"
-            ),
+            Err(err) => {
+                handle.shared.dropped.fetch_add(1, Ordering::Relaxed);
+                warn!(
+                    error = &err as &dyn std::error::Error,
+                    "malformed inbound event"
+                );
+            }
         }
     }
 }

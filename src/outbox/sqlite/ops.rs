@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::ids::{BitrixCallId, ExternalCallId};
+use crate::outbox::audit::WriteCause;
 use crate::outbox::op::{BitrixWrite, CallNote, CallWrite};
 use crate::outbox::store::{
     CallState, Completion, DeadLetter, DueEntry, EntryId, RegisterResult, StatusReport, StoreError,
@@ -36,6 +37,18 @@ CREATE TABLE IF NOT EXISTS calls (
     cards_opened INTEGER NOT NULL DEFAULT 0,
     updated_at   INTEGER NOT NULL
 );
+-- The audit trail (`fsb24 call show`): why each entry was written, and every attempt.
+CREATE TABLE IF NOT EXISTS causes (
+    seq   INTEGER PRIMARY KEY,
+    at    INTEGER NOT NULL,
+    event TEXT    NOT NULL
+);
+CREATE TABLE IF NOT EXISTS attempts (
+    seq     INTEGER NOT NULL,
+    at      INTEGER NOT NULL,
+    outcome TEXT    NOT NULL
+);
+CREATE INDEX IF NOT EXISTS attempts_seq ON attempts(seq);
 CREATE TABLE IF NOT EXISTS dead_letters (
     seq        INTEGER PRIMARY KEY,
     call       TEXT    NOT NULL,
@@ -216,17 +229,49 @@ pub(super) fn push_many_blocking(
     writes: &[CallWrite],
     now: i64,
 ) -> Result<Vec<EntryId>, StoreError> {
-    let relaxed = writes.iter().all(|w| ephemeral(&w.write));
+    let writes: Vec<(&CallWrite, Option<&WriteCause>)> = writes.iter().map(|w| (w, None)).collect();
+    push_caused_blocking(conn, &writes, now)
+}
+
+/// [`push_many_blocking`] that also stores why each write was made (same transaction).
+pub(super) fn push_caused_blocking(
+    conn: &mut Connection,
+    writes: &[(&CallWrite, Option<&WriteCause>)],
+    now: i64,
+) -> Result<Vec<EntryId>, StoreError> {
+    let relaxed = writes.iter().all(|(w, _)| ephemeral(&w.write));
     with_sync(conn, "push_many", relaxed, |conn| {
         let e = sql("push_many");
         let tx = conn.transaction().map_err(&e)?;
-        let ids = writes
-            .iter()
-            .map(|w| insert_entry(&tx, "push_many", w, now))
-            .collect::<Result<Vec<_>, _>>()?;
+        let mut ids = Vec::with_capacity(writes.len());
+        for (write, cause) in writes {
+            let id = insert_entry(&tx, "push_many", write, now)?;
+            if let Some(cause) = cause {
+                tx.execute(
+                    "INSERT OR REPLACE INTO causes(seq, at, event) VALUES (?1, ?2, ?3)",
+                    params![id.0, ms(cause.at), cause.event],
+                )
+                .map_err(&e)?;
+            }
+            ids.push(id);
+        }
         tx.commit().map_err(&e)?;
         Ok(ids)
     })
+}
+
+/// Notes one attempt (or settlement) of `entry` inside the caller's transaction.
+fn note_attempt(
+    tx: &rusqlite::Transaction<'_>,
+    entry: EntryId,
+    at: i64,
+    outcome: &str,
+) -> rusqlite::Result<()> {
+    tx.execute(
+        "INSERT INTO attempts(seq, at, outcome) VALUES (?1, ?2, ?3)",
+        params![entry.0, at, outcome],
+    )
+    .map(drop)
 }
 
 /// One head row before decoding.
@@ -370,6 +415,7 @@ fn ack_in_tx(
         params![entry.0, now, outcome],
     )
     .map_err(&e)?;
+    note_attempt(&tx, entry, now, &outcome).map_err(&e)?;
     touch_call(&tx, &call, now).map_err(&e)?;
     if let Some(text) = register {
         tx.execute(
@@ -412,6 +458,7 @@ pub(super) fn dead_letter_blocking(
     }
     tx.execute("DELETE FROM entries WHERE seq = ?1", params![entry.0])
         .map_err(&e)?;
+    note_attempt(&tx, entry, now, &format!("dead letter: {reason}")).map_err(&e)?;
     tx.commit().map_err(&e)
 }
 
@@ -492,6 +539,16 @@ pub(super) fn prune_blocking(conn: &mut Connection, before: i64) -> Result<u64, 
             params![before],
         )
         .map_err(&e)?;
+    for table in ["causes", "attempts"] {
+        tx.execute(
+            &format!(
+                "DELETE FROM {table} WHERE seq NOT IN (SELECT seq FROM entries)
+                   AND seq NOT IN (SELECT seq FROM dead_letters)"
+            ),
+            [],
+        )
+        .map_err(&e)?;
+    }
     // Only calls that are over lose their CALL_ID, and only once nothing of theirs is left.
     tx.execute(
         "DELETE FROM calls WHERE over = 1 AND updated_at < ?1
@@ -546,22 +603,37 @@ pub(super) fn retry_at_blocking(
     entry: EntryId,
     when: i64,
     error: &str,
+    now: i64,
 ) -> Result<(), StoreError> {
-    let n = conn
+    let e = sql("retry_at");
+    let tx = conn.transaction().map_err(&e)?;
+    let n = tx
         .execute(
             "UPDATE entries SET attempts = attempts + 1, not_before = ?2, last_error = ?3
              WHERE seq = ?1 AND state = 0",
             params![entry.0, when, error],
         )
-        .map_err(sql("retry_at"))?;
+        .map_err(&e)?;
     if n == 0 {
-        Err(StoreError::NotPending {
+        return Err(StoreError::NotPending {
             op: "retry_at",
             entry,
-        })
-    } else {
-        Ok(())
+        });
     }
+    let next = from_ms(when).to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    note_attempt(&tx, entry, now, &format!("retry at {next}: {error}")).map_err(&e)?;
+    tx.commit().map_err(&e)
+}
+
+/// Pending entries waiting for a retry time become due at `now`; their order is unchanged.
+pub(super) fn release_retries_blocking(conn: &mut Connection, now: i64) -> Result<u64, StoreError> {
+    let n = conn
+        .execute(
+            "UPDATE entries SET not_before = ?1 WHERE state = 0 AND not_before > ?1",
+            params![now],
+        )
+        .map_err(sql("release_retries"))?;
+    Ok(n as u64)
 }
 
 pub(super) fn set_call_id_blocking(

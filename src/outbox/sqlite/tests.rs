@@ -67,7 +67,7 @@ async fn a_retrying_entry_holds_back_the_rest_of_its_call_until_its_time() {
     let a1 = store.push(cw(1, register(false)), t(0)).await.unwrap();
     store.push(cw(1, finish()), t(0)).await.unwrap();
     store
-        .retry_at(a1, t(30), "rate limited".into())
+        .retry_at(a1, t(30), "rate limited".into(), t(0))
         .await
         .unwrap();
     assert!(store.due(t(29), 10).await.unwrap().is_empty());

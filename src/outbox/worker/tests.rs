@@ -40,6 +40,8 @@ struct FakeDeliver {
     busy: Mutex<(HashMap<ExternalCallId, usize>, usize)>,
     max_per_call: Mutex<usize>,
     max_total: Mutex<usize>,
+    /// Every request fails as unreachable until this instant (a portal outage).
+    down_until: Mutex<Option<Instant>>,
 }
 
 impl FakeDeliver {
@@ -118,6 +120,14 @@ impl Deliver for FakeDeliver {
         let tx = self.tx.lock().unwrap().clone();
         if let Some(tx) = tx {
             let _ = tx.try_send(seen);
+        }
+        if self
+            .down_until
+            .lock()
+            .unwrap()
+            .is_some_and(|until| Instant::now() < until)
+        {
+            return retryable("connect: connection refused");
         }
         let scripted = self
             .script
@@ -221,7 +231,7 @@ impl Harness {
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_rate_limited_entry_is_retried_after_backoff() {
+async fn a_rate_limited_entry_is_probed_again_on_the_capped_probe_schedule() {
     let fake = FakeDeliver::default();
     fake.script(
         1,
@@ -242,9 +252,10 @@ async fn a_rate_limited_entry_is_retried_after_backoff() {
         .filter(|s| kind_of(&s.write) == "finish")
         .collect();
     assert_eq!(finishes.len(), 3);
-    // 1 s then 2 s of backoff (jitter 0), each attempt with the CALL_ID from register.
+    // The portal said "not now": the entry is the probe, 1 s apart (backoff base 1 s, capped
+    // by probe_max 1 s), each attempt with the CALL_ID from register.
     assert_eq!(finishes[1].at - finishes[0].at, Duration::from_secs(1));
-    assert_eq!(finishes[2].at - finishes[1].at, Duration::from_secs(2));
+    assert_eq!(finishes[2].at - finishes[1].at, Duration::from_secs(1));
     assert!(
         finishes
             .iter()
@@ -552,4 +563,51 @@ async fn draining_delivers_what_is_due_then_returns_without_waiting_for_retries(
     );
     let status = h.outbox.store().status(h.outbox.now()).await.unwrap();
     assert_eq!((status.pending, status.waiting_retry), (1, 1));
+}
+
+/// Regression: after an outage every entry slept out its own backoff (up to retry_max), so a
+/// backlog reached the portal seconds to minutes after it was back (10.1 s after a 20 s outage
+/// on the real switch). Now one probe runs on a schedule capped at probe_max, and its first
+/// answer releases everything.
+#[tokio::test(start_paused = true)]
+async fn after_a_long_outage_the_backlog_follows_the_portal_within_the_probe_cap() {
+    let fake = FakeDeliver::default();
+    let t0 = Instant::now();
+    let outage = Duration::from_secs(30 * 60);
+    *fake.down_until.lock().unwrap() = Some(t0 + outage);
+    let mut h = Harness::new(fake).await;
+    for n in 1..=5 {
+        h.push([cw(n, register(false)), cw(n, finish())]).await;
+    }
+    h.start(WorkerConfig {
+        backoff: Backoff {
+            base: Duration::from_secs(1),
+            max: Duration::from_secs(300),
+            jitter: 0.0,
+        },
+        ..config()
+    });
+    h.completed(10).await;
+    let seen = h.fake.seen();
+    let during: Vec<_> = seen.iter().filter(|s| s.at < t0 + outage).collect();
+    let after: Vec<_> = seen.iter().filter(|s| s.at >= t0 + outage).collect();
+    let first = after[0].at - (t0 + outage);
+    assert!(
+        first <= Duration::from_secs(1),
+        "first request {first:?} after the portal is back"
+    );
+    let last = after.last().unwrap().at - (t0 + outage);
+    assert!(
+        last <= Duration::from_secs(1),
+        "whole backlog within {last:?}"
+    );
+    assert_eq!(after.len(), 10, "every entry once after the outage");
+    // One probe a second at most while down (plus the first attempts of the 5 calls).
+    assert!(
+        during.len() <= 5 + 30 * 60,
+        "{} requests during the outage",
+        during.len()
+    );
+    let (outbox, _) = h.stop().await;
+    assert_eq!(outbox.metrics().snapshot().portal_down, 0);
 }

@@ -131,6 +131,8 @@ retry_max = "1s"
 pub struct TestApp {
     /// Where the FreeSWITCH peer must connect (`socket <addr> async full`).
     pub esl_addr: SocketAddr,
+    /// The admin listener (metrics, health, status page).
+    pub admin_addr: SocketAddr,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<anyhow::Result<()>>>,
 }
@@ -144,12 +146,19 @@ impl TestApp {
         let esl = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let esl_addr = esl.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
-        let listeners = Listeners { esl, http: None };
+        let admin = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let admin_addr = admin.local_addr().unwrap();
+        let listeners = Listeners {
+            esl,
+            http: None,
+            admin: Some(admin),
+        };
         let task = tokio::spawn(run_with(config, listeners, async move {
             let _ = stopped.await;
         }));
         Self {
             esl_addr,
+            admin_addr,
             stop: Some(stop),
             task: Some(task),
         }

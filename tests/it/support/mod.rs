@@ -1,6 +1,7 @@
 //! Test peers and harness shared by the integration tests.
 #![allow(dead_code)]
 
+pub mod admin;
 pub mod app;
 pub mod audio;
 pub mod bitrix_peer;
