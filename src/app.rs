@@ -327,7 +327,8 @@ fn serve_events(
         return Ok(());
     };
     let (click_tx, click_rx) = mpsc::channel::<ClickToCall>(64);
-    let endpoint = EventEndpoint::new(Arc::from(app_token.expose()), click_tx);
+    let endpoint =
+        EventEndpoint::new(Arc::from(app_token.expose()), click_tx).with_numbering(config.numbers);
     tracker.spawn(crate::http::serve(
         listener,
         endpoint.router(&http.path),

@@ -142,6 +142,7 @@ impl TryFrom<RawConfig> for Config {
         let http = raw.http.map(|h| validate::http(&mut p, h));
         let click_to_call = validate::click_to_call(&mut p, raw.click_to_call);
         let log = validate::log(&mut p, raw.log);
+        let numbers = validate::numbers(&mut p, raw.numbers);
         let token_missing = bitrix
             .as_ref()
             .is_some_and(|b| b.application_token.is_none());
@@ -166,6 +167,7 @@ impl TryFrom<RawConfig> for Config {
                 http,
                 click_to_call,
                 log,
+                numbers,
             })
         })();
         match config {

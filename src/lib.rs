@@ -14,6 +14,7 @@ pub mod esl;
 pub mod http;
 pub mod ids;
 pub mod outbox;
+pub mod phone;
 pub mod queue;
 pub mod recording;
 pub mod telemetry;

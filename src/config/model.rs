@@ -9,6 +9,7 @@ use url::Url;
 use super::Secret;
 use super::template::DialTemplate;
 use crate::ids::{AgentId, BitrixUserId, PhoneNumber, QueueName};
+use crate::phone::Numbering;
 use crate::recording::PathTemplate;
 
 /// The whole validated config. Built by [`Config::load`] or [`Config::from_toml_str`].
@@ -38,6 +39,8 @@ pub struct Config {
     pub click_to_call: ClickToCallConfig,
     /// Log output format.
     pub log: LogConfig,
+    /// `[numbers]`: how phone numbers are normalised for Bitrix24 and for dialling.
+    pub numbers: Numbering,
 }
 
 // === ESL ===

@@ -31,6 +31,8 @@ pub(crate) struct RawConfig {
     pub click_to_call: RawClickToCall,
     #[serde(default)]
     pub log: RawLog,
+    #[serde(default)]
+    pub numbers: RawNumbers,
 }
 
 // === ESL ===
@@ -245,4 +247,12 @@ pub(crate) struct RawClickToCall {
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawLog {
     pub format: Option<String>,
+}
+
+// === [numbers] ===
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawNumbers {
+    pub default_country: Option<String>,
 }

@@ -18,5 +18,6 @@ mod fuzz;
 mod hostile_events;
 mod http_endpoint;
 mod outbox_crash;
+mod phone_numbers;
 mod recovery;
 mod tidy;
