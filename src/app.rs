@@ -2,7 +2,7 @@
 //! task tracker, and reloads the config file on SIGHUP. Signals for shutdown arrive as a future
 //! from `main` (tests pass a oneshot), so nothing here waits on SIGTERM/SIGINT itself.
 
-mod build;
+pub(crate) mod build;
 
 use std::future::Future;
 use std::path::{Path, PathBuf};

@@ -10,6 +10,7 @@ mod bitrix;
 mod click;
 mod error;
 mod model;
+mod portal;
 mod queues;
 mod raw;
 mod routes;
@@ -26,6 +27,7 @@ pub use model::{
     LogFormat, OAuthConfig, OutboxConfig, Overflow, QueueConfig, QueueOrder, RateConfig,
     RecordingConfig, RouteConfig, RouteTarget, Strategy, WaitMedia, WhenNobodyFree,
 };
+pub use portal::{EventDelivery, LineConfig, PortalConfig};
 pub use secret::Secret;
 pub use template::DialTemplate;
 
@@ -143,6 +145,7 @@ impl TryFrom<RawConfig> for Config {
         let click_to_call = validate::click_to_call(&mut p, raw.click_to_call);
         let log = validate::log(&mut p, raw.log);
         let numbers = validate::numbers(&mut p, raw.numbers);
+        let portal = portal::portal(&mut p, raw.events, raw.lines);
         let token_missing = bitrix
             .as_ref()
             .is_some_and(|b| b.application_token.is_none());
@@ -168,6 +171,7 @@ impl TryFrom<RawConfig> for Config {
                 click_to_call,
                 log,
                 numbers,
+                portal,
             })
         })();
         match config {

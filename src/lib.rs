@@ -17,4 +17,5 @@ pub mod outbox;
 pub mod phone;
 pub mod queue;
 pub mod recording;
+pub mod setup;
 pub mod telemetry;

@@ -34,6 +34,9 @@ enum Command {
     Run,
     /// Validate the config; print a summary, or every error with its key, then exit.
     CheckConfig,
+    /// Bind the Bitrix24 events and register the external lines of the config (idempotent);
+    /// print what was done.
+    Setup,
     /// Inspect or re-drive the durable outbox (`[outbox] path` of the config).
     #[command(subcommand)]
     Outbox(OutboxCommand),
@@ -55,6 +58,12 @@ fn main() -> anyhow::Result<ExitCode> {
     if cli.command == Some(Command::CheckConfig) {
         let (path, summary) = (cli.config.display(), config.summary());
         write!(std::io::stdout().lock(), "{path}: config OK\n{summary}")?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    if cli.command == Some(Command::Setup) {
+        let runtime = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
+        let report = runtime.block_on(fsb24::setup::setup(&config))?;
+        write!(std::io::stdout().lock(), "{report}")?;
         return Ok(ExitCode::SUCCESS);
     }
     if let Some(Command::Outbox(sub)) = &cli.command {

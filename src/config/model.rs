@@ -41,6 +41,8 @@ pub struct Config {
     pub log: LogConfig,
     /// `[numbers]`: how phone numbers are normalised for Bitrix24 and for dialling.
     pub numbers: Numbering,
+    /// `[events]` and `[[lines]]`: event delivery and what `fsb24 setup` registers.
+    pub portal: super::portal::PortalConfig,
 }
 
 // === ESL ===

@@ -33,6 +33,10 @@ pub(crate) struct RawConfig {
     pub log: RawLog,
     #[serde(default)]
     pub numbers: RawNumbers,
+    #[serde(default)]
+    pub events: super::portal::RawEvents,
+    #[serde(default)]
+    pub lines: Vec<super::portal::RawLine>,
 }
 
 // === ESL ===

@@ -20,4 +20,5 @@ mod http_endpoint;
 mod outbox_crash;
 mod phone_numbers;
 mod recovery;
+mod setup;
 mod tidy;

@@ -122,13 +122,16 @@ impl EventName {
     }
 }
 
-/// `event.bind` parameters (online events).
+/// `event.bind` parameters: online (with our public handler URL) or offline (no handler).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct EventBindParams {
     /// `event`.
     pub event: &'static str,
-    /// `handler`: our public URL.
-    pub handler: String,
+    /// `handler`: our public URL; absent for an offline binding.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub handler: Option<String>,
+    /// `event_type`: `online` or `offline`.
+    pub event_type: &'static str,
 }
 
 /// Description fragment of the `event.bind` error for a handler that is already bound: success.

@@ -1,0 +1,167 @@
+//! `fsb24 setup` against the Bitrix24 peer: from scratch it binds both events (online and
+//! offline) and registers the lines; a second run reads, finds everything in place and sends no
+//! write. Under an incoming webhook the portal refuses event binding, and setup says so.
+
+use std::path::Path;
+use std::time::Duration;
+
+use fsb24::bitrix::{
+    AuthSettings, BitrixClient, BitrixSettings, OAuthSettings, SecretString, TokenFile, WebhookUrl,
+};
+use fsb24::config::{EventDelivery, LineConfig, PortalConfig};
+use fsb24::setup::{Outcome, run};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::support::bitrix_peer::{BitrixPeer, PeerOptions};
+
+const HANDLER: &str = "https://pbx.example.com/bitrix24/event";
+const WRITES: [&str; 3] = [
+    "event.bind",
+    "telephony.externalline.add",
+    "telephony.externalline.update",
+];
+
+async fn oauth(peer: &BitrixPeer, dir: &Path) -> BitrixSettings {
+    let path = dir.join("tokens.json");
+    let pair = peer.tokens();
+    let file = TokenFile {
+        access_token: SecretString::new(pair.access),
+        refresh_token: SecretString::new(pair.refresh),
+        expires: None,
+        client_endpoint: peer.rest_url(),
+        server_endpoint: peer.rest_url(),
+        member_id: Some(peer.options().member_id.clone()),
+    };
+    file.save(&path).await.unwrap();
+    BitrixSettings::new(AuthSettings::OAuth(OAuthSettings {
+        portal: url::Url::parse(&peer.rest_url()).unwrap(),
+        server_endpoint: url::Url::parse(&peer.rest_url()).unwrap(),
+        client_id: peer.options().client_id.clone(),
+        client_secret: SecretString::new(peer.options().client_secret.clone()),
+        token_file: path,
+    }))
+}
+
+fn portal(delivery: EventDelivery) -> PortalConfig {
+    PortalConfig {
+        delivery,
+        handler_url: Some(url::Url::parse(HANDLER).unwrap()),
+        offline_poll_interval: Duration::from_secs(5),
+        lines: vec![
+            LineConfig {
+                number: "4930555000".into(),
+                name: Some("Berlin".into()),
+                crm_auto_create: false,
+            },
+            LineConfig {
+                number: "74951234567".into(),
+                name: None,
+                crm_auto_create: true,
+            },
+        ],
+    }
+}
+
+fn writes(peer: &BitrixPeer) -> usize {
+    WRITES.iter().map(|m| peer.method_calls(m).len()).sum()
+}
+
+async fn within<T>(f: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(Duration::from_secs(20), f)
+        .await
+        .expect("failsafe timeout")
+}
+
+#[tokio::test]
+async fn setup_from_scratch_binds_and_registers_and_a_second_run_changes_nothing() {
+    let peer = BitrixPeer::start(PeerOptions::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (tracker, stop) = (TaskTracker::new(), CancellationToken::new());
+    let client = BitrixClient::start(oauth(&peer, dir.path()).await, &tracker, stop.clone())
+        .await
+        .unwrap();
+    let wanted = portal(EventDelivery::Both);
+
+    let first = within(run(&client, &wanted)).await.unwrap();
+    assert!(first.changed(), "{first}");
+    let mut bound: Vec<(String, String, bool)> = peer
+        .event_bindings()
+        .into_iter()
+        .map(|b| (b.event, b.handler, b.offline))
+        .collect();
+    bound.sort();
+    assert_eq!(
+        bound,
+        vec![
+            ("ONEXTERNALCALLBACKSTART".into(), String::new(), true),
+            ("ONEXTERNALCALLBACKSTART".into(), HANDLER.into(), false),
+            ("ONEXTERNALCALLSTART".into(), String::new(), true),
+            ("ONEXTERNALCALLSTART".into(), HANDLER.into(), false),
+        ]
+    );
+    let lines: Vec<(String, String, bool)> = peer
+        .lines()
+        .into_iter()
+        .map(|l| (l.number, l.name, l.crm_auto_create))
+        .collect();
+    assert_eq!(
+        lines,
+        vec![
+            ("4930555000".into(), "Berlin".into(), false),
+            ("74951234567".into(), String::new(), true),
+        ]
+    );
+    let after_first = writes(&peer);
+    assert_eq!(after_first, 6);
+
+    let second = within(run(&client, &wanted)).await.unwrap();
+    assert!(!second.changed(), "{second}");
+    assert!(
+        second.steps.iter().all(|s| s.outcome == Outcome::Unchanged),
+        "{second}"
+    );
+    assert_eq!(writes(&peer), after_first, "the second run sent a write");
+    assert!(second.to_string().ends_with("nothing changed\n"));
+
+    // An admin renamed a line in the portal: the next run puts the configured name back.
+    let mut renamed = wanted.clone();
+    renamed.lines[0].name = Some("Berlin DID".into());
+    let third = within(run(&client, &renamed)).await.unwrap();
+    let updated: Vec<&str> = third
+        .steps
+        .iter()
+        .filter(|s| s.outcome == Outcome::Updated)
+        .map(|s| s.what.as_str())
+        .collect();
+    assert_eq!(updated, ["line 4930555000"]);
+    assert_eq!(peer.lines()[0].name, "Berlin DID");
+    stop.cancel();
+}
+
+#[tokio::test]
+async fn under_an_incoming_webhook_setup_reports_what_the_portal_refuses() {
+    let peer = BitrixPeer::start(PeerOptions::default()).await;
+    let (tracker, stop) = (TaskTracker::new(), CancellationToken::new());
+    let hook = WebhookUrl::parse(&peer.webhook_url().unwrap()).unwrap();
+    let client = BitrixClient::start(
+        BitrixSettings::new(AuthSettings::Webhook(hook)),
+        &tracker,
+        stop.clone(),
+    )
+    .await
+    .unwrap();
+    let report = within(run(&client, &portal(EventDelivery::Online)))
+        .await
+        .unwrap();
+    let skipped: Vec<&str> = report
+        .steps
+        .iter()
+        .filter(|s| matches!(s.outcome, Outcome::Skipped(_)))
+        .map(|s| s.what.as_str())
+        .collect();
+    assert_eq!(skipped, ["events", "lines"], "{report}");
+    assert!(peer.event_bindings().is_empty() && peer.lines().is_empty());
+    assert_eq!(writes(&peer), 0);
+    stop.cancel();
+}
