@@ -176,6 +176,11 @@ async fn start_services(
     let bitrix = BitrixClient::start(build::bitrix(config)?, tracker, token.child_token())
         .await
         .context("starting the Bitrix24 client")?;
+    tracker.spawn(crate::setup::agents::warn_at_start(
+        bitrix.clone(),
+        config.agents.clone(),
+        token.child_token(),
+    ));
     tracker.spawn(outbox::worker::run(
         outbox.clone(),
         Arc::new(bitrix.clone()),

@@ -6,6 +6,8 @@
 
 use std::fmt;
 
+pub mod agents;
+
 use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -48,6 +50,8 @@ pub struct Step {
 pub struct Report {
     /// In order.
     pub steps: Vec<Step>,
+    /// `[[agents]]` against the portal's users, when checked.
+    pub agents: Option<agents::AgentCheck>,
 }
 
 impl Report {
@@ -77,6 +81,22 @@ impl fmt::Display for Report {
         if !self.changed() {
             writeln!(f, "nothing changed")?;
         }
+        let Some(check) = &self.agents else {
+            return Ok(());
+        };
+        for warning in &check.warnings {
+            writeln!(f, "warning: {warning}")?;
+        }
+        let usable: Vec<_> = check.unconfigured.iter().filter(|u| u.usable()).collect();
+        if !usable.is_empty() {
+            writeln!(
+                f,
+                "\n# Bitrix24 users with an inner number and no [[agents]] entry:"
+            )?;
+            for user in usable {
+                writeln!(f, "{}", user.toml())?;
+            }
+        }
         Ok(())
     }
 }
@@ -90,11 +110,14 @@ pub async fn setup(config: &Config) -> anyhow::Result<Report> {
         .await
         .context("starting the Bitrix24 client")?;
     let report = run(&client, &config.portal).await;
+    let agents = agents::check(&client, &config.agents).await;
     token.cancel();
     tracker.close();
     drop(client);
     tracker.wait().await;
-    report.context("setting up the portal")
+    let mut report = report.context("setting up the portal")?;
+    report.agents = Some(agents.context("reading the portal's users (user.get)")?);
+    Ok(report)
 }
 
 /// Binds the events and registers the lines of `portal`. A step the credentials are not allowed

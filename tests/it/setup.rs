@@ -9,11 +9,12 @@ use fsb24::bitrix::{
     AuthSettings, BitrixClient, BitrixSettings, OAuthSettings, SecretString, TokenFile, WebhookUrl,
 };
 use fsb24::config::{EventDelivery, LineConfig, PortalConfig};
+use fsb24::setup::agents::check;
 use fsb24::setup::{Outcome, run};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::support::bitrix_peer::{BitrixPeer, PeerOptions};
+use crate::support::bitrix_peer::{BitrixPeer, PeerOptions, SeedUser};
 
 const HANDLER: &str = "https://pbx.example.com/bitrix24/event";
 const WRITES: [&str; 3] = [
@@ -163,5 +164,58 @@ async fn under_an_incoming_webhook_setup_reports_what_the_portal_refuses() {
     assert_eq!(skipped, ["events", "lines"], "{report}");
     assert!(peer.event_bindings().is_empty() && peer.lines().is_empty());
     assert_eq!(writes(&peer), 0);
+    stop.cancel();
+}
+
+#[tokio::test]
+async fn agents_are_checked_against_the_portals_users() {
+    let peer = BitrixPeer::start(PeerOptions::default()).await;
+    peer.add_user(SeedUser::new(11, "Anna", Some("1001")));
+    peer.add_user(SeedUser::new(12, "Boris", Some("2002")));
+    let mut fired = SeedUser::new(13, "Clara", Some("1003"));
+    fired.active = false;
+    peer.add_user(fired);
+    peer.add_user(SeedUser::new(17, "Erika", Some("205")));
+    let (tracker, stop) = (TaskTracker::new(), CancellationToken::new());
+    let hook = WebhookUrl::parse(&peer.webhook_url().unwrap()).unwrap();
+    let client = BitrixClient::start(
+        BitrixSettings::new(AuthSettings::Webhook(hook)),
+        &tracker,
+        stop.clone(),
+    )
+    .await
+    .unwrap();
+    let config = fsb24::config::Config::from_toml_str(
+        r#"
+[esl.inbound]
+password = "pw"
+[esl.dial]
+domain = "pbx.local"
+[bitrix.auth.webhook]
+url = "https://example.bitrix24.de/rest/1/key/"
+[[agents]]
+extension = "1001"
+bitrix_user = 11
+[[agents]]
+extension = "1002"
+bitrix_user = 12
+[[agents]]
+extension = "1003"
+bitrix_user = 13
+"#,
+    )
+    .unwrap();
+    let check = within(check(&client, &config.agents)).await.unwrap();
+    let warnings: Vec<String> = check.warnings.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        warnings,
+        [
+            "agent 1002: Bitrix24 user 12 has inner number \"2002\" in the portal",
+            "agent 1003: Bitrix24 user 13 is not active or has no inner number",
+        ]
+    );
+    let suggested: Vec<u64> = check.unconfigured.iter().map(|u| u.user.0).collect();
+    assert_eq!(suggested, [17]);
+    assert_eq!(peer.method_calls("user.get").len(), 1);
     stop.cancel();
 }
