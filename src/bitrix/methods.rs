@@ -13,7 +13,7 @@ use super::wire::{
     AttachResult, AttachUploadParams, AttachUrlParams, CardParams, CrmEntity, CrmEntityType,
     CrmMatch, EventBindParams, EventHandler, EventName, ExternalLine, FinishParams, Finished,
     LineAddParams, LineAdded, Method, OfflineEvents, RegisterParams, Registered, SearchParams,
-    User, active_users_params, crm_get_params, offline_get_params, user_by_inner_params,
+    User, active_users_params, crm_get_params, offline_get_params,
 };
 use crate::ids::{BitrixCallId, BitrixUserId, ExternalCallId, PhoneNumber};
 use crate::outbox::op::{FinishCall, RegisterCall};
@@ -265,17 +265,6 @@ impl BitrixClient {
             }
         }
         Ok(users)
-    }
-
-    /// The active user whose extension is exactly `inner`, if any.
-    pub async fn user_by_inner(&self, inner: &str) -> Result<Option<User>, BitrixError> {
-        let answer = self
-            .direct(Method::UserGet, Body::Json(user_by_inner_params(inner)))
-            .await?;
-        let users: Vec<User> = decode_list(Method::UserGet, answer.result)?;
-        Ok(users
-            .into_iter()
-            .find(|u| u.active && u.inner_number.as_deref().map(str::trim) == Some(inner.trim())))
     }
 
     /// `crm.{lead,contact,company,deal}.get`: the entity's responsible user (`ASSIGNED_BY_ID`),
