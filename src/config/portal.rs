@@ -1,13 +1,11 @@
 //! `[events]` and `[[lines]]`: what `fsb24 setup` makes the portal look like (event bindings and
-//! external lines) and how events reach fsb24 (online POSTs, offline polling, or both).
-
-use std::time::Duration;
+//! external lines) and how events reach fsb24 (online POSTs; offline polling is not there yet).
 
 use serde::Deserialize;
 use url::Url;
 
 use super::error::Problems;
-use super::validate::{bounded_duration, line_number, secs};
+use super::validate::line_number;
 
 /// How Bitrix24 events reach fsb24.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -15,9 +13,10 @@ pub enum EventDelivery {
     /// POSTed to `[events] handler_url` (fsb24's `[http]` endpoint must be reachable).
     #[default]
     Online,
-    /// Queued by the portal and fetched with `event.offline.get` (fsb24 behind NAT).
+    /// Queued by the portal for `event.offline.get` (fsb24 behind NAT). `fsb24 setup` can bind
+    /// it; the config refuses it until fsb24 polls offline events.
     Offline,
-    /// Both; a `CALL_ID` delivered twice is dialled once.
+    /// Both (refused by the config for the same reason).
     Both,
 }
 
@@ -40,8 +39,6 @@ pub struct PortalConfig {
     pub delivery: EventDelivery,
     /// `[events] handler_url`: the public URL Bitrix24 POSTs to (online delivery).
     pub handler_url: Option<Url>,
-    /// `[events] offline_poll_interval`.
-    pub offline_poll_interval: Duration,
     /// `[[lines]]`: the external lines `fsb24 setup` registers.
     pub lines: Vec<LineConfig>,
 }
@@ -62,7 +59,6 @@ pub struct LineConfig {
 pub(crate) struct RawEvents {
     pub delivery: Option<String>,
     pub handler_url: Option<String>,
-    pub offline_poll_interval: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -76,13 +72,17 @@ pub(crate) struct RawLine {
 pub(crate) fn portal(p: &mut Problems, events: RawEvents, lines: Vec<RawLine>) -> PortalConfig {
     let delivery = match events.delivery.as_deref() {
         None | Some("online") => EventDelivery::Online,
-        Some("offline") => EventDelivery::Offline,
-        Some("both") => EventDelivery::Both,
-        Some(other) => {
+        // `fsb24 setup` can bind offline, but nothing fetches offline events yet: accepting the
+        // setting would queue clicks in the portal that are never dialled.
+        Some(other @ ("offline" | "both")) => {
             p.push(
                 "events.delivery",
-                format!("{other:?} is not \"online\", \"offline\" or \"both\""),
+                format!("{other:?} is not supported yet: offline events are not polled"),
             );
+            EventDelivery::Online
+        }
+        Some(other) => {
+            p.push("events.delivery", format!("{other:?} is not \"online\""));
             EventDelivery::Online
         }
     };
@@ -104,14 +104,6 @@ pub(crate) fn portal(p: &mut Problems, events: RawEvents, lines: Vec<RawLine>) -
             }
         }
     });
-    let offline_poll_interval = bounded_duration(
-        p,
-        "events.offline_poll_interval",
-        events.offline_poll_interval.as_deref(),
-        "5s",
-        secs(1),
-        secs(300),
-    );
     let mut seen = std::collections::HashSet::new();
     let lines = lines
         .into_iter()
@@ -137,7 +129,6 @@ pub(crate) fn portal(p: &mut Problems, events: RawEvents, lines: Vec<RawLine>) -
     PortalConfig {
         delivery,
         handler_url,
-        offline_poll_interval,
         lines,
     }
 }

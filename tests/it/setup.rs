@@ -48,7 +48,6 @@ fn portal(delivery: EventDelivery) -> PortalConfig {
     PortalConfig {
         delivery,
         handler_url: Some(url::Url::parse(HANDLER).unwrap()),
-        offline_poll_interval: Duration::from_secs(5),
         lines: vec![
             LineConfig {
                 number: "4930555000".into(),
