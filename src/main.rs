@@ -64,7 +64,8 @@ fn main() -> anyhow::Result<ExitCode> {
         let runtime = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
         let report = runtime.block_on(fsb24::setup::setup(&config))?;
         write!(std::io::stdout().lock(), "{report}")?;
-        return Ok(ExitCode::SUCCESS);
+        let code = if report.scope_missing() { 1 } else { 0 };
+        return Ok(ExitCode::from(code));
     }
     if let Some(Command::Outbox(sub)) = &cli.command {
         return outbox_command(sub, &config.outbox.path);

@@ -13,9 +13,10 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use url::Url;
 
-use crate::bitrix::wire::{EventHandler, EventName, ExternalLine};
+use crate::bitrix::wire::{CrmEntityType, EventHandler, EventName, ExternalLine};
 use crate::bitrix::{BitrixClient, BitrixError, ErrorKind};
-use crate::config::{Config, EventDelivery, LineConfig, PortalConfig};
+use crate::config::{AgentConfig, Config, EventDelivery, LineConfig, PortalConfig};
+use crate::ids::PhoneNumber;
 
 /// The events fsb24 handles.
 pub const EVENTS: [EventName; 2] = [
@@ -34,6 +35,10 @@ pub enum Outcome {
     Updated,
     /// Not done, with the reason (e.g. an incoming webhook cannot bind events).
     Skipped(String),
+    /// A scope the credentials have.
+    Granted,
+    /// A scope the credentials lack, with what needs it.
+    Missing(String),
 }
 
 /// One line of the report: what, and what became of it.
@@ -55,6 +60,13 @@ pub struct Report {
 }
 
 impl Report {
+    /// Whether a needed scope is missing (setup then exits non-zero).
+    pub fn scope_missing(&self) -> bool {
+        self.steps
+            .iter()
+            .any(|s| matches!(s.outcome, Outcome::Missing(_)))
+    }
+
     /// Whether anything was sent to the portal.
     pub fn changed(&self) -> bool {
         self.steps
@@ -75,6 +87,8 @@ impl fmt::Display for Report {
                 Outcome::Created => "created".to_owned(),
                 Outcome::Updated => "updated".to_owned(),
                 Outcome::Skipped(why) => format!("skipped: {why}"),
+                Outcome::Granted => "granted".to_owned(),
+                Outcome::Missing(what) => format!("MISSING: grant it to the application; {what}"),
             };
             writeln!(f, "{}: {outcome}", step.what)?;
         }
@@ -109,25 +123,78 @@ pub async fn setup(config: &Config) -> anyhow::Result<Report> {
     let client = BitrixClient::start(settings, &tracker, token.clone())
         .await
         .context("starting the Bitrix24 client")?;
-    let report = run(&client, &config.portal).await;
-    let agents = agents::check(&client, &config.agents).await;
+    let report = run(&client, &config.portal, &config.agents).await;
     token.cancel();
     tracker.close();
     drop(client);
     tracker.wait().await;
-    let mut report = report.context("setting up the portal")?;
-    report.agents = Some(agents.context("reading the portal's users (user.get)")?);
-    Ok(report)
+    report.context("setting up the portal")
 }
 
 /// Binds the events and registers the lines of `portal`. A step the credentials are not allowed
 /// to do (`WRONG_AUTH_TYPE` under an incoming webhook) is reported as skipped; any other error
 /// stops the run (what was done so far stays done, and a rerun continues from there).
-pub async fn run(client: &BitrixClient, portal: &PortalConfig) -> Result<Report, BitrixError> {
+///
+/// First the scopes fsb24 needs (§3.6) are verified with one harmless read each:
+/// `telephony` (a CRM search by number), `crm` (`crm.contact.get`), `user` (`user.get`, which
+/// also checks `agents` against the portal's users).
+pub async fn run(
+    client: &BitrixClient,
+    portal: &PortalConfig,
+    agents: &[AgentConfig],
+) -> Result<Report, BitrixError> {
     let mut report = Report::default();
+    // The constant always parses; `if let` keeps panics out of the library.
+    if let Ok(probe) = PhoneNumber::parse(SCOPE_PROBE_NUMBER) {
+        let telephony = client.search_crm_entities(&probe).await.map(drop);
+        scope(
+            &mut report,
+            "telephony",
+            "calls, lines and cards need it",
+            telephony,
+        )?;
+    }
+    let crm = client.crm_entity(CrmEntityType::Contact, 1).await.map(drop);
+    scope(
+        &mut report,
+        "crm",
+        "routing to the responsible manager needs it",
+        crm,
+    )?;
+    match agents::check(client, agents).await {
+        Ok(check) => {
+            report.push("scope user".to_owned(), Outcome::Granted);
+            report.agents = Some(check);
+        }
+        Err(e) => scope(&mut report, "user", "the [[agents]] check needs it", Err(e))?,
+    }
     events(client, portal, &mut report).await?;
     lines(client, &portal.lines, &mut report).await?;
     Ok(report)
+}
+
+/// A number no CRM holds: the `telephony` probe must not match anybody.
+const SCOPE_PROBE_NUMBER: &str = "+10000000000";
+
+/// Records scope `name` as granted unless `probe` failed for lack of it; an answer that is an
+/// error for another reason (e.g. no such contact) still proves the scope.
+fn scope(
+    report: &mut Report,
+    name: &str,
+    why: &str,
+    probe: Result<(), BitrixError>,
+) -> Result<(), BitrixError> {
+    let outcome = match probe {
+        Ok(()) => Outcome::Granted,
+        Err(e) if e.is_missing_scope() => Outcome::Missing(why.to_owned()),
+        Err(e @ BitrixError::Api { .. }) => {
+            tracing::debug!(error = %e, scope = name, "scope probe answered with an error");
+            Outcome::Granted
+        }
+        Err(e) => return Err(e),
+    };
+    report.push(format!("scope {name}"), outcome);
+    Ok(())
 }
 
 async fn events(

@@ -83,7 +83,7 @@ async fn setup_from_scratch_binds_and_registers_and_a_second_run_changes_nothing
         .unwrap();
     let wanted = portal(EventDelivery::Both);
 
-    let first = within(run(&client, &wanted)).await.unwrap();
+    let first = within(run(&client, &wanted, &[])).await.unwrap();
     assert!(first.changed(), "{first}");
     let mut bound: Vec<(String, String, bool)> = peer
         .event_bindings()
@@ -115,10 +115,13 @@ async fn setup_from_scratch_binds_and_registers_and_a_second_run_changes_nothing
     let after_first = writes(&peer);
     assert_eq!(after_first, 6);
 
-    let second = within(run(&client, &wanted)).await.unwrap();
+    let second = within(run(&client, &wanted, &[])).await.unwrap();
     assert!(!second.changed(), "{second}");
     assert!(
-        second.steps.iter().all(|s| s.outcome == Outcome::Unchanged),
+        second
+            .steps
+            .iter()
+            .all(|s| matches!(s.outcome, Outcome::Unchanged | Outcome::Granted)),
         "{second}"
     );
     assert_eq!(writes(&peer), after_first, "the second run sent a write");
@@ -127,7 +130,7 @@ async fn setup_from_scratch_binds_and_registers_and_a_second_run_changes_nothing
     // An admin renamed a line in the portal: the next run puts the configured name back.
     let mut renamed = wanted.clone();
     renamed.lines[0].name = Some("Berlin DID".into());
-    let third = within(run(&client, &renamed)).await.unwrap();
+    let third = within(run(&client, &renamed, &[])).await.unwrap();
     let updated: Vec<&str> = third
         .steps
         .iter()
@@ -151,7 +154,7 @@ async fn under_an_incoming_webhook_setup_reports_what_the_portal_refuses() {
     )
     .await
     .unwrap();
-    let report = within(run(&client, &portal(EventDelivery::Online)))
+    let report = within(run(&client, &portal(EventDelivery::Online), &[]))
         .await
         .unwrap();
     let skipped: Vec<&str> = report
@@ -216,5 +219,43 @@ bitrix_user = 13
     let suggested: Vec<u64> = check.unconfigured.iter().map(|u| u.user.0).collect();
     assert_eq!(suggested, [17]);
     assert_eq!(peer.method_calls("user.get").len(), 1);
+    stop.cancel();
+}
+
+#[tokio::test]
+async fn setup_verifies_the_scopes_and_names_a_missing_one() {
+    let peer = BitrixPeer::start(PeerOptions::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (tracker, stop) = (TaskTracker::new(), CancellationToken::new());
+    let client = BitrixClient::start(oauth(&peer, dir.path()).await, &tracker, stop.clone())
+        .await
+        .unwrap();
+    let wanted = portal(EventDelivery::Online);
+    let granted = within(run(&client, &wanted, &[])).await.unwrap();
+    let scopes: Vec<(&str, &Outcome)> = granted
+        .steps
+        .iter()
+        .filter(|s| s.what.starts_with("scope "))
+        .map(|s| (s.what.as_str(), &s.outcome))
+        .collect();
+    assert_eq!(
+        scopes,
+        [
+            ("scope telephony", &Outcome::Granted),
+            ("scope crm", &Outcome::Granted),
+            ("scope user", &Outcome::Granted),
+        ]
+    );
+    assert!(!granted.scope_missing());
+
+    peer.set_missing_scopes(&["crm"]);
+    let report = within(run(&client, &wanted, &[])).await.unwrap();
+    assert!(report.scope_missing(), "{report}");
+    assert!(
+        report
+            .to_string()
+            .contains("scope crm: MISSING: grant it to the application;"),
+        "{report}"
+    );
     stop.cancel();
 }
