@@ -2,7 +2,7 @@
 //! task tracker, and reloads the config file on SIGHUP. Signals for shutdown arrive as a future
 //! from `main` (tests pass a oneshot), so nothing here waits on SIGTERM/SIGINT itself.
 
-mod build;
+pub(crate) mod build;
 pub mod online;
 
 use std::future::Future;
@@ -260,6 +260,11 @@ async fn start_services(
     let bitrix = BitrixClient::start(settings, tracker, token.child_token())
         .await
         .context("starting the Bitrix24 client")?;
+    tracker.spawn(crate::setup::agents::warn_at_start(
+        bitrix.clone(),
+        config.agents.clone(),
+        token.child_token(),
+    ));
     let worker = tracker.spawn(outbox::worker::run_draining(
         outbox.clone(),
         Arc::new(bitrix.clone()),
@@ -450,7 +455,8 @@ fn serve_events(
         return Ok(());
     };
     let (click_tx, click_rx) = mpsc::channel::<ClickToCall>(64);
-    let endpoint = EventEndpoint::new(Arc::from(app_token.expose()), click_tx);
+    let endpoint =
+        EventEndpoint::new(Arc::from(app_token.expose()), click_tx).with_numbering(config.numbers);
     tracker.spawn(crate::http::serve(
         listener,
         endpoint.router(&http.path),

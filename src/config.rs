@@ -12,6 +12,7 @@ mod click;
 mod error;
 mod model;
 mod policies;
+mod portal;
 mod queues;
 mod raw;
 mod routes;
@@ -29,6 +30,7 @@ pub use model::{
     QueueConfig, QueueOrder, RateConfig, RecordingConfig, RouteConfig, RouteTarget, Strategy,
     WaitMedia, WhenNobodyFree,
 };
+pub use portal::{EventDelivery, LineConfig, PortalConfig};
 pub use secret::Secret;
 pub use template::DialTemplate;
 
@@ -146,6 +148,8 @@ impl TryFrom<RawConfig> for Config {
         let click_to_call = validate::click_to_call(&mut p, raw.click_to_call);
         let log = validate::log(&mut p, raw.log);
         let admin_section = raw.admin.map(|a| admin::admin(&mut p, a));
+        let numbers = validate::numbers(&mut p, raw.numbers);
+        let portal = portal::portal(&mut p, raw.events, raw.lines);
         let token_missing = bitrix
             .as_ref()
             .is_some_and(|b| b.application_token.is_none());
@@ -171,6 +175,8 @@ impl TryFrom<RawConfig> for Config {
                 click_to_call,
                 log,
                 admin: admin_section,
+                numbers,
+                portal,
             })
         })();
         match config {

@@ -15,6 +15,8 @@ pub mod esl;
 pub mod http;
 pub mod ids;
 pub mod outbox;
+pub mod phone;
 pub mod queue;
 pub mod recording;
+pub mod setup;
 pub mod telemetry;

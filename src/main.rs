@@ -38,6 +38,9 @@ enum Command {
         #[arg(long)]
         online: bool,
     },
+    /// Bind the Bitrix24 events and register the external lines of the config (idempotent);
+    /// print what was done.
+    Setup,
     /// Inspect or re-drive the durable outbox (`[outbox] path` of the config).
     #[command(subcommand)]
     Outbox(OutboxCommand),
@@ -78,6 +81,13 @@ fn main() -> anyhow::Result<ExitCode> {
         } else {
             Ok(ExitCode::SUCCESS)
         };
+    }
+    if cli.command == Some(Command::Setup) {
+        let runtime = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
+        let report = runtime.block_on(fsb24::setup::setup(&config))?;
+        write!(std::io::stdout().lock(), "{report}")?;
+        let code = if report.scope_missing() { 1 } else { 0 };
+        return Ok(ExitCode::from(code));
     }
     if let Some(Command::Outbox(sub)) = &cli.command {
         return outbox_command(sub, &config.outbox.path);

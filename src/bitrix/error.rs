@@ -210,6 +210,11 @@ impl BitrixError {
         }
     }
 
+    /// Whether the credentials lack the method's scope (`insufficient_scope`).
+    pub fn is_missing_scope(&self) -> bool {
+        matches!(self, Self::Api { code, .. } if code.eq_ignore_ascii_case("insufficient_scope"))
+    }
+
     /// The method the error belongs to, if any.
     pub fn method(&self) -> Option<&'static str> {
         match self {

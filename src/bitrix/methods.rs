@@ -13,7 +13,7 @@ use super::wire::{
     AttachResult, AttachUploadParams, AttachUrlParams, CardParams, CrmEntity, CrmEntityType,
     CrmMatch, EventBindParams, EventHandler, EventName, ExternalLine, FinishParams, Finished,
     LineAddParams, LineAdded, Method, OfflineEvents, RegisterParams, Registered, SearchParams,
-    User, active_users_params, crm_get_params, offline_get_params, user_by_inner_params,
+    User, active_users_params, crm_get_params, offline_get_params,
 };
 use crate::ids::{BitrixCallId, BitrixUserId, ExternalCallId, PhoneNumber};
 use crate::outbox::op::{FinishCall, RegisterCall};
@@ -228,6 +228,22 @@ impl BitrixClient {
         decode_list(Method::ExternalLineGet, value)
     }
 
+    /// `telephony.externalLine.update` of the line `number` (its `NAME` and `CRM_AUTO_CREATE`).
+    pub async fn external_line_update(
+        &self,
+        number: &str,
+        name: Option<&str>,
+        crm_auto_create: bool,
+    ) -> Result<(), BitrixError> {
+        self.command(
+            Method::ExternalLineUpdate,
+            LineAddParams::new(number, name, crm_auto_create),
+            None,
+        )
+        .await
+        .map(drop)
+    }
+
     /// All active users with a non-empty extension (`UF_PHONE_INNER`), paging by 50.
     pub async fn users_with_inner_numbers(&self) -> Result<Vec<User>, BitrixError> {
         let mut users = Vec::new();
@@ -251,17 +267,6 @@ impl BitrixClient {
         Ok(users)
     }
 
-    /// The active user whose extension is exactly `inner`, if any.
-    pub async fn user_by_inner(&self, inner: &str) -> Result<Option<User>, BitrixError> {
-        let answer = self
-            .direct(Method::UserGet, Body::Json(user_by_inner_params(inner)))
-            .await?;
-        let users: Vec<User> = decode_list(Method::UserGet, answer.result)?;
-        Ok(users
-            .into_iter()
-            .find(|u| u.active && u.inner_number.as_deref().map(str::trim) == Some(inner.trim())))
-    }
-
     /// `crm.{lead,contact,company,deal}.get`: the entity's responsible user (`ASSIGNED_BY_ID`),
     /// `None` when it has none.
     pub async fn crm_entity(
@@ -279,8 +284,24 @@ impl BitrixClient {
     pub async fn event_bind(&self, event: EventName, handler: &Url) -> Result<(), BitrixError> {
         let params = EventBindParams {
             event: event.as_str(),
-            handler: handler.as_str().to_owned(),
+            handler: Some(handler.as_str().to_owned()),
+            event_type: "online",
         };
+        self.bind(params).await
+    }
+
+    /// `event.bind` of an offline handler (admin only): the portal queues the event for
+    /// `event.offline.get`. Binding it twice is success.
+    pub async fn event_bind_offline(&self, event: EventName) -> Result<(), BitrixError> {
+        let params = EventBindParams {
+            event: event.as_str(),
+            handler: None,
+            event_type: "offline",
+        };
+        self.bind(params).await
+    }
+
+    async fn bind(&self, params: EventBindParams) -> Result<(), BitrixError> {
         match self.command(Method::EventBind, params, None).await {
             Ok(_) => Ok(()),
             Err(e) if e.kind() == Some(ErrorKind::AlreadyBound) => Ok(()),

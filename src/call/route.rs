@@ -17,7 +17,7 @@ use crate::call::status::{Cause, MissedStatus};
 use crate::config::{
     self, Config, LineMatch, QueueConfig, RouteConfig, RouteTarget, WaitMedia, WhenNobodyFree,
 };
-use crate::ids::{AgentId, BitrixUserId, PhoneNumber};
+use crate::ids::{AgentId, BitrixUserId};
 use crate::queue::AgentInfo;
 
 /// What FreeSWITCH plays while agents ring, unless a queue names music.
@@ -67,7 +67,8 @@ pub fn resolve(config: &Config, arrival: &Arrival<'_>) -> Option<Resolved> {
         .find(|(_, r)| matches(r, arrival))?;
     let (target, wait) = target(config, &route.target)?;
     let settings = settings(config, route, wait);
-    let caller = match PhoneNumber::parse(arrival.caller_number) {
+    // Normalised once here: the number Bitrix24 sees (register, CRM search) is the one dialled.
+    let caller = match config.numbers.parse(arrival.caller_number) {
         Ok(number) => Caller::Number(number),
         Err(_) => Caller::Anonymous,
     };

@@ -9,6 +9,7 @@ use url::Url;
 use super::Secret;
 use super::template::DialTemplate;
 use crate::ids::{AgentId, BitrixUserId, PhoneNumber, QueueName};
+use crate::phone::Numbering;
 use crate::recording::PathTemplate;
 use crate::recording::compact::AttachFormat;
 
@@ -41,6 +42,10 @@ pub struct Config {
     pub log: LogConfig,
     /// The operators' listener (metrics, health, status page); `None` serves none.
     pub admin: Option<AdminConfig>,
+    /// `[numbers]`: how phone numbers are normalised for Bitrix24 and for dialling.
+    pub numbers: Numbering,
+    /// `[events]` and `[[lines]]`: event delivery and what `fsb24 setup` registers.
+    pub portal: super::portal::PortalConfig,
 }
 
 /// `[admin]`: where `/metrics`, `/healthz`, `/readyz` and the status page are served.

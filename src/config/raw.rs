@@ -32,6 +32,12 @@ pub(crate) struct RawConfig {
     #[serde(default)]
     pub log: RawLog,
     pub admin: Option<RawAdmin>,
+    #[serde(default)]
+    pub numbers: RawNumbers,
+    #[serde(default)]
+    pub events: super::portal::RawEvents,
+    #[serde(default)]
+    pub lines: Vec<super::portal::RawLine>,
 }
 
 // === ESL ===
@@ -275,4 +281,12 @@ pub(crate) struct RawLog {
 pub(crate) struct RawAdmin {
     pub listen: Option<String>,
     pub expose: Option<bool>,
+}
+
+// === [numbers] ===
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawNumbers {
+    pub default_country: Option<String>,
 }

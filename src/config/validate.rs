@@ -15,10 +15,12 @@ use super::model::{
     OutboxConfig, RecordingConfig,
 };
 use super::raw::{
-    RawClickToCall, RawDial, RawEsl, RawEslInbound, RawHttp, RawLog, RawOutbox, RawRecording,
+    RawClickToCall, RawDial, RawEsl, RawEslInbound, RawHttp, RawLog, RawNumbers, RawOutbox,
+    RawRecording,
 };
 use super::template::DialTemplate;
 use crate::ids::PhoneNumber;
+use crate::phone::Numbering;
 use crate::recording::PathTemplate;
 use crate::recording::compact::AttachFormat;
 use crate::recording::mp3::KBPS_PER_CHANNEL;
@@ -444,4 +446,15 @@ pub(crate) fn log(p: &mut Problems, raw: RawLog) -> LogConfig {
         }
     };
     LogConfig { format }
+}
+
+/// `[numbers]`: the default country of [`Numbering`]; without one only `+…` numbers are rewritten.
+pub(crate) fn numbers(p: &mut Problems, raw: RawNumbers) -> Numbering {
+    match raw.default_country.as_deref() {
+        None => Numbering::international_only(),
+        Some(country) => Numbering::for_country(country).unwrap_or_else(|e| {
+            p.push("numbers.default_country", e.to_string());
+            Numbering::international_only()
+        }),
+    }
 }

@@ -25,6 +25,7 @@ pub use event::{ClickToCall, EventError, MAX_EVENT_BODY, ParsedEvent, parse_even
 pub use serve::{Limits, serve};
 
 use crate::ids::BitrixCallId;
+use crate::phone::Numbering;
 
 /// How long a `CALL_ID` is remembered to drop duplicate deliveries (Bitrix24 sometimes delivers
 /// `ONEXTERNALCALLSTART` twice; asterlink de-duplicates for 30 s).
@@ -35,6 +36,7 @@ pub const DEDUP_WINDOW: Duration = Duration::from_secs(30);
 pub struct EventEndpoint {
     token: Arc<str>,
     calls: mpsc::Sender<ClickToCall>,
+    numbering: Numbering,
     seen: Arc<Mutex<HashMap<BitrixCallId, Instant>>>,
 }
 
@@ -52,8 +54,16 @@ impl EventEndpoint {
         Self {
             token,
             calls,
+            numbering: Numbering::international_only(),
             seen: Arc::new(Mutex::new(HashMap::new())),
         }
+    }
+
+    /// Clicked numbers are normalised with `numbering` (`[numbers]`) before they are dialled.
+    #[must_use]
+    pub fn with_numbering(mut self, numbering: Numbering) -> Self {
+        self.numbering = numbering;
+        self
     }
 
     /// The axum router: `POST <path>` (the handler URL given to `event.bind`).
@@ -115,13 +125,15 @@ async fn handle(
             return (StatusCode::BAD_REQUEST, "bad request");
         }
     };
-    let click = match parsed {
+    let mut click = match parsed {
         ParsedEvent::ClickToCall(click) => click,
         ParsedEvent::Other(name) => {
             tracing::debug!(event = ?name, "bitrix event ignored");
             return (StatusCode::OK, "ignored");
         }
     };
+    // Bitrix24's E.164 form uses the portal's country, the clicked text may have none.
+    click.phone = endpoint.numbering.normalise(&click.phone);
     let call_id = click.call_id.clone();
     match endpoint.hand_off(click, Instant::now()) {
         HandOff::Accepted => (StatusCode::OK, "ok"),

@@ -172,3 +172,63 @@ path = "{outbox}"
         "a request went to the token file's portal"
     );
 }
+
+/// `fsb24 setup` with an incoming webhook: it prints every step (the portal refuses event binding
+/// and lines to a webhook, so both are skipped with the reason), warns about an agent whose
+/// user has another inner number, suggests an `[[agents]]` entry, and a second run prints the
+/// same and changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn setup_prints_each_step_and_a_second_run_changes_nothing() {
+    use crate::support::bitrix_peer::{BitrixPeer, PeerOptions, SeedUser};
+    let peer = BitrixPeer::start(PeerOptions::default()).await;
+    peer.add_user(SeedUser::new(11, "Anna", Some("1009")));
+    peer.add_user(SeedUser::new(17, "Erika", Some("205")));
+    let dir = tempfile::tempdir().unwrap();
+    let config = format!(
+        r#"
+[esl.inbound]
+password = "pw"
+[esl.dial]
+domain = "pbx.local"
+[bitrix.auth.webhook]
+url = "{hook}"
+[events]
+handler_url = "https://pbx.example.com/bitrix24/event"
+[[lines]]
+number = "4930555000"
+[[agents]]
+extension = "1001"
+bitrix_user = 11
+"#,
+        hook = peer.webhook_url().unwrap(),
+    );
+    let path = dir.path().join("fsb24.toml");
+    std::fs::write(&path, config).unwrap();
+    let path = path.display().to_string();
+    for _ in 0..2 {
+        let args = ["setup", "--config", path.as_str()].map(str::to_owned);
+        let out = tokio::task::spawn_blocking(move || {
+            fsb24(&args.iter().map(String::as_str).collect::<Vec<_>>())
+        })
+        .await
+        .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(stdout.contains("events: skipped: "), "{stdout}");
+        assert!(stdout.contains("lines: skipped: "), "{stdout}");
+        assert!(stdout.contains("nothing changed\n"), "{stdout}");
+        assert!(
+            stdout.contains("warning: agent 1001: Bitrix24 user 11 has inner number \"1009\""),
+            "{stdout}"
+        );
+        assert!(
+            stdout.contains("[[agents]]\nextension = \"205\"\nbitrix_user = 17\n"),
+            "{stdout}"
+        );
+    }
+    assert!(peer.event_bindings().is_empty() && peer.lines().is_empty());
+}

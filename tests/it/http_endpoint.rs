@@ -287,3 +287,33 @@ async fn a_click_refused_as_busy_is_taken_when_redelivered() {
     assert_eq!(exchange(addr, &body).await, (200, "duplicate".to_owned()));
     served.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_clicked_number_without_country_is_dialled_in_e164_form() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, mut clicks) = mpsc::channel(4);
+    let numbering = fsb24::phone::Numbering::for_country("DE").unwrap();
+    let router = EventEndpoint::new(Arc::from(TOKEN), tx)
+        .with_numbering(numbering)
+        .router(PATH);
+    let (stop, tracker) = (CancellationToken::new(), TaskTracker::new());
+    tracker.spawn(serve(
+        listener,
+        router,
+        limits(),
+        stop.clone(),
+        tracker.clone(),
+    ));
+    // Only the clicked text, as a portal without a default country sends it.
+    let body = format!(
+        "event=ONEXTERNALCALLSTART&data[PHONE_NUMBER]=030%20123%2045%2067\
+         &data[USER_ID]=17&data[CALL_ID]=externalCall.c3.3&auth[application_token]={TOKEN}"
+    );
+    assert_eq!(exchange(addr, &post(&body)).await, (200, "ok".to_owned()));
+    let click = timeout(FAILSAFE, clicks.recv()).await.unwrap().unwrap();
+    assert_eq!(click.phone.as_str(), "+49301234567");
+    stop.cancel();
+    tracker.close();
+    timeout(FAILSAFE, tracker.wait()).await.unwrap();
+}

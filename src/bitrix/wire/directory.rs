@@ -18,14 +18,6 @@ pub const PAGE_SIZE: u64 = 50;
 /// Most sub-commands one `batch` may carry (`ERROR_BATCH_LENGTH_EXCEEDED` beyond).
 pub const BATCH_MAX: usize = 50;
 
-/// `user.get` filtered by extension (`UF_PHONE_INNER`), active users only.
-pub fn user_by_inner_params(inner: &str) -> Value {
-    json!({
-        "FILTER": { "UF_PHONE_INNER": inner, "ACTIVE": true },
-        "select": ["ID", "ACTIVE", "UF_PHONE_INNER", "NAME", "LAST_NAME"],
-    })
-}
-
 /// One page (offset `start`) of all active users; extensions are filtered client-side because
 /// how the portal filters empty `UF_PHONE_INNER` values is not documented.
 pub fn active_users_params(start: u64) -> Value {
@@ -122,13 +114,16 @@ impl EventName {
     }
 }
 
-/// `event.bind` parameters (online events).
+/// `event.bind` parameters: online (with our public handler URL) or offline (no handler).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct EventBindParams {
     /// `event`.
     pub event: &'static str,
-    /// `handler`: our public URL.
-    pub handler: String,
+    /// `handler`: our public URL; absent for an offline binding.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub handler: Option<String>,
+    /// `event_type`: `online` or `offline`.
+    pub event_type: &'static str,
 }
 
 /// Description fragment of the `event.bind` error for a handler that is already bound: success.

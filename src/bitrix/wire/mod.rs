@@ -37,6 +37,8 @@ pub enum Method {
     ExternalLineAdd,
     /// `telephony.externalLine.get`.
     ExternalLineGet,
+    /// `telephony.externalLine.update`.
+    ExternalLineUpdate,
     /// `user.get`.
     UserGet,
     /// `crm.lead.get` / `crm.contact.get` / `crm.company.get` / `crm.deal.get`.
@@ -67,6 +69,7 @@ impl Method {
             Self::SearchCrmEntities => "telephony.externalcall.searchCrmEntities",
             Self::ExternalLineAdd => "telephony.externalLine.add",
             Self::ExternalLineGet => "telephony.externalLine.get",
+            Self::ExternalLineUpdate => "telephony.externalLine.update",
             Self::UserGet => "user.get",
             Self::CrmGet(CrmEntityType::Lead) => "crm.lead.get",
             Self::CrmGet(CrmEntityType::Contact) => "crm.contact.get",

@@ -118,6 +118,18 @@ fn call_sync(
     method: &str,
     p: &Params,
 ) -> Result<MethodOk, ApiError> {
+    // §3.6: `telephony.*` needs `telephony`, `crm.*` `crm`, `user.*` `user`; `event.*` and
+    // `batch` are in the always-granted `basic` scope. Docs: 403; [impl] OAuth path 401.
+    let scope = method.split('.').next().unwrap_or_default();
+    if matches!(scope, "telephony" | "crm" | "user")
+        && st.switches.missing_scopes.iter().any(|s| s == scope)
+    {
+        return Err(ApiError::new(
+            axum::http::StatusCode::UNAUTHORIZED,
+            "insufficient_scope",
+            "The request requires higher privileges than provided by the access token",
+        ));
+    }
     match method {
         "telephony.externalcall.register" => telephony::register(st, ctx, p),
         "telephony.externalcall.show" => telephony::show_hide(st, ctx, p, true),

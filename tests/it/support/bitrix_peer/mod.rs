@@ -233,6 +233,13 @@ impl BitrixPeer {
         self.shared.update(|st| st.switches.error_style = style);
     }
 
+    /// Scopes the credentials lack: `telephony.*`, `crm.*` or `user.*` answer
+    /// `insufficient_scope` (401).
+    pub fn set_missing_scopes(&self, scopes: &[&str]) {
+        let scopes = scopes.iter().map(|s| (*s).to_owned()).collect();
+        self.shared.update(|st| st.switches.missing_scopes = scopes);
+    }
+
     /// Whether webhooks get 403 WRONG_AUTH_TYPE on register/finish/externalLine.*.
     pub fn set_webhook_wrong_auth_type(&self, refuse: bool) {
         self.shared

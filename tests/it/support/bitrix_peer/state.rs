@@ -183,6 +183,8 @@ pub struct Switches {
     pub outage: Option<Outage>,
     /// Whether `/rest/...` answers 302 to `/renamed/rest/...`.
     pub redirect: bool,
+    /// Scopes the credentials lack (§3.6): their methods answer `insufficient_scope`.
+    pub missing_scopes: Vec<String>,
 }
 
 /// The portal's state.
@@ -248,6 +250,7 @@ impl PeerState {
                 webhook_wrong_auth_type: opts.webhook_wrong_auth_type,
                 outage: None,
                 redirect: false,
+                missing_scopes: Vec::new(),
             },
             clock_offset: Duration::ZERO,
             unix_rewind: Duration::ZERO,
