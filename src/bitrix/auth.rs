@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use serde::{Deserialize, Serialize};
-use tracing::{error, info};
+use tracing::{error, info, warn};
 use url::Url;
 
 use super::error::BitrixError;
@@ -294,7 +294,8 @@ struct Current {
 }
 
 struct RefreshState {
-    tokens: TokenFile,
+    /// `None` until the token file exists (the application is not installed yet).
+    tokens: Option<TokenFile>,
     /// Tokens received but not yet durably saved; never used until they are.
     unsaved: Option<TokenFile>,
 }
@@ -308,6 +309,10 @@ pub(crate) struct OAuth {
     current: RwLock<Current>,
     refresh: tokio::sync::Mutex<RefreshState>,
     refreshes: AtomicU64,
+    /// The configured portal, which the token file must name.
+    portal: Url,
+    /// Set once tokens are loaded: the fast path of [`OAuth::ensure_tokens`].
+    loaded: std::sync::atomic::AtomicBool,
 }
 
 impl OAuth {
@@ -322,32 +327,81 @@ impl OAuth {
             }
         }
         token_url(settings.server_endpoint.as_str())?;
-        let tokens = TokenFile::load(&settings.token_file).await?;
-        check_endpoint(
-            "client_endpoint of the token file",
-            &tokens.client_endpoint,
-            settings.portal.as_str(),
-        )?;
-        check_endpoint(
-            "server_endpoint of the token file",
-            &tokens.server_endpoint,
-            settings.server_endpoint.as_str(),
-        )?;
-        Ok(Self {
+        // No file yet: the application is not installed. Calls go on (their writes wait in the
+        // outbox as during an outage) and the file is read again before each request.
+        let tokens = match TokenFile::load(&settings.token_file).await {
+            Ok(tokens) => Some(tokens),
+            Err(BitrixError::TokenStore { source, .. })
+                if source.kind() == std::io::ErrorKind::NotFound =>
+            {
+                warn!(
+                    path = %settings.token_file.display(),
+                    "no OAuth token file yet: install the local application (README, \"Bitrix24 \
+                     application\"); calls go on and their Bitrix24 writes wait in the outbox"
+                );
+                None
+            }
+            Err(e) => return Err(e),
+        };
+        let oauth = Self {
             server_endpoint: settings.server_endpoint.clone(),
             client_id: settings.client_id.clone(),
             client_secret: settings.client_secret.clone(),
             path: settings.token_file.clone(),
             current: RwLock::new(Current {
-                access: tokens.access_token.clone(),
+                access: SecretString::new(String::new()),
                 generation: 0,
             }),
             refresh: tokio::sync::Mutex::new(RefreshState {
-                tokens,
+                tokens: None,
                 unsaved: None,
             }),
             refreshes: AtomicU64::new(0),
-        })
+            portal: settings.portal.clone(),
+            loaded: std::sync::atomic::AtomicBool::new(false),
+        };
+        if let Some(tokens) = tokens {
+            oauth.adopt(&mut *oauth.refresh.lock().await, tokens)?;
+        }
+        Ok(oauth)
+    }
+
+    /// Checks that `tokens` name the configured portal and token server, then uses them.
+    fn adopt(&self, state: &mut RefreshState, tokens: TokenFile) -> Result<(), BitrixError> {
+        check_endpoint(
+            "client_endpoint of the token file",
+            &tokens.client_endpoint,
+            self.portal.as_str(),
+        )?;
+        check_endpoint(
+            "server_endpoint of the token file",
+            &tokens.server_endpoint,
+            self.server_endpoint.as_str(),
+        )?;
+        {
+            let mut cur = self.current.write().unwrap_or_else(|p| p.into_inner());
+            cur.access = tokens.access_token.clone();
+        }
+        state.tokens = Some(tokens);
+        self.loaded.store(true, Ordering::Release);
+        Ok(())
+    }
+
+    /// Before a request: tokens are loaded, or the token file is read now. Until the file
+    /// exists every request fails with a retryable `TokenStore` error, so the outbox keeps
+    /// the writes (as in an outage) and delivers them once the application is installed.
+    pub(crate) async fn ensure_tokens(&self) -> Result<(), BitrixError> {
+        if self.loaded.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let mut state = self.refresh.lock().await;
+        if state.tokens.is_some() {
+            return Ok(());
+        }
+        let tokens = TokenFile::load(&self.path).await?;
+        self.adopt(&mut state, tokens)?;
+        info!(path = %self.path.display(), "OAuth token file found; delivering to Bitrix24");
+        Ok(())
     }
 
     /// The access token to use now and its generation (pass it back to [`OAuth::refresh`]).
@@ -374,9 +428,14 @@ impl OAuth {
         if self.access().1 != seen {
             return Ok(());
         }
-        let fresh = match state.unsaved.take() {
-            Some(t) => t,
-            None => self.fetch(http, &state.tokens, method).await?,
+        let fresh = match (state.unsaved.take(), &state.tokens) {
+            (Some(t), _) => t,
+            (None, Some(tokens)) => self.fetch(http, tokens, method).await?,
+            // Nothing to refresh from yet: the token file may have appeared meanwhile.
+            (None, None) => {
+                let tokens = TokenFile::load(&self.path).await?;
+                return self.adopt(&mut state, tokens);
+            }
         };
         state.unsaved = Some(fresh.clone());
         if let Err(err) = fresh.save(&self.path).await {
@@ -387,7 +446,7 @@ impl OAuth {
             return Err(err);
         }
         state.unsaved = None;
-        state.tokens = fresh.clone();
+        state.tokens = Some(fresh.clone());
         {
             let mut cur = self.current.write().unwrap_or_else(|p| p.into_inner());
             cur.access = fresh.access_token;

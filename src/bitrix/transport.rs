@@ -147,6 +147,9 @@ impl Transport {
                 self.acquire().await;
             }
             paid = false;
+            if let Auth::OAuth(oauth) = &self.auth {
+                oauth.ensure_tokens().await?;
+            }
             let (token, generation) = self.auth.access();
             let result = self
                 .send_following_redirect(method, body, token.as_ref())

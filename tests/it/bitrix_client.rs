@@ -266,6 +266,27 @@ fn mode_of(path: &Path) -> u32 {
     std::fs::metadata(path).unwrap().permissions().mode() & 0o777
 }
 
+/// Before the local application is installed there is no token file: fsb24 still starts (calls
+/// must flow), every request fails with a retryable error (the outbox keeps the writes, as in
+/// an outage) without reaching the portal, and once the file appears the next request uses it.
+#[tokio::test]
+async fn without_a_token_file_requests_wait_retryably_until_the_file_appears() {
+    let peer = seeded(PeerOptions::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (mut settings, token_path) = oauth_settings(&peer, dir.path()).await;
+    let installed = std::fs::read(&token_path).unwrap();
+    std::fs::remove_file(&token_path).unwrap();
+    settings.batch_window = None;
+    let (client, _tracker, _stop) = start(settings).await;
+    let err = within(client.external_line_get()).await.unwrap_err();
+    assert!(err.is_retryable(), "{err}");
+    assert!(err.to_string().contains("tokens.json"), "{err}");
+    assert!(peer.requests().is_empty(), "nothing sent without tokens");
+    std::fs::write(&token_path, installed).unwrap();
+    within(client.external_line_get()).await.unwrap();
+    assert_eq!(peer.requests().len(), 1);
+}
+
 #[tokio::test]
 async fn after_a_refresh_the_token_file_is_readable_by_its_owner_only() {
     use std::os::unix::fs::PermissionsExt;
