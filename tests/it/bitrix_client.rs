@@ -3,14 +3,14 @@
 //! with durable rotation, redirect re-POST, recordings, lookups, and secrets kept out of logs.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::DateTime;
 use fsb24::bitrix::{
-    AttachMode, AuthSettings, BitrixClient, BitrixError, BitrixSettings, ErrorKind, OAuthSettings,
-    RateLimit, SecretString, TokenFile, WebhookUrl, wire::CrmEntityType,
+    AttachMode, AuthSettings, BitrixClient, BitrixError, BitrixSettings, ErrorKind, RateLimit,
+    SecretString, TokenFile, WebhookUrl, wire::CrmEntityType,
 };
 use fsb24::ids::{BitrixUserId, ExternalCallId, PhoneNumber};
 use fsb24::outbox::op::{CallType, FinishCall, RegisterCall};
@@ -43,29 +43,6 @@ fn fast_bucket(per_second: f64, burst: u32) -> PeerOptions {
         },
         ..PeerOptions::default()
     }
-}
-
-/// Writes the peer's installer tokens as the token file and returns OAuth settings.
-async fn oauth_settings(peer: &BitrixPeer, dir: &Path) -> (BitrixSettings, PathBuf) {
-    let path = dir.join("tokens.json");
-    let pair = peer.tokens();
-    let file = TokenFile {
-        access_token: SecretString::new(pair.access),
-        refresh_token: SecretString::new(pair.refresh),
-        expires: None,
-        client_endpoint: peer.rest_url(),
-        server_endpoint: peer.rest_url(),
-        member_id: Some(peer.options().member_id.clone()),
-    };
-    file.save(&path).await.unwrap();
-    let auth = AuthSettings::OAuth(OAuthSettings {
-        portal: url::Url::parse(&peer.rest_url()).unwrap(),
-        server_endpoint: url::Url::parse(&peer.rest_url()).unwrap(),
-        client_id: peer.options().client_id.clone(),
-        client_secret: SecretString::new(peer.options().client_secret.clone()),
-        token_file: path.clone(),
-    });
-    (BitrixSettings::new(auth), path)
 }
 
 async fn start(settings: BitrixSettings) -> (BitrixClient, TaskTracker, CancellationToken) {
@@ -111,7 +88,7 @@ async fn within<T>(f: impl std::future::Future<Output = T>) -> T {
 async fn two_hundred_concurrent_callers_never_trip_the_portal_rate_limit() {
     let peer = seeded(fast_bucket(40.0, 50)).await;
     let dir = tempfile::tempdir().unwrap();
-    let (mut settings, _) = oauth_settings(&peer, dir.path()).await;
+    let (mut settings, _) = peer.install_app(dir.path()).await;
     settings.rate = RateLimit {
         per_second: 40.0,
         burst: 50,
@@ -142,7 +119,7 @@ async fn two_hundred_concurrent_callers_never_trip_the_portal_rate_limit() {
 async fn batched_mixed_load_keeps_each_calls_order_and_uses_few_requests() {
     let peer = seeded(fast_bucket(40.0, 50)).await;
     let dir = tempfile::tempdir().unwrap();
-    let (mut settings, _) = oauth_settings(&peer, dir.path()).await;
+    let (mut settings, _) = peer.install_app(dir.path()).await;
     settings.rate = RateLimit {
         per_second: 40.0,
         burst: 50,
@@ -187,7 +164,7 @@ async fn batched_mixed_load_keeps_each_calls_order_and_uses_few_requests() {
 async fn show_for_several_users_queued_together_becomes_one_command() {
     let peer = seeded(PeerOptions::default()).await;
     let dir = tempfile::tempdir().unwrap();
-    let (mut settings, _) = oauth_settings(&peer, dir.path()).await;
+    let (mut settings, _) = peer.install_app(dir.path()).await;
     settings.batch_window = Some(Duration::from_millis(50));
     let (client, _tracker, _stop) = start(settings).await;
     let call = ExternalCallId::new("fs-merge");
@@ -210,7 +187,7 @@ async fn show_for_several_users_queued_together_becomes_one_command() {
 async fn expired_token_under_100_concurrent_requests_is_refreshed_exactly_once() {
     let peer = seeded(fast_bucket(10_000.0, 10_000)).await;
     let dir = tempfile::tempdir().unwrap();
-    let (mut settings, token_path) = oauth_settings(&peer, dir.path()).await;
+    let (mut settings, token_path) = peer.install_app(dir.path()).await;
     settings.rate = RateLimit {
         per_second: 10_000.0,
         burst: 10_000,
@@ -246,7 +223,7 @@ async fn expired_token_under_100_concurrent_requests_is_refreshed_exactly_once()
 async fn refused_refresh_token_is_a_reauthorisation_error() {
     let peer = seeded(PeerOptions::default()).await;
     let dir = tempfile::tempdir().unwrap();
-    let (mut settings, token_path) = oauth_settings(&peer, dir.path()).await;
+    let (mut settings, token_path) = peer.install_app(dir.path()).await;
     let mut file = TokenFile::load(&token_path).await.unwrap();
     file.refresh_token = SecretString::new("not-a-valid-refresh-token");
     file.save(&token_path).await.unwrap();
@@ -273,7 +250,7 @@ fn mode_of(path: &Path) -> u32 {
 async fn without_a_token_file_requests_wait_retryably_until_the_file_appears() {
     let peer = seeded(PeerOptions::default()).await;
     let dir = tempfile::tempdir().unwrap();
-    let (mut settings, token_path) = oauth_settings(&peer, dir.path()).await;
+    let (mut settings, token_path) = peer.install_app(dir.path()).await;
     let installed = std::fs::read(&token_path).unwrap();
     std::fs::remove_file(&token_path).unwrap();
     settings.batch_window = None;
@@ -292,7 +269,7 @@ async fn after_a_refresh_the_token_file_is_readable_by_its_owner_only() {
     use std::os::unix::fs::PermissionsExt;
     let peer = seeded(PeerOptions::default()).await;
     let dir = tempfile::tempdir().unwrap();
-    let (mut settings, token_path) = oauth_settings(&peer, dir.path()).await;
+    let (mut settings, token_path) = peer.install_app(dir.path()).await;
     // As an operator installs it: readable by fsb24's user only.
     std::fs::set_permissions(&token_path, std::fs::Permissions::from_mode(0o600)).unwrap();
     settings.batch_window = None;
@@ -316,7 +293,7 @@ async fn a_token_file_naming_another_portal_or_token_server_is_refused_at_start(
     let elsewhere = BitrixPeer::start(PeerOptions::default()).await;
     let dir = tempfile::tempdir().unwrap();
     for field in ["client_endpoint", "server_endpoint"] {
-        let (settings, token_path) = oauth_settings(&peer, dir.path()).await;
+        let (settings, token_path) = peer.install_app(dir.path()).await;
         let mut file = TokenFile::load(&token_path).await.unwrap();
         match field {
             "client_endpoint" => file.client_endpoint = elsewhere.rest_url(),
@@ -341,7 +318,7 @@ async fn a_token_file_naming_another_portal_or_token_server_is_refused_at_start(
 async fn plain_http_to_another_host_is_refused_for_oauth_endpoints() {
     let peer = seeded(PeerOptions::default()).await;
     let dir = tempfile::tempdir().unwrap();
-    let (mut settings, _) = oauth_settings(&peer, dir.path()).await;
+    let (mut settings, _) = peer.install_app(dir.path()).await;
     let AuthSettings::OAuth(oauth) = &mut settings.auth else {
         unreachable!()
     };
@@ -365,7 +342,7 @@ async fn a_token_answer_naming_another_portal_is_refused_and_never_used() {
     })
     .await;
     let dir = tempfile::tempdir().unwrap();
-    let (mut settings, token_path) = oauth_settings(&peer, dir.path()).await;
+    let (mut settings, token_path) = peer.install_app(dir.path()).await;
     settings.batch_window = None;
     let before = TokenFile::load(&token_path).await.unwrap();
     let (client, _tracker, _stop) = start(settings).await;
@@ -392,7 +369,7 @@ async fn a_token_answer_naming_another_portal_is_refused_and_never_used() {
 async fn redirected_post_is_reposted_once_and_the_new_address_is_kept() {
     let peer = seeded(PeerOptions::default()).await;
     let dir = tempfile::tempdir().unwrap();
-    let (settings, _) = oauth_settings(&peer, dir.path()).await;
+    let (settings, _) = peer.install_app(dir.path()).await;
     let (client, _tracker, _stop) = start(settings).await;
     peer.set_redirect(true);
     let call = ExternalCallId::new("fs-moved");
@@ -429,7 +406,7 @@ async fn redirected_post_is_reposted_once_and_the_new_address_is_kept() {
 async fn recordings_attach_inline_and_by_two_step_upload_byte_for_byte() {
     let peer = seeded(PeerOptions::default()).await;
     let dir = tempfile::tempdir().unwrap();
-    let (mut settings, _) = oauth_settings(&peer, dir.path()).await;
+    let (mut settings, _) = peer.install_app(dir.path()).await;
     settings.inline_record_max = 64 * 1024;
     let (client, _tracker, _stop) = start(settings).await;
     for (name, size, mode) in [
@@ -471,7 +448,7 @@ async fn lookups_decode_users_crm_owners_lines_and_events() {
         peer.add_user(SeedUser::new(id, "Agent", inner.as_deref()));
     }
     let dir = tempfile::tempdir().unwrap();
-    let (settings, _) = oauth_settings(&peer, dir.path()).await;
+    let (settings, _) = peer.install_app(dir.path()).await;
     let (client, _tracker, _stop) = start(settings).await;
     let users = within(client.users_with_inner_numbers()).await.unwrap();
     assert_eq!(users.len(), 3 + 40, "paged past the first 50");
@@ -511,7 +488,7 @@ async fn retried_finish_reports_call_not_found_for_the_outbox_to_accept() {
     let peer = seeded(PeerOptions::default()).await;
     peer.set_error_style(crate::support::bitrix_peer::ErrorStyle::Empty);
     let dir = tempfile::tempdir().unwrap();
-    let (settings, _) = oauth_settings(&peer, dir.path()).await;
+    let (settings, _) = peer.install_app(dir.path()).await;
     let (client, _tracker, _stop) = start(settings).await;
     let call = ExternalCallId::new("fs-twice");
     let reg = within(client.register(&call, &register_call(17, "+4930123456789")))
@@ -573,7 +550,7 @@ async fn secrets_never_reach_the_logs_of_a_failing_run() {
     let mut hook_settings = BitrixSettings::new(AuthSettings::Webhook(hook));
     hook_settings.batch_window = None;
     let (hook_client, _t1, _s1) = start(hook_settings).await;
-    let (mut oauth, token_path) = oauth_settings(&peer, dir.path()).await;
+    let (mut oauth, token_path) = peer.install_app(dir.path()).await;
     let mut file = TokenFile::load(&token_path).await.unwrap();
     let refresh_secret = "r3fr3sh-s3cr3t-value";
     file.refresh_token = SecretString::new(refresh_secret);
@@ -634,7 +611,7 @@ async fn a_method_out_of_operating_budget_is_held_until_its_reset_without_reques
     })
     .await;
     let dir = tempfile::tempdir().unwrap();
-    let (settings, _) = oauth_settings(&peer, dir.path()).await;
+    let (settings, _) = peer.install_app(dir.path()).await;
     let (client, _tracker, _stop) = start(settings).await;
     let register = |n: u32| BitrixWrite::Register(register_call(17, &format!("+49301234567{n}")));
     let call = |n: u32| ExternalCallId::new(format!("fs-op-{n}"));

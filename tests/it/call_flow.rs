@@ -30,19 +30,7 @@ async fn an_employee_call_shows_the_card_while_ringing_and_talking_then_finishes
     let caller = w.fs.offer_call(w.app.esl_addr, spec("9001")).await.unwrap();
     let external = format!("fs-{}", caller.uuid);
 
-    let call =
-        w.bx.wait_for_value("the call is finished with its recording", |s| {
-            let call = s
-                .calls
-                .iter()
-                .find(|c| c.external_call_id.as_deref() == Some(external.as_str()))?;
-            call.finished.as_ref()?;
-            s.records
-                .iter()
-                .any(|r| r.call_id == call.call_id)
-                .then(|| call.clone())
-        })
-        .await;
+    let call = w.bx.finished_call(&external, true).await;
     assert_eq!((call.user_id, call.call_type, call.show), (11, 2, true));
     assert_eq!(call.phone, "+79991234567");
     assert_eq!(call.line.as_deref(), Some("74951234567"));

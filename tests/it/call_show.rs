@@ -50,19 +50,7 @@ async fn call_show_prints_every_write_with_its_cause_request_answers_and_retries
     };
     let caller = w.fs.offer_call(w.app.esl_addr, spec).await.unwrap();
     let external = format!("fs-{}", caller.uuid);
-    let call_id =
-        w.bx.wait_for_value("finished with its recording", |s| {
-            let call = s
-                .calls
-                .iter()
-                .find(|c| c.external_call_id.as_deref() == Some(external.as_str()))?;
-            call.finished.as_ref()?;
-            s.records
-                .iter()
-                .any(|r| r.call_id == call.call_id)
-                .then(|| call.call_id.clone())
-        })
-        .await;
+    let call_id = w.bx.finished_call(&external, true).await.call_id;
     w.app.shutdown().await;
 
     let config = w.dir.path().join("fsb24.toml");

@@ -6,9 +6,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use fsb24::bitrix::{
-    AuthSettings, BitrixClient, BitrixSettings, OAuthSettings, SecretString, TokenFile,
-};
+use fsb24::bitrix::BitrixClient;
 use fsb24::call::click::{ClickDeps, ClickDial, CustomerRoute, Hygiene, Limits, run_click_to_call};
 use fsb24::call::effects::Dialer;
 use fsb24::config::{DialConfig, DialTemplate};
@@ -479,24 +477,7 @@ async fn portal_client(
     shutdown: &CancellationToken,
     tracker: &TaskTracker,
 ) -> BitrixClient {
-    let path = dir.join("tokens.json");
-    let pair = peer.tokens();
-    let file = TokenFile {
-        access_token: SecretString::new(pair.access),
-        refresh_token: SecretString::new(pair.refresh),
-        expires: None,
-        client_endpoint: peer.rest_url(),
-        server_endpoint: peer.rest_url(),
-        member_id: Some(peer.options().member_id.clone()),
-    };
-    file.save(&path).await.unwrap();
-    let mut settings = BitrixSettings::new(AuthSettings::OAuth(OAuthSettings {
-        portal: url::Url::parse(&peer.rest_url()).unwrap(),
-        server_endpoint: url::Url::parse(&peer.rest_url()).unwrap(),
-        client_id: peer.options().client_id.clone(),
-        client_secret: SecretString::new(peer.options().client_secret.clone()),
-        token_file: path,
-    }));
+    let (mut settings, _) = peer.install_app(dir).await;
     settings.batch_window = None;
     BitrixClient::start(settings, tracker, shutdown.clone())
         .await

@@ -129,17 +129,8 @@ impl Rig {
     /// The Bitrix24 call of channel `uuid` once it is finished (and its recording attached
     /// when `with_record`).
     async fn finished(&self, uuid: &str, with_record: bool) -> CallRecord {
-        let key = format!("fs-{uuid}");
         self.bx
-            .wait_for_value(&format!("{key} finished"), |s| {
-                let call = s
-                    .calls
-                    .iter()
-                    .find(|c| c.external_call_id.as_deref() == Some(key.as_str()))?;
-                call.finished.as_ref()?;
-                let recorded = s.records.iter().any(|r| r.call_id == call.call_id);
-                (recorded || !with_record).then(|| call.clone())
-            })
+            .finished_call(&format!("fs-{uuid}"), with_record)
             .await
     }
 

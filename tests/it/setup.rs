@@ -5,9 +5,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use fsb24::bitrix::{
-    AuthSettings, BitrixClient, BitrixSettings, OAuthSettings, SecretString, TokenFile, WebhookUrl,
-};
+use fsb24::bitrix::{AuthSettings, BitrixClient, BitrixSettings, WebhookUrl};
 use fsb24::config::{EventDelivery, LineConfig, PortalConfig};
 use fsb24::setup::agents::check;
 use fsb24::setup::{Outcome, run};
@@ -24,24 +22,7 @@ const WRITES: [&str; 3] = [
 ];
 
 async fn oauth(peer: &BitrixPeer, dir: &Path) -> BitrixSettings {
-    let path = dir.join("tokens.json");
-    let pair = peer.tokens();
-    let file = TokenFile {
-        access_token: SecretString::new(pair.access),
-        refresh_token: SecretString::new(pair.refresh),
-        expires: None,
-        client_endpoint: peer.rest_url(),
-        server_endpoint: peer.rest_url(),
-        member_id: Some(peer.options().member_id.clone()),
-    };
-    file.save(&path).await.unwrap();
-    BitrixSettings::new(AuthSettings::OAuth(OAuthSettings {
-        portal: url::Url::parse(&peer.rest_url()).unwrap(),
-        server_endpoint: url::Url::parse(&peer.rest_url()).unwrap(),
-        client_id: peer.options().client_id.clone(),
-        client_secret: SecretString::new(peer.options().client_secret.clone()),
-        token_file: path,
-    }))
+    peer.install_app(dir).await.0
 }
 
 fn portal(delivery: EventDelivery) -> PortalConfig {

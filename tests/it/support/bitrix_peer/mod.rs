@@ -9,6 +9,7 @@ mod batch;
 mod crm;
 mod envelope;
 mod events;
+mod install;
 mod limiter;
 mod lines;
 mod methods;

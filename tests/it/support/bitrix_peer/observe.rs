@@ -99,6 +99,21 @@ impl BitrixPeer {
             .collect()
     }
 
+    /// The call registered with `EXTERNAL_CALL_ID` `external` once it is finished, and its
+    /// recording attached when `with_record` (failsafe-bounded).
+    pub async fn finished_call(&self, external: &str, with_record: bool) -> CallRecord {
+        self.wait_for_value(&format!("{external} finished"), |s| {
+            let call = s
+                .calls
+                .iter()
+                .find(|c| c.external_call_id.as_deref() == Some(external))?;
+            call.finished.as_ref()?;
+            let recorded = s.records.iter().any(|r| r.call_id == call.call_id);
+            (recorded || !with_record).then(|| call.clone())
+        })
+        .await
+    }
+
     /// All calls (active and finished) in registration order.
     pub fn calls(&self) -> Vec<CallRecord> {
         self.shared.lock().calls.clone()
