@@ -28,6 +28,7 @@ use crate::call::route::{self, Arrival};
 use crate::call::task::{self, MapCtx};
 use crate::config::{Config, ConfigError, ConfigErrors};
 use crate::esl::{InboundClient, InboundHandle, IncomingCall, OutboundServer, Presence};
+use crate::http::offline::OfflinePoller;
 use crate::http::{ClickToCall, EventEndpoint};
 use crate::ids::BitrixUserId;
 use crate::outbox::{self, Outbox};
@@ -123,17 +124,18 @@ pub async fn run_with(
         calls_token.child_token(),
         calls.clone(),
     ));
-    if let Some(listener) = listeners.http {
+    if listeners.http.is_some() || config_updates.borrow().portal.delivery.offline() {
         let clicks = ClickDeps {
             agents: click::agents_by_user(&config_updates.borrow().agents)?,
             inbound,
             outbox: services.outbox.clone(),
             dial: ClickDial::from_config(&config_updates.borrow())?,
         };
+        let bitrix = services.bitrix.clone();
         serve_events(
-            listener,
+            listeners.http,
             &config_updates.borrow(),
-            clicks,
+            (clicks, bitrix),
             &calls,
             &calls_token,
         )?;
@@ -443,27 +445,45 @@ fn first_queue(start: &crate::call::machine::Input) -> Option<String> {
     }
 }
 
-/// The Bitrix24 event endpoint and the click-to-call flow behind it.
+/// The Bitrix24 event endpoint (when `[http]` is served), the offline poller (when
+/// `[events] delivery` is `offline` or `both`) and the click-to-call flow behind both.
 fn serve_events(
-    listener: TcpListener,
+    listener: Option<TcpListener>,
     config: &Config,
-    clicks: ClickDeps,
+    (clicks, bitrix): (ClickDeps, BitrixClient),
     tracker: &TaskTracker,
     token: &CancellationToken,
 ) -> anyhow::Result<()> {
-    let (Some(http), Some(app_token)) = (&config.http, &config.bitrix.application_token) else {
-        return Ok(());
-    };
     let (click_tx, click_rx) = mpsc::channel::<ClickToCall>(64);
-    let endpoint =
-        EventEndpoint::new(Arc::from(app_token.expose()), click_tx).with_numbering(config.numbers);
-    tracker.spawn(crate::http::serve(
-        listener,
-        endpoint.router(&http.path),
-        build::http_limits(http),
-        token.child_token(),
-        tracker.clone(),
-    ));
+    let online = match (listener, &config.http, &config.bitrix.application_token) {
+        (Some(listener), Some(http), Some(app_token)) => Some((listener, http, app_token)),
+        _ => None,
+    };
+    let offline = config.portal.delivery.offline();
+    if online.is_none() && !offline {
+        return Ok(());
+    }
+    if let Some((listener, http, app_token)) = online {
+        let endpoint = EventEndpoint::new(Arc::from(app_token.expose()), click_tx.clone())
+            .with_numbering(config.numbers);
+        tracker.spawn(crate::http::serve(
+            listener,
+            endpoint.router(&http.path),
+            build::http_limits(http),
+            token.child_token(),
+            tracker.clone(),
+        ));
+    }
+    if offline {
+        let poller = OfflinePoller {
+            client: bitrix,
+            clicks: click_tx,
+            outbox: clicks.outbox.clone(),
+            numbering: config.numbers,
+            interval: config.portal.poll_interval,
+        };
+        tracker.spawn(poller.run(token.child_token()));
+    }
     tracker.spawn(click::run_click_to_call(
         click_rx,
         clicks,

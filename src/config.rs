@@ -153,6 +153,17 @@ impl TryFrom<RawConfig> for Config {
         let token_missing = bitrix
             .as_ref()
             .is_some_and(|b| b.application_token.is_none());
+        let webhook = bitrix
+            .as_ref()
+            .is_some_and(|b| matches!(b.auth, BitrixAuth::Webhook { .. }));
+        if portal.delivery.offline() && webhook {
+            // event.offline.* run only in an application's context (§5).
+            p.push(
+                "events.delivery",
+                "offline events need the local application ([bitrix.auth.oauth]); \
+                 a webhook has no offline queue",
+            );
+        }
         if http.is_some() && token_missing {
             // Event POSTs are unsigned; the token is their only authenticity check.
             p.push(

@@ -12,8 +12,9 @@ use super::transport::Body;
 use super::wire::{
     AttachResult, AttachUploadParams, AttachUrlParams, CardParams, CrmEntity, CrmEntityType,
     CrmMatch, EventBindParams, EventHandler, EventName, ExternalLine, FinishParams, Finished,
-    LineAddParams, LineAdded, Method, OfflineEvents, RegisterParams, Registered, SearchParams,
-    User, active_users_params, crm_get_params, offline_get_params,
+    LineAddParams, LineAdded, Method, OfflineClearParams, OfflineErrorParams, OfflineEvents,
+    OfflineGetParams, RegisterParams, Registered, SearchParams, User, active_users_params,
+    crm_get_params,
 };
 use crate::ids::{BitrixCallId, BitrixUserId, ExternalCallId, PhoneNumber};
 use crate::outbox::op::{FinishCall, RegisterCall};
@@ -317,10 +318,52 @@ impl BitrixClient {
         decode_list(Method::EventGet, value)
     }
 
-    /// `event.offline.get`; `clear` removes the returned events from the portal's queue.
-    pub async fn event_offline_get(&self, clear: bool) -> Result<OfflineEvents, BitrixError> {
-        self.typed(Method::EventOfflineGet, offline_get_params(clear), None)
+    /// `event.offline.get` of up to `limit` events claimed for `process_id` and left queued;
+    /// events claimed for it before and not cleared come again.
+    pub async fn event_offline_get(
+        &self,
+        process_id: &str,
+        limit: u32,
+    ) -> Result<OfflineEvents, BitrixError> {
+        let params = OfflineGetParams::new(process_id, limit);
+        self.typed(Method::EventOfflineGet, params, None).await
+    }
+
+    /// `event.offline.clear` of the records `ids` claimed for `process_id`. No request for none.
+    pub async fn event_offline_clear(
+        &self,
+        process_id: &str,
+        ids: Vec<u64>,
+    ) -> Result<(), BitrixError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let params = OfflineClearParams {
+            process_id: process_id.to_owned(),
+            id: ids,
+        };
+        self.command(Method::EventOfflineClear, params, None)
             .await
+            .map(drop)
+    }
+
+    /// `event.offline.error`: flags the records `message_ids` of `process_id` as erroneous (the
+    /// portal keeps them, and stops returning them). No request for none.
+    pub async fn event_offline_error(
+        &self,
+        process_id: &str,
+        message_ids: Vec<String>,
+    ) -> Result<(), BitrixError> {
+        if message_ids.is_empty() {
+            return Ok(());
+        }
+        let params = OfflineErrorParams {
+            process_id: process_id.to_owned(),
+            message_id: message_ids,
+        };
+        self.command(Method::EventOfflineError, params, None)
+            .await
+            .map(drop)
     }
 }
 

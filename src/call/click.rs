@@ -45,7 +45,9 @@ pub struct ClickDeps {
 }
 
 /// Runs click-to-calls from `rx` (one tracked task each) until `shutdown` or the channel closes.
-/// A `CALL_ID` seen recently is dropped (Bitrix24 may redeliver an event); a click too old, or
+/// A `CALL_ID` seen before is dropped (Bitrix24 may redeliver an event, and deliver it both
+/// online and offline): in this run by memory, across restarts by the outbox, where the
+/// click's `Adopt` is stored before anything else happens (see [`claim`]). A click too old, or
 /// repeating one just dialled, is finished without dialling (see [`hygiene`]).
 pub async fn run_click_to_call(
     mut rx: mpsc::Receiver<ClickToCall>,
@@ -69,6 +71,9 @@ pub async fn run_click_to_call(
                 call_id = click.call_id.as_str(),
                 "duplicate click-to-call ignored"
             );
+            continue;
+        }
+        if !claim(&deps.outbox, &click.call_id).await {
             continue;
         }
         let span =
@@ -108,20 +113,34 @@ pub async fn run_click_to_call(
 /// Finishes Bitrix24's call of a click that is not dialled, so it does not stay open.
 async fn not_dialled(deps: Arc<ClickDeps>, click: ClickToCall, reason: String) {
     let finish = not_dialled_finish(click.user, deps.dial.add_to_chat, reason);
-    let writes = [
-        BitrixWrite::Adopt {
-            call_id: click.call_id.clone(),
-        },
-        BitrixWrite::Finish(finish),
-    ];
     let key = click_call_key(&click.call_id);
-    let writes = writes.map(|write| CallWrite {
-        call: key.clone(),
-        write,
-    });
-    if let Err(e) = deps.outbox.push_all(writes.into()).await {
-        error!(error = %e, "click-to-call finish not stored");
+    let _ = push(&deps.outbox, &key, BitrixWrite::Finish(finish)).await;
+}
+
+/// Takes the click with `call_id` for this installation: `false` when an earlier run (or an
+/// earlier delivery) already stored it, or when the store fails (logged). Otherwise stores its
+/// `Adopt` (the call's first write, fsync'd) and returns `true`: from then on the `CALL_ID` is
+/// known across restarts, and the offline poller may clear the event.
+async fn claim(outbox: &Outbox, call_id: &BitrixCallId) -> bool {
+    let key = click_call_key(call_id);
+    match outbox.knows(&key).await {
+        Ok(true) => {
+            info!(
+                call_id = call_id.as_str(),
+                "click-to-call taken before (another delivery or an earlier run); ignored"
+            );
+            return false;
+        }
+        Ok(false) => {}
+        Err(e) => {
+            error!(error = %e, call_id = call_id.as_str(), "click-to-call not checked");
+            return false;
+        }
     }
+    let adopt = BitrixWrite::Adopt {
+        call_id: call_id.clone(),
+    };
+    push(outbox, &key, adopt).await.is_ok()
 }
 
 #[derive(Default)]
@@ -152,12 +171,6 @@ pub fn click_call_key(call_id: &BitrixCallId) -> ExternalCallId {
 
 async fn one_call(deps: Arc<ClickDeps>, click: ClickToCall, shutdown: CancellationToken) {
     let key = click_call_key(&click.call_id);
-    let write = BitrixWrite::Adopt {
-        call_id: click.call_id.clone(),
-    };
-    if push(&deps.outbox, &key, write).await.is_err() {
-        return;
-    }
     let Some(ext) = deps.agents.get(&click.user) else {
         warn!("no agent for the bitrix user: call cancelled");
         let finish = unknown_user_finish(click.user, deps.dial.add_to_chat);

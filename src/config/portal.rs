@@ -1,5 +1,7 @@
 //! `[events]` and `[[lines]]`: what `fsb24 setup` makes the portal look like (event bindings and
-//! external lines) and how events reach fsb24 (online POSTs; offline polling is not there yet).
+//! external lines) and how events reach fsb24 (online POSTs, offline polling, or both).
+
+use std::time::Duration;
 
 use serde::Deserialize;
 use url::Url;
@@ -13,10 +15,10 @@ pub enum EventDelivery {
     /// POSTed to `[events] handler_url` (fsb24's `[http]` endpoint must be reachable).
     #[default]
     Online,
-    /// Queued by the portal for `event.offline.get` (fsb24 behind NAT). `fsb24 setup` can bind
-    /// it; the config refuses it until fsb24 polls offline events.
+    /// Queued by the portal and fetched with `event.offline.get` every `poll_interval` (fsb24
+    /// behind NAT; needs the local application, webhooks have no offline events).
     Offline,
-    /// Both (refused by the config for the same reason).
+    /// Both: whichever delivery comes first is dialled, the other is dropped by its `CALL_ID`.
     Both,
 }
 
@@ -33,12 +35,14 @@ impl EventDelivery {
 }
 
 /// `[events]` and `[[lines]]`.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PortalConfig {
     /// `[events] delivery`.
     pub delivery: EventDelivery,
     /// `[events] handler_url`: the public URL Bitrix24 POSTs to (online delivery).
     pub handler_url: Option<Url>,
+    /// `[events] poll_interval`: how often `event.offline.get` is called (offline delivery).
+    pub poll_interval: Duration,
     /// `[[lines]]`: the external lines `fsb24 setup` registers.
     pub lines: Vec<LineConfig>,
 }
@@ -59,6 +63,7 @@ pub struct LineConfig {
 pub(crate) struct RawEvents {
     pub delivery: Option<String>,
     pub handler_url: Option<String>,
+    pub poll_interval: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -72,20 +77,30 @@ pub(crate) struct RawLine {
 pub(crate) fn portal(p: &mut Problems, events: RawEvents, lines: Vec<RawLine>) -> PortalConfig {
     let delivery = match events.delivery.as_deref() {
         None | Some("online") => EventDelivery::Online,
-        // `fsb24 setup` can bind offline, but nothing fetches offline events yet: accepting the
-        // setting would queue clicks in the portal that are never dialled.
-        Some(other @ ("offline" | "both")) => {
+        Some("offline") => EventDelivery::Offline,
+        Some("both") => EventDelivery::Both,
+        Some(other) => {
             p.push(
                 "events.delivery",
-                format!("{other:?} is not supported yet: offline events are not polled"),
+                format!("{other:?} is not \"online\", \"offline\" or \"both\""),
             );
             EventDelivery::Online
         }
-        Some(other) => {
-            p.push("events.delivery", format!("{other:?} is not \"online\""));
-            EventDelivery::Online
-        }
     };
+    let poll_interval = super::validate::duration(
+        p,
+        "events.poll_interval",
+        events.poll_interval.as_deref(),
+        DEFAULT_POLL_INTERVAL,
+    );
+    // Each poll is a request under the portal's 2/s budget; a click waits at most one interval.
+    super::validate::in_range(
+        p,
+        "events.poll_interval",
+        poll_interval,
+        Duration::from_millis(500),
+        Duration::from_secs(60),
+    );
     let handler_url = events.handler_url.as_deref().and_then(|raw| {
         // Bitrix24 refuses handlers that are not http(s) or whose host has no dot.
         match Url::parse(raw) {
@@ -129,6 +144,21 @@ pub(crate) fn portal(p: &mut Problems, events: RawEvents, lines: Vec<RawLine>) -
     PortalConfig {
         delivery,
         handler_url,
+        poll_interval,
         lines,
+    }
+}
+
+/// `[events] poll_interval` when absent.
+pub const DEFAULT_POLL_INTERVAL: &str = "2s";
+
+impl Default for PortalConfig {
+    fn default() -> Self {
+        Self {
+            delivery: EventDelivery::Online,
+            handler_url: None,
+            poll_interval: Duration::from_secs(2),
+            lines: Vec::new(),
+        }
     }
 }

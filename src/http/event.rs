@@ -101,7 +101,14 @@ pub fn parse_event(body: &[u8], token: &str) -> Result<ParsedEvent, EventError> 
     if !constant_time_eq(presented.as_bytes(), token.as_bytes()) {
         return Err(EventError::BadToken);
     }
-    check_fields(&fields)?;
+    parse_fields(&fields)
+}
+
+/// The checks after the token, on the fields of an event: those of a POST, or those of an
+/// offline event fsb24 fetched itself with its own credentials (`event.offline.get`, no token).
+pub fn parse_fields(fields: &HashMap<String, String>) -> Result<ParsedEvent, EventError> {
+    let get = |k: &str| fields.get(k).map(String::as_str).filter(|v| !v.is_empty());
+    check_fields(fields)?;
     let name = get("event").ok_or(EventError::Missing("event"))?;
     if name.len() > MAX_EVENT_NAME || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
     {

@@ -1,4 +1,5 @@
-//! The HTTP endpoint Bitrix24 POSTs its events to (click-to-call: `ONEXTERNALCALLSTART`).
+//! The HTTP endpoint Bitrix24 POSTs its events to (click-to-call: `ONEXTERNALCALLSTART`), and
+//! the [`offline`] poller that fetches the same events when the portal cannot reach fsb24.
 //!
 //! It verifies `auth[application_token]`, checks every field ([`event`]), drops duplicate
 //! deliveries, and hands a typed [`ClickToCall`] to the app over a bounded channel; it answers at
@@ -7,6 +8,7 @@
 //! per-connection request cap; bodies over [`MAX_EVENT_BODY`] get 413.
 
 mod event;
+pub mod offline;
 mod serve;
 
 use std::collections::HashMap;
@@ -21,7 +23,7 @@ use bytes::Bytes;
 use tokio::sync::mpsc;
 use tokio::time::{Duration, Instant};
 
-pub use event::{ClickToCall, EventError, MAX_EVENT_BODY, ParsedEvent, parse_event};
+pub use event::{ClickToCall, EventError, MAX_EVENT_BODY, ParsedEvent, parse_event, parse_fields};
 pub use serve::{Limits, serve};
 
 use crate::ids::BitrixCallId;

@@ -270,6 +270,11 @@ impl Outbox {
         }
     }
 
+    /// Whether anything was ever stored for `call` (and not yet pruned).
+    pub async fn knows(&self, call: &ExternalCallId) -> Result<bool, OutboxError> {
+        Ok(self.inner.store.call_state(call.clone()).await?.known)
+    }
+
     /// The live counters.
     pub fn metrics(&self) -> Arc<OutboxMetrics> {
         Arc::clone(&self.inner.metrics)

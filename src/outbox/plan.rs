@@ -103,6 +103,7 @@ mod tests {
             registered: Some(result),
             over,
             cards_opened,
+            known: true,
         }
     }
 

@@ -42,6 +42,9 @@ pub struct CallState {
     pub over: bool,
     /// A card was (or may have been) opened for someone: `register SHOW=1` or a `show` was sent.
     pub cards_opened: bool,
+    /// Something was stored for this call (until it is pruned, a week after it was over):
+    /// click-to-call drops an event whose `CALL_ID` an earlier run already took.
+    pub known: bool,
 }
 
 impl CallState {

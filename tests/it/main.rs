@@ -19,6 +19,7 @@ mod esl_sessions;
 mod fuzz;
 mod hostile_events;
 mod http_endpoint;
+mod offline_events;
 mod ops;
 mod outage_replay;
 mod outbox_crash;

@@ -29,6 +29,7 @@ fn portal(delivery: EventDelivery) -> PortalConfig {
     PortalConfig {
         delivery,
         handler_url: Some(url::Url::parse(HANDLER).unwrap()),
+        poll_interval: Duration::from_secs(2),
         lines: vec![
             LineConfig {
                 number: "4930555000".into(),

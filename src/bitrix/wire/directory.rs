@@ -150,15 +150,57 @@ impl EventHandler {
     }
 }
 
-/// `event.offline.get` parameters: `clear` removes the returned events from the portal's queue.
-pub fn offline_get_params(clear: bool) -> Value {
-    json!({ "clear": u8::from(clear) })
+/// `event.offline.get` parameters: up to `limit` events, oldest first, claimed for `process_id`
+/// and left queued (`clear=0`) until [`OfflineClearParams`] removes them. Records claimed by the
+/// same `process_id` earlier and not cleared come back too: that is what makes fetched but
+/// unprocessed events survive a crash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OfflineGetParams {
+    /// `process_id`.
+    pub process_id: String,
+    /// `clear`: always 0; events are cleared after they are processed.
+    pub clear: Flag,
+    /// `limit`.
+    pub limit: u32,
+    /// `order`: `{"ID": "ASC"}`, the order the portal queued them in.
+    pub order: Value,
+}
+
+impl OfflineGetParams {
+    /// Claim up to `limit` events for `process_id`.
+    pub fn new(process_id: &str, limit: u32) -> Self {
+        Self {
+            process_id: process_id.to_owned(),
+            clear: Flag(false),
+            limit,
+            order: json!({"ID": "ASC"}),
+        }
+    }
+}
+
+/// `event.offline.clear` parameters: the records `id` of `process_id`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OfflineClearParams {
+    /// `process_id`.
+    pub process_id: String,
+    /// `id`: the records' `ID`s.
+    pub id: Vec<u64>,
+}
+
+/// `event.offline.error` parameters: the records `message_id` of `process_id` are flagged as
+/// erroneous (kept by the portal, returned only with `error=1`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OfflineErrorParams {
+    /// `process_id`.
+    pub process_id: String,
+    /// `message_id`: the records' `MESSAGE_ID`s.
+    pub message_id: Vec<String>,
 }
 
 /// `event.offline.get` result.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct OfflineEvents {
-    /// `process_id`, when the events were only marked, not cleared.
+    /// `process_id` the events were claimed for (null when they were cleared at once).
     #[serde(default, deserialize_with = "lenient::opt_string")]
     pub process_id: Option<String>,
     /// `events`.
@@ -189,6 +231,28 @@ pub struct OfflineEvent {
         deserialize_with = "lenient::opt_string"
     )]
     pub message_id: Option<String>,
+}
+
+impl OfflineEvent {
+    /// The event as the fields of an online POST (`event`, `data[KEY]`), so that both deliveries
+    /// go through the same checks. Scalars become strings, as on the wire; nested values (none
+    /// of the fields fsb24 reads) are left out.
+    pub fn form_fields(&self) -> std::collections::HashMap<String, String> {
+        let mut fields = std::collections::HashMap::new();
+        fields.insert("event".to_owned(), self.name.clone());
+        if let Value::Object(data) = &self.data {
+            for (key, value) in data {
+                let text = match value {
+                    Value::String(s) => s.clone(),
+                    Value::Number(n) => n.to_string(),
+                    Value::Bool(b) => if *b { "1" } else { "0" }.to_owned(),
+                    _ => continue,
+                };
+                fields.insert(format!("data[{key}]"), text);
+            }
+        }
+        fields
+    }
 }
 
 /// `batch` parameters: `cmd` maps a name to `method?query`. Names must not be numeric, or PHP

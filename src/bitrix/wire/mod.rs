@@ -49,6 +49,10 @@ pub enum Method {
     EventGet,
     /// `event.offline.get`.
     EventOfflineGet,
+    /// `event.offline.clear`.
+    EventOfflineClear,
+    /// `event.offline.error`.
+    EventOfflineError,
     /// `batch`.
     Batch,
     /// The multipart upload to an `uploadUrl` handed out by `attachRecord` (not a REST method).
@@ -78,6 +82,8 @@ impl Method {
             Self::EventBind => "event.bind",
             Self::EventGet => "event.get",
             Self::EventOfflineGet => "event.offline.get",
+            Self::EventOfflineClear => "event.offline.clear",
+            Self::EventOfflineError => "event.offline.error",
             Self::Batch => "batch",
             Self::Upload => "upload",
             Self::TokenRefresh => "oauth.token",

@@ -346,6 +346,7 @@ fn decode_head(head: &RawHead) -> Result<DueEntry, String> {
             registered,
             over: head.over,
             cards_opened: head.cards_opened,
+            known: true,
         },
     })
 }
@@ -584,6 +585,7 @@ pub(super) fn call_state_blocking(
         registered,
         over,
         cards_opened,
+        known: true,
     })
 }
 

@@ -140,6 +140,11 @@ pub struct TestApp {
 impl TestApp {
     /// Parses `text` (it must be valid) and runs fsb24 on a fresh loopback listener.
     pub async fn start(text: &str, dir: &Path) -> Self {
+        Self::start_serving(text, dir, None).await
+    }
+
+    /// [`TestApp::start`] serving the Bitrix24 event endpoint on `http` too.
+    pub async fn start_serving(text: &str, dir: &Path, http: Option<TcpListener>) -> Self {
         let path = dir.join("fsb24.toml");
         std::fs::write(&path, text).unwrap();
         let config = Config::from_toml_str(text).unwrap_or_else(|e| panic!("test config: {e}"));
@@ -150,7 +155,7 @@ impl TestApp {
         let admin_addr = admin.local_addr().unwrap();
         let listeners = Listeners {
             esl,
-            http: None,
+            http,
             admin: Some(admin),
         };
         let task = tokio::spawn(run_with(config, listeners, async move {

@@ -1,4 +1,5 @@
-//! `event.bind/get/unbind` and `event.offline.get` (reference §5): application context only.
+//! `event.bind/get/unbind` (reference §5): application context only. The offline queue is in
+//! `offline.rs`.
 
 use serde_json::{Value, json};
 
@@ -149,10 +150,4 @@ pub fn get(st: &PeerState, ctx: &Ctx) -> Result<MethodOk, ApiError> {
         })
         .collect();
     Ok(MethodOk::of(Value::Array(items)))
-}
-
-/// `event.offline.get`: the peer queues no offline events, so the list is empty.
-pub fn offline_get(ctx: &Ctx) -> Result<MethodOk, ApiError> {
-    guard(ctx)?;
-    Ok(MethodOk::of(json!({"process_id": null, "events": []})))
 }

@@ -10,7 +10,7 @@ use super::envelope::{ApiError, MethodOk, Operating};
 use super::options::Fault;
 use super::params::Params;
 use super::state::{PeerState, Shared};
-use super::{events, lines, record, telephony, transcript, users};
+use super::{events, lines, offline, record, telephony, transcript, users};
 
 /// Who is calling and when.
 #[derive(Debug, Clone)]
@@ -30,7 +30,7 @@ pub struct Ctx {
 }
 
 /// Every method the peer implements (lower case), `batch` included.
-pub const METHODS: [&str; 23] = [
+pub const METHODS: [&str; 25] = [
     "telephony.externalcall.register",
     "telephony.externalcall.show",
     "telephony.externalcall.hide",
@@ -52,6 +52,8 @@ pub const METHODS: [&str; 23] = [
     "event.unbind",
     "event.get",
     "event.offline.get",
+    "event.offline.clear",
+    "event.offline.error",
     "app.info",
     "batch",
 ];
@@ -150,7 +152,9 @@ fn call_sync(
         "event.bind" => events::bind(st, ctx, p),
         "event.unbind" => events::unbind(st, ctx, p),
         "event.get" => events::get(st, ctx),
-        "event.offline.get" => events::offline_get(ctx),
+        "event.offline.get" => offline::get(st, ctx, p),
+        "event.offline.clear" => offline::clear(st, ctx, p),
+        "event.offline.error" => offline::error(st, ctx, p),
         "app.info" => Ok(MethodOk::of(
             json!({"ID": ctx.app_id, "CODE": "local.fsb24", "STATUS": "L", "INSTALLED": true}),
         )),

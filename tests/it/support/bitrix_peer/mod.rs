@@ -15,6 +15,7 @@ mod lines;
 mod methods;
 mod multipart;
 mod observe;
+mod offline;
 mod options;
 mod outgoing;
 mod params;

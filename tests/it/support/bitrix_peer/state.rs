@@ -218,6 +218,8 @@ pub struct PeerState {
     pub faults: Vec<(String, super::options::Fault)>,
     /// Events POSTed to the connector.
     pub deliveries: Vec<super::outgoing::Delivery>,
+    /// Events queued for `event.offline.get`.
+    pub offline: super::offline::OfflineQueue,
     /// Switches.
     pub switches: Switches,
     /// How far the peer clock runs ahead of real time.
@@ -243,6 +245,7 @@ impl PeerState {
             records: Vec::new(),
             uploads: HashMap::new(),
             deliveries: Vec::new(),
+            offline: super::offline::OfflineQueue::default(),
             faults: Vec::new(),
             transcripts: Vec::new(),
             switches: Switches {
