@@ -20,6 +20,7 @@ use tracing::{Instrument, error, info, info_span, warn};
 use crate::admin::{Admin, Sources};
 use crate::bitrix::BitrixClient;
 use crate::call::board::{Arrived, Board};
+use crate::call::callback::{self, CallbackDeps};
 use crate::call::click::{self, ClickDeps, ClickDial};
 use crate::call::effects::{CallEffects, CallServices, Dialer};
 use crate::call::machine::{Call, CallInfo};
@@ -29,7 +30,7 @@ use crate::call::task::{self, MapCtx};
 use crate::config::{Config, ConfigError, ConfigErrors};
 use crate::esl::{InboundClient, InboundHandle, IncomingCall, OutboundServer, Presence};
 use crate::http::offline::OfflinePoller;
-use crate::http::{ClickToCall, EventEndpoint};
+use crate::http::{CallbackRequest, ClickToCall, EventEndpoint};
 use crate::ids::BitrixUserId;
 use crate::outbox::{self, Outbox};
 use crate::queue::QueueHandle;
@@ -114,6 +115,7 @@ pub async fn run_with(
     // The call side: its own token and tracker, stopped first.
     let (calls_token, calls) = (CancellationToken::new(), TaskTracker::new());
     let (calls_tx, calls_rx) = mpsc::channel(256);
+    let esl_addr = listeners.esl.local_addr().ok();
     let outbound = OutboundServer::new(listeners.esl, build::outbound(&config_updates.borrow()));
     calls.spawn(outbound.run(calls_tx, calls_token.child_token(), calls.clone()));
     calls.spawn(dispatch_calls(
@@ -131,11 +133,12 @@ pub async fn run_with(
             outbox: services.outbox.clone(),
             dial: ClickDial::from_config(&config_updates.borrow())?,
         };
+        let callbacks = callback_deps(&config_updates.borrow(), &clicks, esl_addr);
         let bitrix = services.bitrix.clone();
         serve_events(
             listeners.http,
             &config_updates.borrow(),
-            (clicks, bitrix),
+            (clicks, callbacks, bitrix),
             &calls,
             &calls_token,
         )?;
@@ -368,7 +371,9 @@ async fn start_call(
         caller_number: info.caller_id_number.as_deref().unwrap_or_default(),
         created_at: info.created_at,
     };
-    let Some(resolved) = route::resolve(config, &arrival) else {
+    let resolved =
+        route::resolve_callback(config, &arrival).or_else(|| route::resolve(config, &arrival));
+    let Some(resolved) = resolved else {
         // Not ours: hand the call back. The socket closes before any bridge, so the dialplan
         // continues after `socket` and runs its fallback (esl-protocol.md §5.6).
         warn!(channel = %info.channel, destination = arrival.destination, "no route matches; call handed back");
@@ -385,7 +390,10 @@ async fn start_call(
         channel: channel.clone(),
         caller: arrival.caller_number.to_owned(),
         destination: arrival.destination.to_owned(),
-        route: route_label(&config.routes[resolved.route]),
+        route: config
+            .routes
+            .get(resolved.route)
+            .map_or_else(|| "callback".to_owned(), route_label),
         queue: first_queue(&resolved.start),
     };
     let entry = board.enter(arrived, tokio::time::Instant::now());
@@ -450,11 +458,21 @@ fn first_queue(start: &crate::call::machine::Input) -> Option<String> {
 fn serve_events(
     listener: Option<TcpListener>,
     config: &Config,
-    (clicks, bitrix): (ClickDeps, BitrixClient),
+    (clicks, callbacks, bitrix): (ClickDeps, Option<CallbackDeps>, BitrixClient),
     tracker: &TaskTracker,
     token: &CancellationToken,
 ) -> anyhow::Result<()> {
     let (click_tx, click_rx) = mpsc::channel::<ClickToCall>(64);
+    let callback_tx = callbacks.map(|deps| {
+        let (tx, rx) = mpsc::channel::<CallbackRequest>(64);
+        tracker.spawn(callback::run_callbacks(
+            rx,
+            deps,
+            token.child_token(),
+            tracker.clone(),
+        ));
+        tx
+    });
     let online = match (listener, &config.http, &config.bitrix.application_token) {
         (Some(listener), Some(http), Some(app_token)) => Some((listener, http, app_token)),
         _ => None,
@@ -464,8 +482,11 @@ fn serve_events(
         return Ok(());
     }
     if let Some((listener, http, app_token)) = online {
-        let endpoint = EventEndpoint::new(Arc::from(app_token.expose()), click_tx.clone())
+        let mut endpoint = EventEndpoint::new(Arc::from(app_token.expose()), click_tx.clone())
             .with_numbering(config.numbers);
+        if let Some(tx) = &callback_tx {
+            endpoint = endpoint.with_callbacks(tx.clone());
+        }
         tracker.spawn(crate::http::serve(
             listener,
             endpoint.router(&http.path),
@@ -478,6 +499,7 @@ fn serve_events(
         let poller = OfflinePoller {
             client: bitrix,
             clicks: click_tx,
+            callbacks: callback_tx,
             outbox: clicks.outbox.clone(),
             numbering: config.numbers,
             interval: config.portal.poll_interval,
@@ -491,6 +513,40 @@ fn serve_events(
         tracker.clone(),
     ));
     Ok(())
+}
+
+/// The callback task's needs when `[events] callback_queue` is set. FreeSWITCH reaches the
+/// socket at `[events] callback_socket`, else where the `socket` listener is bound (loopback
+/// for an unspecified address).
+fn callback_deps(
+    config: &Config,
+    clicks: &ClickDeps,
+    esl: Option<std::net::SocketAddr>,
+) -> Option<CallbackDeps> {
+    config.portal.callback_queue.as_ref()?;
+    let socket = config.portal.callback_socket.or_else(|| {
+        esl.map(|mut addr| {
+            if addr.ip().is_unspecified() {
+                addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+            }
+            addr
+        })
+    })?;
+    Some(CallbackDeps {
+        inbound: clicks.inbound.clone(),
+        outbox: clicks.outbox.clone(),
+        customer: clicks.dial.customer.clone(),
+        caller_id_number: clicks.dial.caller_id_number.clone(),
+        ring: clicks.dial.customer_ring,
+        socket,
+        owner: config
+            .bitrix
+            .defaults
+            .missed_call_owner
+            .unwrap_or(BitrixUserId(1)),
+        add_to_chat: config.bitrix.defaults.add_to_chat,
+        default_line: config.bitrix.defaults.line_number.clone(),
+    })
 }
 
 /// Reads and validates the config file at `path` without blocking the runtime.

@@ -164,6 +164,14 @@ impl TryFrom<RawConfig> for Config {
                  a webhook has no offline queue",
             );
         }
+        if let Some(queue) = &portal.callback_queue
+            && !queue_names.iter().any(|q| q == queue.as_str())
+        {
+            p.push(
+                "events.callback_queue",
+                format!("{:?} is not a [[queues]] name", queue.as_str()),
+            );
+        }
         if http.is_some() && token_missing {
             // Event POSTs are unsigned; the token is their only authenticity check.
             p.push(

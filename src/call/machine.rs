@@ -23,8 +23,8 @@ use crate::queue::Outcome;
 use cards::Cards;
 
 pub use settings::{
-    CallInfo, CallSettings, CardMode, DirectTarget, MissedOwner, Overflow, OwnerStep, QueueRoute,
-    RecordingSettings, Strategy, Target, WhenNoneFree,
+    CallInfo, CallSettings, CallbackCard, CardMode, DirectTarget, MissedOwner, Overflow, OwnerStep,
+    QueueRoute, RecordingSettings, Strategy, Target, WhenNoneFree,
 };
 pub use vocabulary::{Action, BridgeLeg, BridgeOutcome, Caller, Input, Pick, Transferee};
 

@@ -4,6 +4,7 @@
 //! killed run left open ([`recover`]).
 
 pub mod board;
+pub mod callback;
 pub mod click;
 pub mod effects;
 pub mod machine;

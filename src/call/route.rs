@@ -9,15 +9,16 @@ use std::time::Duration;
 
 use chrono::{DateTime, FixedOffset, Utc};
 
+use crate::call::callback;
 use crate::call::machine::{
-    CallSettings, Caller, CardMode, DirectTarget, Input, MissedOwner, Overflow, OwnerStep,
-    QueueRoute, RecordingSettings, Strategy, Target, WhenNoneFree,
+    CallSettings, CallbackCard, Caller, CardMode, DirectTarget, Input, MissedOwner, Overflow,
+    OwnerStep, QueueRoute, RecordingSettings, Strategy, Target, WhenNoneFree,
 };
 use crate::call::status::{Cause, MissedStatus};
 use crate::config::{
     self, Config, LineMatch, QueueConfig, RouteConfig, RouteTarget, WaitMedia, WhenNobodyFree,
 };
-use crate::ids::{AgentId, BitrixUserId};
+use crate::ids::{AgentId, BitrixUserId, PhoneNumber};
 use crate::queue::AgentInfo;
 
 /// What FreeSWITCH plays while agents ring, unless a queue names music.
@@ -90,6 +91,49 @@ pub fn resolve(config: &Config, arrival: &Arrival<'_>) -> Option<Resolved> {
     })
 }
 
+/// A callback's customer leg (fsb24 dialled it and handed it to its own socket, marked with
+/// [`callback::vars`]): routed to `[events] callback_queue`, registered as `TYPE=4` with the
+/// form's line and CRM entity. `None` for any other call, or when no callback queue is set.
+/// [`Resolved::route`] is `usize::MAX`: no `[[routes]]` entry took it.
+pub fn resolve_callback(config: &Config, arrival: &Arrival<'_>) -> Option<Resolved> {
+    let vars = arrival.variables;
+    vars.get(callback::vars::MARK)?;
+    let queue = config.portal.callback_queue.clone()?;
+    let crm = callback::vars::crm(vars);
+    let route = RouteConfig {
+        destination: None,
+        line: None,
+        target: RouteTarget::Queue(queue),
+        line_number: vars.get(callback::vars::LINE).cloned(),
+        // The form already made its lead; an unknown number makes none of its own.
+        crm_create: Some(crm.is_none() && config.bitrix.defaults.crm_create),
+        missed_owner: None,
+    };
+    let (target, wait) = target(config, &route.target)?;
+    let mut settings = settings(config, &route, wait);
+    settings.callback = Some(CallbackCard { crm });
+    // The customer is the number dialled (checked again: a channel variable is input too).
+    let caller = vars
+        .get(callback::vars::NUMBER)
+        .and_then(|n| PhoneNumber::parse(n).ok())
+        .map_or(Caller::Anonymous, Caller::Number);
+    let started_at: DateTime<FixedOffset> =
+        arrival.created_at.unwrap_or_else(Utc::now).fixed_offset();
+    let line = route
+        .line_number
+        .or_else(|| config.bitrix.defaults.line_number.clone());
+    Some(Resolved {
+        settings,
+        route: usize::MAX,
+        start: Input::Started {
+            target,
+            caller,
+            line,
+            started_at,
+        },
+    })
+}
+
 fn matches(route: &RouteConfig, arrival: &Arrival<'_>) -> bool {
     let destination_ok = route
         .destination
@@ -116,6 +160,7 @@ pub fn matched_variables(config: &Config) -> Vec<String> {
             _ => None,
         })
         .collect();
+    names.extend(callback::vars::ALL.iter().map(|v| (*v).to_owned()));
     names.sort();
     names.dedup();
     names
@@ -289,6 +334,7 @@ fn settings(config: &Config, route: &RouteConfig, wait: WaitMedia) -> CallSettin
             .iter()
             .filter_map(|a| Some((a.id.clone(), card_mode(a.card?))))
             .collect(),
+        callback: None,
     }
 }
 

@@ -43,6 +43,12 @@ pub struct PortalConfig {
     pub handler_url: Option<Url>,
     /// `[events] poll_interval`: how often `event.offline.get` is called (offline delivery).
     pub poll_interval: Duration,
+    /// `[events] callback_queue`: the queue a callback's customer is handed to once they answer;
+    /// without it callback forms are not handled.
+    pub callback_queue: Option<crate::ids::QueueName>,
+    /// `[events] callback_socket`: where FreeSWITCH reaches fsb24's `socket` listener for a
+    /// callback's customer leg (default: `esl.listen`, `127.0.0.1` for an unspecified address).
+    pub callback_socket: Option<std::net::SocketAddr>,
     /// `[[lines]]`: the external lines `fsb24 setup` registers.
     pub lines: Vec<LineConfig>,
 }
@@ -64,6 +70,8 @@ pub(crate) struct RawEvents {
     pub delivery: Option<String>,
     pub handler_url: Option<String>,
     pub poll_interval: Option<String>,
+    pub callback_queue: Option<String>,
+    pub callback_socket: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -141,10 +149,22 @@ pub(crate) fn portal(p: &mut Problems, events: RawEvents, lines: Vec<RawLine>) -
             }
         })
         .collect();
+    let callback_socket = events.callback_socket.as_deref().and_then(|raw| {
+        raw.parse()
+            .map_err(|e| {
+                p.push(
+                    "events.callback_socket",
+                    format!("{raw:?} is not host:port ({e})"),
+                );
+            })
+            .ok()
+    });
     PortalConfig {
         delivery,
         handler_url,
         poll_interval,
+        callback_queue: events.callback_queue.map(crate::ids::QueueName::new),
+        callback_socket,
         lines,
     }
 }
@@ -158,6 +178,8 @@ impl Default for PortalConfig {
             delivery: EventDelivery::Online,
             handler_url: None,
             poll_interval: Duration::from_secs(2),
+            callback_queue: None,
+            callback_socket: None,
             lines: Vec::new(),
         }
     }

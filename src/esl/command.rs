@@ -187,6 +187,7 @@ pub struct DialLeg {
     endpoint: Endpoint,
     leg_timeout_secs: Option<u32>,
     caller_id_number: Option<PhoneNumber>,
+    vars: Vec<(&'static str, String)>,
 }
 
 impl DialLeg {
@@ -203,7 +204,23 @@ impl DialLeg {
             endpoint,
             leg_timeout_secs: None,
             caller_id_number: None,
+            vars: Vec::new(),
         })
+    }
+
+    /// A channel variable of fsb24's own on this leg (read back when the leg reaches fsb24's
+    /// socket). The value is letters, digits and `+-_.:` only, at most 128 of them, so it can
+    /// close no bracket and split no dial string.
+    pub fn var(mut self, name: &'static str, value: &str) -> Result<Self, CommandError> {
+        let value = check("channel variable", value, 128, |c| {
+            c.is_ascii_alphanumeric() || "+-_.:".contains(c)
+        })?;
+        let name = check("channel variable name", name, 64, |c| {
+            c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'
+        })
+        .map(|_| name)?;
+        self.vars.push((name, value));
+        Ok(self)
     }
 
     /// FreeSWITCH's own ring limit for this leg (whole seconds; a safety net only).
@@ -232,6 +249,9 @@ impl fmt::Display for DialLeg {
         }
         if let Some(number) = &self.caller_id_number {
             write!(f, ",origination_caller_id_number={number}")?;
+        }
+        for (name, value) in &self.vars {
+            write!(f, ",{name}={value}")?;
         }
         write!(f, "]{}", self.endpoint)
     }
@@ -295,6 +315,9 @@ pub enum OriginateThen {
     Bridge(DialString),
     /// Park it.
     Park,
+    /// Hand it to fsb24's own socket (`socket <addr> async full`), as the dialplan does with a
+    /// call that comes in: the callback's customer leg then runs as an inbound call.
+    Socket(std::net::SocketAddr),
 }
 
 /// A `bgapi originate` request.
@@ -314,6 +337,8 @@ impl OriginateRequest {
         let app = match &self.then {
             OriginateThen::Bridge(target) => format!("&bridge({target})"),
             OriginateThen::Park => "&park()".to_owned(),
+            // Quoted: originate takes the application as one argument.
+            OriginateThen::Socket(addr) => format!("'&socket({addr} async full)'"),
         };
         // Every piece is validated and space-free, so no quoting is needed.
         format!(

@@ -7,6 +7,7 @@
 
 use std::collections::HashMap;
 
+use crate::bitrix::wire::CrmEntityType;
 use crate::ids::{BitrixCallId, BitrixUserId, PhoneError, PhoneNumber};
 
 /// The largest event body accepted (real ones are about 1 KiB).
@@ -79,11 +80,24 @@ pub struct ClickToCall {
     pub call_list_id: Option<u64>,
 }
 
+/// A callback form (`ONEXTERNALCALLBACKSTART`): call the customer, then hand them to a queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallbackRequest {
+    /// The number to call back (normalised like a clicked one before it is dialled).
+    pub phone: PhoneNumber,
+    /// The app line selected in the form, if any.
+    pub line_number: Option<String>,
+    /// The CRM entity the form created or found, if any.
+    pub crm: Option<(CrmEntityType, u64)>,
+}
+
 /// A verified event.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ParsedEvent {
     /// `ONEXTERNALCALLSTART`.
     ClickToCall(ClickToCall),
+    /// `ONEXTERNALCALLBACKSTART`.
+    Callback(CallbackRequest),
     /// Any other event, by name; acknowledged and ignored.
     Other(String),
 }
@@ -115,6 +129,9 @@ pub fn parse_fields(fields: &HashMap<String, String>) -> Result<ParsedEvent, Eve
         return Err(EventError::invalid("event", "not an event name"));
     }
     let name = name.to_ascii_uppercase();
+    if name == "ONEXTERNALCALLBACKSTART" {
+        return parse_callback(fields).map(ParsedEvent::Callback);
+    }
     if name != "ONEXTERNALCALLSTART" {
         return Ok(ParsedEvent::Other(name));
     }
@@ -140,15 +157,7 @@ pub fn parse_fields(fields: &HashMap<String, String>) -> Result<ParsedEvent, Eve
         .or_else(|| get("data[PHONE_NUMBER]"))
         .ok_or(EventError::Missing("data[PHONE_NUMBER]"))?;
     let phone = PhoneNumber::parse(phone_raw).map_err(EventError::BadPhone)?;
-    let line_number = match get("data[LINE_NUMBER]") {
-        Some(line) if line.len() > 64 || line.trim().is_empty() => {
-            return Err(EventError::invalid(
-                "data[LINE_NUMBER]",
-                "not 1-64 printable characters",
-            ));
-        }
-        line => line.map(str::to_owned),
-    };
+    let line_number = line_number(fields)?;
     let call_list_id = match get("data[CALL_LIST_ID]") {
         None => None,
         Some(raw) => digits(raw, 20)
@@ -163,6 +172,55 @@ pub fn parse_fields(fields: &HashMap<String, String>) -> Result<ParsedEvent, Eve
         line_number,
         call_list_id,
     }))
+}
+
+/// `ONEXTERNALCALLBACKSTART` (no `CALL_ID`): the number to call back, the form's line and its
+/// CRM entity (`CRM_ENTITY_ID` 0 or absent: none).
+fn parse_callback(fields: &HashMap<String, String>) -> Result<CallbackRequest, EventError> {
+    let get = |k: &str| fields.get(k).map(String::as_str).filter(|v| !v.is_empty());
+    let raw = get("data[PHONE_NUMBER]").ok_or(EventError::Missing("data[PHONE_NUMBER]"))?;
+    if raw.len() > MAX_PHONE {
+        return Err(EventError::invalid(
+            "data[PHONE_NUMBER]",
+            "longer than 64 bytes",
+        ));
+    }
+    let phone = PhoneNumber::parse(raw).map_err(EventError::BadPhone)?;
+    let id = match get("data[CRM_ENTITY_ID]") {
+        None => 0,
+        Some(raw) => digits(raw, 20)
+            .and_then(|d| d.parse::<u64>().ok())
+            .ok_or_else(|| EventError::invalid("data[CRM_ENTITY_ID]", "not a number"))?,
+    };
+    let crm = match (get("data[CRM_ENTITY_TYPE]"), id) {
+        (_, 0) | (None, _) => None,
+        (Some(kind), id) => Some((
+            CrmEntityType::parse(kind).ok_or_else(|| {
+                EventError::invalid(
+                    "data[CRM_ENTITY_TYPE]",
+                    "not LEAD, CONTACT, COMPANY or DEAL",
+                )
+            })?,
+            id,
+        )),
+    };
+    Ok(CallbackRequest {
+        phone,
+        line_number: line_number(fields)?,
+        crm,
+    })
+}
+
+/// `data[LINE_NUMBER]`: 1-64 characters, or absent.
+fn line_number(fields: &HashMap<String, String>) -> Result<Option<String>, EventError> {
+    match fields.get("data[LINE_NUMBER]").map(String::as_str) {
+        None | Some("") => Ok(None),
+        Some(line) if line.len() > 64 || line.trim().is_empty() => Err(EventError::invalid(
+            "data[LINE_NUMBER]",
+            "not 1-64 printable characters",
+        )),
+        Some(line) => Ok(Some(line.to_owned())),
+    }
 }
 
 /// The rule every field follows, whether fsb24 uses it or not: a bounded name and value, and no

@@ -23,7 +23,10 @@ use bytes::Bytes;
 use tokio::sync::mpsc;
 use tokio::time::{Duration, Instant};
 
-pub use event::{ClickToCall, EventError, MAX_EVENT_BODY, ParsedEvent, parse_event, parse_fields};
+pub use event::{
+    CallbackRequest, ClickToCall, EventError, MAX_EVENT_BODY, ParsedEvent, parse_event,
+    parse_fields,
+};
 pub use serve::{Limits, serve};
 
 use crate::ids::BitrixCallId;
@@ -38,6 +41,7 @@ pub const DEDUP_WINDOW: Duration = Duration::from_secs(30);
 pub struct EventEndpoint {
     token: Arc<str>,
     calls: mpsc::Sender<ClickToCall>,
+    callbacks: Option<mpsc::Sender<CallbackRequest>>,
     numbering: Numbering,
     seen: Arc<Mutex<HashMap<BitrixCallId, Instant>>>,
 }
@@ -56,6 +60,7 @@ impl EventEndpoint {
         Self {
             token,
             calls,
+            callbacks: None,
             numbering: Numbering::international_only(),
             seen: Arc::new(Mutex::new(HashMap::new())),
         }
@@ -65,6 +70,14 @@ impl EventEndpoint {
     #[must_use]
     pub fn with_numbering(mut self, numbering: Numbering) -> Self {
         self.numbering = numbering;
+        self
+    }
+
+    /// Callback forms (`ONEXTERNALCALLBACKSTART`) go to `callbacks`; without it they are
+    /// acknowledged and ignored.
+    #[must_use]
+    pub fn with_callbacks(mut self, callbacks: mpsc::Sender<CallbackRequest>) -> Self {
+        self.callbacks = Some(callbacks);
         self
     }
 
@@ -93,6 +106,27 @@ impl EventEndpoint {
             }
             Err(mpsc::error::TrySendError::Full(_)) => HandOff::Full,
             Err(mpsc::error::TrySendError::Closed(_)) => HandOff::Closed,
+        }
+    }
+}
+
+impl EventEndpoint {
+    /// Hands a callback form to the callback task (its number normalised as a click's is).
+    fn callback(&self, mut callback: CallbackRequest) -> (StatusCode, &'static str) {
+        let Some(callbacks) = &self.callbacks else {
+            tracing::info!("callback form ignored: no [events] callback_queue");
+            return (StatusCode::OK, "ignored");
+        };
+        callback.phone = self.numbering.normalise(&callback.phone);
+        match callbacks.try_send(callback) {
+            Ok(()) => (StatusCode::OK, "ok"),
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                tracing::warn!("callback queue full");
+                (StatusCode::SERVICE_UNAVAILABLE, "busy")
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                (StatusCode::SERVICE_UNAVAILABLE, "shutting down")
+            }
         }
     }
 }
@@ -129,6 +163,7 @@ async fn handle(
     };
     let mut click = match parsed {
         ParsedEvent::ClickToCall(click) => click,
+        ParsedEvent::Callback(callback) => return endpoint.callback(callback),
         ParsedEvent::Other(name) => {
             tracing::debug!(event = ?name, "bitrix event ignored");
             return (StatusCode::OK, "ignored");

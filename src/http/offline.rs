@@ -19,7 +19,7 @@ use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
-use super::event::{ClickToCall, ParsedEvent, parse_fields};
+use super::event::{CallbackRequest, ClickToCall, ParsedEvent, parse_fields};
 use crate::bitrix::wire::OfflineEvent;
 use crate::bitrix::{BitrixClient, BitrixError};
 use crate::call::click::click_call_key;
@@ -44,6 +44,8 @@ pub struct OfflinePoller {
     pub client: BitrixClient,
     /// The click-to-call task's inbox (the one the event endpoint feeds).
     pub clicks: mpsc::Sender<ClickToCall>,
+    /// The callback task's inbox, when `[events] callback_queue` is set.
+    pub callbacks: Option<mpsc::Sender<CallbackRequest>>,
     /// The outbox, where a taken click's `Adopt` shows that it was processed.
     pub outbox: Outbox,
     /// `[numbers]`.
@@ -125,9 +127,32 @@ impl OfflinePoller {
         Ok(full && !later)
     }
 
+    /// A callback form: handed to the callback task, then cleared. It has no `CALL_ID` to
+    /// remember it by, so a run killed between the two calls the customer again on restart.
+    async fn callback(
+        &self,
+        mut callback: CallbackRequest,
+        shutdown: &CancellationToken,
+    ) -> Handled {
+        let Some(callbacks) = &self.callbacks else {
+            warn!("offline callback form not handled: no [events] callback_queue; flagged");
+            return Handled::Refused;
+        };
+        callback.phone = self.numbering.normalise(&callback.phone);
+        info!("callback form fetched offline");
+        tokio::select! {
+            () = shutdown.cancelled() => Handled::Later,
+            sent = callbacks.send(callback) => match sent {
+                Ok(()) => Handled::Done,
+                Err(_) => Handled::Later,
+            },
+        }
+    }
+
     async fn handle(&self, event: &OfflineEvent, shutdown: &CancellationToken) -> Handled {
         let mut click = match parse_fields(&event.form_fields()) {
             Ok(ParsedEvent::ClickToCall(click)) => click,
+            Ok(ParsedEvent::Callback(callback)) => return self.callback(callback, shutdown).await,
             Ok(ParsedEvent::Other(name)) => {
                 warn!(event = ?name, id = ?event.id, "offline event not handled by fsb24; flagged");
                 return Handled::Refused;

@@ -67,6 +67,9 @@ pub struct AcceptedCall {
     pub started_at: DateTime<FixedOffset>,
     /// `CRM_CREATE`.
     pub crm_create: bool,
+    /// A CRM binding known from the start (a callback form's entity).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crm: Option<CrmBinding>,
 }
 
 impl AcceptedCall {
@@ -80,7 +83,7 @@ impl AcceptedCall {
             started_at: self.started_at,
             crm_create: self.crm_create,
             show,
-            crm: None,
+            crm: self.crm.clone(),
         }
     }
 }

@@ -122,6 +122,14 @@ fn check_event_outcome(outcome: Result<ParsedEvent, EventError>, values: &[Strin
                 assert!(line.len() <= 64 && !line.chars().any(char::is_control));
             }
         }
+        Ok(ParsedEvent::Callback(callback)) => {
+            let digits = callback.phone.as_str().trim_start_matches('+');
+            assert!(!digits.is_empty() && digits.len() <= 20);
+            assert!(digits.bytes().all(|b| b.is_ascii_digit()));
+            if let Some(line) = &callback.line_number {
+                assert!(line.len() <= 64 && !line.chars().any(char::is_control));
+            }
+        }
         Ok(ParsedEvent::Other(name)) => {
             assert!(name.len() <= 64);
             assert!(name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'));

@@ -9,6 +9,7 @@ mod call_cases;
 mod call_flow;
 mod call_queue;
 mod call_show;
+mod callback;
 mod cli;
 mod click_to_call;
 mod config_files;

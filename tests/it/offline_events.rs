@@ -17,19 +17,29 @@ use crate::support::app::{TestApp, config_text};
 use crate::support::bitrix_peer::{BitrixPeer, ClickToCall, PeerOptions, PeerState};
 use crate::support::esl_peer::FsPeer;
 
-const TOKEN: &str = "2c6e0b9f4d1a8e7c3b5f9a0d2e4c6b81";
-const CUSTOMER: &str = "+4930123456789";
+pub(crate) const TOKEN: &str = "2c6e0b9f4d1a8e7c3b5f9a0d2e4c6b81";
+pub(crate) const CUSTOMER: &str = "+4930123456789";
 
 /// Both peers, the OAuth application installed, and fsb24's config (not started yet).
-struct Rig {
-    fs: FsPeer,
-    bx: BitrixPeer,
-    dir: tempfile::TempDir,
-    text: String,
+pub(crate) struct Rig {
+    pub(crate) fs: FsPeer,
+    pub(crate) bx: BitrixPeer,
+    pub(crate) dir: tempfile::TempDir,
+    pub(crate) text: String,
 }
 
 impl Rig {
     async fn new(delivery: &str, http_port: Option<u16>) -> Self {
+        Self::with(delivery, http_port, "", "").await
+    }
+
+    /// Agent 1001 is Bitrix24 user 17; `events` is added to `[events]`, `extra` to the config.
+    pub(crate) async fn with(
+        delivery: &str,
+        http_port: Option<u16>,
+        events: &str,
+        extra: &str,
+    ) -> Self {
         let fs = FsPeer::start().await.unwrap();
         let bx = BitrixPeer::start(PeerOptions::default()).await;
         bx.add_user(crate::support::bitrix_peer::SeedUser::new(
@@ -40,8 +50,8 @@ impl Rig {
         let dir = tempfile::tempdir().unwrap();
         let (_, token_file) = bx.install_app(dir.path()).await;
         let mut body = format!(
-            "[events]\ndelivery = \"{delivery}\"\npoll_interval = \"500ms\"\n\
-             [click_to_call]\ngateway = \"carrier\"\n"
+            "[events]\ndelivery = \"{delivery}\"\npoll_interval = \"500ms\"\n{events}\
+             [click_to_call]\ngateway = \"carrier\"\n{extra}"
         );
         if let Some(port) = http_port {
             body.push_str(&format!(
@@ -77,12 +87,12 @@ impl Rig {
     }
 
     /// `fsb24 setup` with this config: binds the events as `[events] delivery` says.
-    async fn setup(&self) {
+    pub(crate) async fn setup(&self) {
         let report = fsb24::setup::setup(&self.config()).await.unwrap();
         assert!(!report.scope_missing(), "{report}");
     }
 
-    async fn start(&self, http: Option<tokio::net::TcpListener>) -> TestApp {
+    pub(crate) async fn start(&self, http: Option<tokio::net::TcpListener>) -> TestApp {
         TestApp::start_serving(&self.text, self.dir.path(), http).await
     }
 
@@ -96,7 +106,7 @@ impl Rig {
         }
     }
 
-    fn originates(&self) -> usize {
+    pub(crate) fn originates(&self) -> usize {
         self.fs
             .commands()
             .iter()
@@ -114,12 +124,12 @@ impl Rig {
             .await
     }
 
-    fn offline_gets(&self) -> usize {
+    pub(crate) fn offline_gets(&self) -> usize {
         self.bx.method_calls("event.offline.get").len()
     }
 
     /// Waits until the queue is empty (every record cleared or flagged).
-    async fn queue_drained(&self) {
+    pub(crate) async fn queue_drained(&self) {
         self.bx
             .wait_for("the offline queue is cleared", |s| {
                 s.offline.records.iter().all(|r| r.error)

@@ -29,7 +29,6 @@ fn portal(delivery: EventDelivery) -> PortalConfig {
     PortalConfig {
         delivery,
         handler_url: Some(url::Url::parse(HANDLER).unwrap()),
-        poll_interval: Duration::from_secs(2),
         lines: vec![
             LineConfig {
                 number: "4930555000".into(),
@@ -42,6 +41,7 @@ fn portal(delivery: EventDelivery) -> PortalConfig {
                 crm_auto_create: true,
             },
         ],
+        ..PortalConfig::default()
     }
 }
 

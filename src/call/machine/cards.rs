@@ -72,12 +72,14 @@ impl Call {
     /// What `register` needs that is known from the start.
     pub(super) fn accepted(&self) -> Option<AcceptedCall> {
         let meta = self.meta.as_ref()?;
+        let callback = self.settings.callback.as_ref();
         Some(AcceptedCall {
             phone: self.phone(),
-            call_type: CallType::Incoming,
+            call_type: callback.map_or(CallType::Incoming, |_| CallType::Callback),
             line_number: meta.line.clone(),
             started_at: meta.started_at,
             crm_create: self.settings.crm_create,
+            crm: callback.and_then(|c| c.crm.clone()),
         })
     }
 

@@ -40,6 +40,16 @@ pub struct CallSettings {
     /// Agents whose card opens differently from their queue's [`QueueRoute::card`] (or, outside
     /// a queue, from [`CardMode::Ringing`]).
     pub agent_cards: Vec<(AgentId, CardMode)>,
+    /// Set when the call is a callback fsb24 dialled (`ONEXTERNALCALLBACKSTART`): registered as
+    /// `TYPE=4`, bound to the form's CRM entity.
+    pub callback: Option<CallbackCard>,
+}
+
+/// How a callback's card differs from an inbound call's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallbackCard {
+    /// The CRM entity of the callback form (`CRM_ENTITY_TYPE` / `CRM_ENTITY_ID`), if any.
+    pub crm: Option<crate::outbox::op::CrmBinding>,
 }
 
 /// When an agent's Bitrix24 card opens. Whatever the mode, the call is registered and finished

@@ -320,6 +320,7 @@ fn a_call_killed_before_its_first_card_is_registered_from_its_accepted_note_with
         line_number: Some("4930555000".into()),
         started_at: chrono::DateTime::parse_from_rfc3339("2026-05-04T09:15:02+02:00").unwrap(),
         crm_create: true,
+        crm: None,
     };
     let progress = Progress::of(&[at(
         0,

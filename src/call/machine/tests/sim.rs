@@ -89,6 +89,7 @@ pub fn settings() -> CallSettings {
             last_resort: OWNER,
         },
         agent_cards: Vec::new(),
+        callback: None,
     }
 }
 

@@ -170,21 +170,23 @@ pub fn click_to_call_form(
     Ok((call_id, form))
 }
 
-/// `ONEXTERNALCALLBACKSTART` form: no CALL_ID.
+/// `ONEXTERNALCALLBACKSTART` form: no CALL_ID; the CRM entity the form made, if any.
 pub fn callback_form(
     shared: &Shared,
     phone: &str,
     text: &str,
     line: &str,
+    crm: Option<(EntityKind, u64)>,
     application_token: &str,
 ) -> Vec<(String, String)> {
+    let (kind, id) = crm.map_or(("LEAD", 0), |(kind, id)| (kind.wire(), id));
     let mut form = envelope_head(shared, "ONEXTERNALCALLBACKSTART");
     form.extend(pairs(&[
         ("data[PHONE_NUMBER]", phone.to_owned()),
         ("data[TEXT]", text.to_owned()),
         ("data[VOICE]", "ruinternalfemale".to_owned()),
-        ("data[CRM_ENTITY_TYPE]", "LEAD".to_owned()),
-        ("data[CRM_ENTITY_ID]", "0".to_owned()),
+        ("data[CRM_ENTITY_TYPE]", kind.to_owned()),
+        ("data[CRM_ENTITY_ID]", id.to_string()),
         ("data[LINE_NUMBER]", line.to_owned()),
     ]));
     form.extend(auth_block(shared, None, application_token));
@@ -264,10 +266,11 @@ impl super::BitrixPeer {
         handler: &str,
         application_token: &str,
         phone: &str,
-        text: &str,
         line: &str,
+        crm: Option<(EntityKind, u64)>,
     ) -> Option<u16> {
-        let form = callback_form(&self.shared, phone, text, line, application_token);
+        let text = "Call the customer back";
+        let form = callback_form(&self.shared, phone, text, line, crm, application_token);
         deliver(&self.shared, "ONEXTERNALCALLBACKSTART", handler, form).await
     }
 

@@ -134,6 +134,15 @@ async fn originate(sw: &Arc<Switch>, args: &str) -> String {
         sw.tracker
             .spawn(async move { originate_bridge(&sw2, &leg2, &inner).await });
     }
+    if let Some(inner) = app
+        .strip_prefix("&socket(")
+        .and_then(|r| r.strip_suffix(')'))
+    {
+        let sw2 = Arc::clone(sw);
+        let (leg2, inner) = (leg.clone(), inner.to_owned());
+        sw.tracker
+            .spawn(super::caller::socket_leg(sw2, leg2, inner));
+    }
     format!("+OK {leg}\n")
 }
 

@@ -268,3 +268,65 @@ fn connect_reply(sw: &Switch, uuid: &str) -> String {
     out.push('\n');
     out
 }
+
+/// Serial numbers of outbound sessions opened by `originate ... &socket(...)` (apart from the
+/// offered calls' ones).
+static SOCKET_LEGS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1 << 32);
+
+/// `originate <dial> '&socket(<addr> async full)'`: the answered leg `uuid` runs the socket app,
+/// which connects to the app at `addr` like a dialled-in call's `socket` does. A refused
+/// connection ends the leg (`DESTINATION_OUT_OF_ORDER`), as the app does.
+/// Boxed: the session it serves may originate again (a recursive future).
+pub fn socket_leg(
+    sw: Arc<Switch>,
+    uuid: String,
+    socket_arg: String,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
+    Box::pin(async move { socket_leg_inner(&sw, &uuid, &socket_arg).await })
+}
+
+async fn socket_leg_inner(sw: &Arc<Switch>, uuid: &str, socket_arg: &str) {
+    let addr: Option<SocketAddr> = socket_arg
+        .split_whitespace()
+        .next()
+        .and_then(|a| a.parse().ok());
+    sw.with_channel(uuid, |c| {
+        c.state = "CS_EXECUTE";
+        c.set_var("current_application", "socket");
+        c.set_var("current_application_data", socket_arg);
+        c.set_var("socket_host", "127.0.0.1");
+    });
+    let stream = match addr {
+        Some(addr) => timeout(FAILSAFE, TcpStream::connect(addr)).await.ok(),
+        None => None,
+    };
+    let Some(Ok(stream)) = stream else {
+        sw.hangup(uuid, "DESTINATION_OUT_OF_ORDER");
+        return;
+    };
+    let (exec, done) = exec::spawn(sw, uuid, socket_arg.to_owned());
+    let channel_name = sw
+        .with_channel(uuid, |c| c.name.clone())
+        .unwrap_or_default();
+    let ctl = session::Controlled {
+        uuid: uuid.to_owned(),
+        channel_name,
+        connect_reply: connect_reply(sw, uuid),
+        exec,
+        done,
+        stall_connect: false,
+    };
+    let (tx, _sent) = mpsc::channel(4096);
+    let n = SOCKET_LEGS.fetch_add(1, Ordering::Relaxed);
+    let stop = sw.cancel.child_token();
+    session::serve(
+        Arc::clone(sw),
+        stop,
+        ConnKind::Outbound(n),
+        stream,
+        String::new(),
+        Some(ctl),
+        tx,
+    )
+    .await;
+}

@@ -250,7 +250,13 @@ pub fn dial(
         call_state: "DOWN",
         answer_state: "ringing",
         cid_name: a.map_or_else(|| user.to_owned(), |a| a.cid_name.clone()),
-        cid_number: a.map_or_else(|| user.to_owned(), |a| a.cid_number.clone()),
+        // An originated leg shows `origination_caller_id_number` when it is set.
+        cid_number: vars
+            .iter()
+            .find(|(k, _)| k == "origination_caller_id_number")
+            .map(|(_, v)| v.clone())
+            .or_else(|| a.map(|a| a.cid_number.clone()))
+            .unwrap_or_else(|| user.to_owned()),
         destination: user.to_owned(),
         vars: Vec::new(),
         other_leg: None,
