@@ -27,13 +27,14 @@ use crate::call::machine::{Call, CallInfo};
 use crate::call::recover::{self, live::Recovery};
 use crate::call::route::{self, Arrival};
 use crate::call::task::{self, MapCtx};
-use crate::config::{Config, ConfigError, ConfigErrors};
+use crate::config::{BitrixAuth, Config, ConfigError, ConfigErrors};
 use crate::esl::{InboundClient, InboundHandle, IncomingCall, OutboundServer, Presence};
 use crate::http::offline::OfflinePoller;
-use crate::http::{CallbackRequest, ClickToCall, EventEndpoint};
+use crate::http::{AppInstall, CallbackRequest, ClickToCall, EventEndpoint};
 use crate::ids::BitrixUserId;
 use crate::outbox::{self, Outbox};
 use crate::queue::QueueHandle;
+use crate::setup::install::Installer;
 
 /// Sockets the app serves on, bound before it starts (tests bind `127.0.0.1:0`).
 #[derive(Debug)]
@@ -486,6 +487,16 @@ fn serve_events(
             .with_numbering(config.numbers);
         if let Some(tx) = &callback_tx {
             endpoint = endpoint.with_callbacks(tx.clone());
+        }
+        if matches!(config.bitrix.auth, BitrixAuth::OAuth(_)) {
+            let (tx, rx) = mpsc::channel::<AppInstall>(4);
+            let installer = Installer {
+                client: bitrix.clone(),
+                portal: config.portal.clone(),
+                agents: config.agents.clone(),
+            };
+            tracker.spawn(installer.run(rx, token.child_token()));
+            endpoint = endpoint.with_installs(tx);
         }
         tracker.spawn(crate::http::serve(
             listener,

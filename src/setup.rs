@@ -7,6 +7,7 @@
 use std::fmt;
 
 pub mod agents;
+pub mod install;
 
 use anyhow::Context;
 use tokio_util::sync::CancellationToken;

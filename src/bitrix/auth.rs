@@ -404,6 +404,38 @@ impl OAuth {
         Ok(())
     }
 
+    /// Takes the tokens of a new installation: checked against the configured endpoints,
+    /// saved durably first, then used (the old refresh token died with the re-install).
+    pub(crate) async fn install(&self, tokens: TokenFile) -> Result<(), BitrixError> {
+        check_endpoint(
+            "client_endpoint of the installation",
+            &tokens.client_endpoint,
+            self.portal.as_str(),
+        )?;
+        check_endpoint(
+            "server_endpoint of the installation",
+            &tokens.server_endpoint,
+            self.server_endpoint.as_str(),
+        )?;
+        let mut state = self.refresh.lock().await;
+        tokens.save(&self.path).await?;
+        state.unsaved = None;
+        self.adopt(&mut state, tokens)?;
+        let mut cur = self.current.write().unwrap_or_else(|p| p.into_inner());
+        cur.generation += 1;
+        Ok(())
+    }
+
+    /// The `member_id` of the installation in use, if any.
+    pub(crate) async fn member_id(&self) -> Option<String> {
+        let state = self.refresh.lock().await;
+        match &state.tokens {
+            Some(tokens) => tokens.member_id.clone(),
+            // Not loaded yet: the file may exist all the same.
+            None => TokenFile::load(&self.path).await.ok()?.member_id,
+        }
+    }
+
     /// The access token to use now and its generation (pass it back to [`OAuth::refresh`]).
     pub(crate) fn access(&self) -> (SecretString, u64) {
         let cur = self.current.read().unwrap_or_else(|p| p.into_inner());

@@ -206,6 +206,10 @@ impl BitrixClient {
         serde_json::from_value(value).map_err(|e| BitrixError::decode(method.name(), e))
     }
 
+    pub(crate) fn transport(&self) -> &Transport {
+        &self.inner.transport
+    }
+
     pub(crate) fn inline_record_max(&self) -> u64 {
         self.inner.inline_record_max
     }

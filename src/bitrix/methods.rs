@@ -5,6 +5,7 @@ use std::path::Path;
 
 use url::Url;
 
+use super::auth::TokenFile;
 use super::client::BitrixClient;
 use super::error::{BitrixError, ErrorKind};
 use super::record::{self, Inline};
@@ -364,6 +365,33 @@ impl BitrixClient {
         self.command(Method::EventOfflineError, params, None)
             .await
             .map(drop)
+    }
+}
+
+impl BitrixClient {
+    /// Installs the local application's tokens from `ONAPPINSTALL`: the access token is tried
+    /// once with `app.info` on the configured portal (verified before it is trusted, §3.2), then
+    /// the token file is written (0600, durably) and the tokens are used. `Ok(false)` for a
+    /// webhook client, which has no tokens to install.
+    pub async fn install(&self, tokens: TokenFile) -> Result<bool, BitrixError> {
+        let transport = self.transport();
+        let super::auth::Auth::OAuth(oauth) = &transport.auth else {
+            return Ok(false);
+        };
+        let probe = Body::Json(serde_json::json!({}));
+        transport
+            .once_with(Method::AppInfo, &probe, &tokens.access_token)
+            .await?;
+        oauth.install(tokens).await?;
+        Ok(true)
+    }
+
+    /// The `member_id` of the installed application, if known (OAuth only).
+    pub async fn installed_member(&self) -> Option<String> {
+        match &self.transport().auth {
+            super::auth::Auth::OAuth(oauth) => oauth.member_id().await,
+            super::auth::Auth::Webhook => None,
+        }
     }
 }
 

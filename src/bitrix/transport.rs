@@ -196,6 +196,22 @@ impl Transport {
         }
     }
 
+    /// One attempt of `method` with `token` instead of the client's own credentials (a token
+    /// just received, checked before it is trusted): no refresh, no retry.
+    pub(crate) async fn once_with(
+        &self,
+        method: Method,
+        body: &Body,
+        token: &SecretString,
+    ) -> Result<Answer, BitrixError> {
+        self.acquire().await;
+        let result = self
+            .send_following_redirect(method, body, Some(token))
+            .await;
+        self.metrics.observe(method.name(), &result);
+        result
+    }
+
     async fn send_following_redirect(
         &self,
         method: Method,

@@ -7,6 +7,7 @@
 
 use std::collections::HashMap;
 
+use crate::bitrix::SecretString;
 use crate::bitrix::wire::CrmEntityType;
 use crate::ids::{BitrixCallId, BitrixUserId, PhoneError, PhoneNumber};
 
@@ -91,9 +92,28 @@ pub struct CallbackRequest {
     pub crm: Option<(CrmEntityType, u64)>,
 }
 
+/// The local application was installed (`ONAPPINSTALL`): its first tokens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppInstall {
+    /// `auth[access_token]`.
+    pub access_token: SecretString,
+    /// `auth[refresh_token]`.
+    pub refresh_token: SecretString,
+    /// `auth[expires_in]` (seconds).
+    pub expires_in: Option<u64>,
+    /// `auth[member_id]`: the portal's stable id.
+    pub member_id: String,
+    /// `auth[client_endpoint]`: the portal's REST base.
+    pub client_endpoint: String,
+    /// `auth[server_endpoint]`: the authorisation server's REST base.
+    pub server_endpoint: String,
+}
+
 /// A verified event.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ParsedEvent {
+    /// `ONAPPINSTALL`.
+    Install(AppInstall),
     /// `ONEXTERNALCALLSTART`.
     ClickToCall(ClickToCall),
     /// `ONEXTERNALCALLBACKSTART`.
@@ -131,6 +151,9 @@ pub fn parse_fields(fields: &HashMap<String, String>) -> Result<ParsedEvent, Eve
     let name = name.to_ascii_uppercase();
     if name == "ONEXTERNALCALLBACKSTART" {
         return parse_callback(fields).map(ParsedEvent::Callback);
+    }
+    if name == "ONAPPINSTALL" {
+        return parse_install(fields).map(ParsedEvent::Install);
     }
     if name != "ONEXTERNALCALLSTART" {
         return Ok(ParsedEvent::Other(name));
@@ -208,6 +231,45 @@ fn parse_callback(fields: &HashMap<String, String>) -> Result<CallbackRequest, E
         phone,
         line_number: line_number(fields)?,
         crm,
+    })
+}
+
+/// `ONAPPINSTALL`: the installation's first tokens (reference §3.2). Endpoints are kept as
+/// sent; the installer accepts only the configured ones.
+fn parse_install(fields: &HashMap<String, String>) -> Result<AppInstall, EventError> {
+    let get = |k: &'static str| {
+        fields
+            .get(k)
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
+            .ok_or(EventError::Missing(k))
+    };
+    let token = |k: &'static str| {
+        let v = get(k)?;
+        if v.len() > 256 || !v.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(EventError::invalid(k, "not a token"));
+        }
+        Ok(SecretString::new(v))
+    };
+    let member_id = get("auth[member_id]")?;
+    if member_id.len() > 64 || !member_id.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        return Err(EventError::invalid("auth[member_id]", "not a portal id"));
+    }
+    let expires_in = match fields.get("auth[expires_in]") {
+        None => None,
+        Some(raw) => Some(
+            digits(raw, 10)
+                .and_then(|d| d.parse::<u64>().ok())
+                .ok_or_else(|| EventError::invalid("auth[expires_in]", "not a number"))?,
+        ),
+    };
+    Ok(AppInstall {
+        access_token: token("auth[access_token]")?,
+        refresh_token: token("auth[refresh_token]")?,
+        expires_in,
+        member_id: member_id.to_owned(),
+        client_endpoint: get("auth[client_endpoint]")?.to_owned(),
+        server_endpoint: get("auth[server_endpoint]")?.to_owned(),
     })
 }
 

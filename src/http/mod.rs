@@ -24,7 +24,7 @@ use tokio::sync::mpsc;
 use tokio::time::{Duration, Instant};
 
 pub use event::{
-    CallbackRequest, ClickToCall, EventError, MAX_EVENT_BODY, ParsedEvent, parse_event,
+    AppInstall, CallbackRequest, ClickToCall, EventError, MAX_EVENT_BODY, ParsedEvent, parse_event,
     parse_fields,
 };
 pub use serve::{Limits, serve};
@@ -42,6 +42,7 @@ pub struct EventEndpoint {
     token: Arc<str>,
     calls: mpsc::Sender<ClickToCall>,
     callbacks: Option<mpsc::Sender<CallbackRequest>>,
+    installs: Option<mpsc::Sender<AppInstall>>,
     numbering: Numbering,
     seen: Arc<Mutex<HashMap<BitrixCallId, Instant>>>,
 }
@@ -61,6 +62,7 @@ impl EventEndpoint {
             token,
             calls,
             callbacks: None,
+            installs: None,
             numbering: Numbering::international_only(),
             seen: Arc::new(Mutex::new(HashMap::new())),
         }
@@ -78,6 +80,14 @@ impl EventEndpoint {
     #[must_use]
     pub fn with_callbacks(mut self, callbacks: mpsc::Sender<CallbackRequest>) -> Self {
         self.callbacks = Some(callbacks);
+        self
+    }
+
+    /// Installations (`ONAPPINSTALL`) go to `installs` (the local application); without it
+    /// they are acknowledged and ignored.
+    #[must_use]
+    pub fn with_installs(mut self, installs: mpsc::Sender<AppInstall>) -> Self {
+        self.installs = Some(installs);
         self
     }
 
@@ -111,6 +121,18 @@ impl EventEndpoint {
 }
 
 impl EventEndpoint {
+    /// Hands an installation to the installer (it verifies, stores and sets up).
+    fn install(&self, install: AppInstall) -> (StatusCode, &'static str) {
+        let Some(installs) = &self.installs else {
+            tracing::info!("ONAPPINSTALL ignored: fsb24 does not run as a local application");
+            return (StatusCode::OK, "ignored");
+        };
+        match installs.try_send(install) {
+            Ok(()) => (StatusCode::OK, "ok"),
+            Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "busy"),
+        }
+    }
+
     /// Hands a callback form to the callback task (its number normalised as a click's is).
     fn callback(&self, mut callback: CallbackRequest) -> (StatusCode, &'static str) {
         let Some(callbacks) = &self.callbacks else {
@@ -164,6 +186,7 @@ async fn handle(
     let mut click = match parsed {
         ParsedEvent::ClickToCall(click) => click,
         ParsedEvent::Callback(callback) => return endpoint.callback(callback),
+        ParsedEvent::Install(install) => return endpoint.install(install),
         ParsedEvent::Other(name) => {
             tracing::debug!(event = ?name, "bitrix event ignored");
             return (StatusCode::OK, "ignored");

@@ -153,6 +153,11 @@ impl OfflinePoller {
         let mut click = match parse_fields(&event.form_fields()) {
             Ok(ParsedEvent::ClickToCall(click)) => click,
             Ok(ParsedEvent::Callback(callback)) => return self.callback(callback, shutdown).await,
+            // Installations are POSTed to the install URL; a queued one is not acted upon.
+            Ok(ParsedEvent::Install(_)) => {
+                warn!(id = ?event.id, "offline ONAPPINSTALL not handled; flagged");
+                return Handled::Refused;
+            }
             Ok(ParsedEvent::Other(name)) => {
                 warn!(event = ?name, id = ?event.id, "offline event not handled by fsb24; flagged");
                 return Handled::Refused;

@@ -122,6 +122,10 @@ fn check_event_outcome(outcome: Result<ParsedEvent, EventError>, values: &[Strin
                 assert!(line.len() <= 64 && !line.chars().any(char::is_control));
             }
         }
+        Ok(ParsedEvent::Install(install)) => {
+            assert!(install.member_id.len() <= 64);
+            assert!(install.member_id.bytes().all(|b| b.is_ascii_alphanumeric()));
+        }
         Ok(ParsedEvent::Callback(callback)) => {
             let digits = callback.phone.as_str().trim_start_matches('+');
             assert!(!digits.is_empty() && digits.len() <= 20);

@@ -3,6 +3,7 @@
 
 mod support;
 
+mod app_install;
 mod bitrix_client;
 mod bitrix_methods;
 mod call_cases;

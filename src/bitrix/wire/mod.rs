@@ -53,6 +53,8 @@ pub enum Method {
     EventOfflineClear,
     /// `event.offline.error`.
     EventOfflineError,
+    /// `app.info` (checks an installation's first access token).
+    AppInfo,
     /// `batch`.
     Batch,
     /// The multipart upload to an `uploadUrl` handed out by `attachRecord` (not a REST method).
@@ -84,6 +86,7 @@ impl Method {
             Self::EventOfflineGet => "event.offline.get",
             Self::EventOfflineClear => "event.offline.clear",
             Self::EventOfflineError => "event.offline.error",
+            Self::AppInfo => "app.info",
             Self::Batch => "batch",
             Self::Upload => "upload",
             Self::TokenRefresh => "oauth.token",
