@@ -123,3 +123,24 @@ async fn a_customer_who_does_not_answer_rings_no_agent_and_the_callback_is_finis
     assert!(finished.failed_reason.contains("USER_BUSY"), "{finished:?}");
     app.shutdown().await;
 }
+
+#[tokio::test]
+async fn an_offline_callback_form_is_fetched_called_back_once_and_cleared() {
+    let rig = Rig::with("offline", None, "callback_queue = \"callbacks\"\n", QUEUE).await;
+    rig.setup().await;
+    let app = rig.start(None).await;
+    let form = Some((EntityKind::Contact, 311));
+    rig.bx
+        .callback_offline("+49 30 123456789", "4930555000", form, TOKEN);
+    let call = callback_call(&rig).await;
+    assert_eq!(call.crm, Some((EntityKind::Contact, 311)));
+    assert_eq!(call.finished.unwrap().status_code, "200");
+    rig.queue_drained().await;
+    assert!(rig.bx.offline_records().is_empty(), "cleared, not flagged");
+    // The same form again within a minute (e.g. also delivered online): called once.
+    rig.bx
+        .callback_offline("+49 30 123456789", "4930555000", form, TOKEN);
+    rig.queue_drained().await;
+    assert_eq!(rig.originates(), 1);
+    app.shutdown().await;
+}

@@ -310,3 +310,22 @@ impl super::BitrixPeer {
         self.shared.lock().offline.records.clone()
     }
 }
+
+impl super::BitrixPeer {
+    /// A callback form delivered offline only: queues `ONEXTERNALCALLBACKSTART`.
+    pub fn callback_offline(
+        &self,
+        phone: &str,
+        line: &str,
+        crm: Option<(super::EntityKind, u64)>,
+        application_token: &str,
+    ) {
+        let text = "Call the customer back";
+        let form =
+            super::outgoing::callback_form(&self.shared, phone, text, line, crm, application_token);
+        self.queue_offline("ONEXTERNALCALLBACKSTART", &form)
+            .unwrap_or_else(|| {
+                panic!("bitrix peer: ONEXTERNALCALLBACKSTART has no offline binding")
+            });
+    }
+}
