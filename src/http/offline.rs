@@ -65,29 +65,35 @@ enum Handled {
 }
 
 impl OfflinePoller {
-    /// Polls every `interval` until `shutdown`. A failed poll is logged and retried at the next
-    /// tick; a full page is followed by the next one at once.
+    /// Polls every `interval` until `shutdown`. A failed poll is retried at the next tick (logged
+    /// when polling starts failing and when it works again, not at every tick); a full page is
+    /// followed by the next one at once.
     pub async fn run(self, shutdown: CancellationToken) {
         let mut ticks = tokio::time::interval(self.interval);
         ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
         info!(interval = ?self.interval, "polling Bitrix24 offline events");
+        let mut failing = false;
         loop {
             tokio::select! {
                 () = shutdown.cancelled() => return,
                 _ = ticks.tick() => {}
             }
             loop {
-                match self.poll(&shutdown).await {
+                let result = self.poll(&shutdown).await;
+                match &result {
+                    Ok(_) if failing => info!("offline events fetched again"),
+                    Err(e) if !failing && e.kind() == Some(crate::bitrix::ErrorKind::Auth) => {
+                        error!(error = %e, "offline events cannot be fetched with these credentials; retrying");
+                    }
+                    Err(e) if !failing => {
+                        warn!(error = %e, "offline events not fetched; retrying every poll");
+                    }
+                    _ => {}
+                }
+                failing = result.is_err();
+                match result {
                     Ok(full) if full && !shutdown.is_cancelled() => continue,
-                    Ok(_) => break,
-                    Err(e) if e.kind() == Some(crate::bitrix::ErrorKind::Auth) => {
-                        error!(error = %e, "offline events cannot be fetched with these credentials");
-                        break;
-                    }
-                    Err(e) => {
-                        warn!(error = %e, "offline events not fetched; next poll retries");
-                        break;
-                    }
+                    _ => break,
                 }
             }
         }
