@@ -354,6 +354,10 @@ async fn start_call(
     token: &CancellationToken,
     tracker: &TaskTracker,
 ) {
+    if crate::call::outgoing::is_outgoing(&incoming.info) {
+        start_outgoing(incoming, config, services, token, tracker);
+        return;
+    }
     let IncomingCall {
         info,
         session,
@@ -413,6 +417,31 @@ async fn start_call(
         )
         .instrument(span),
     );
+}
+
+/// An outgoing call the dialplan handed over (`fsb24_call=outgoing`): planned against the config
+/// current at arrival and run in its own task.
+fn start_outgoing(
+    incoming: IncomingCall,
+    config: &Config,
+    services: &CallServices,
+    token: &CancellationToken,
+    tracker: &TaskTracker,
+) {
+    use crate::call::outgoing::{self, OutgoingSession};
+    let IncomingCall {
+        info,
+        session,
+        events,
+    } = incoming;
+    let plan = outgoing::plan(config, &info, crate::ids::LegId::random());
+    let call = OutgoingSession {
+        session,
+        events,
+        key: outbox::external_call_id(&info.channel, 0),
+        outbox: services.outbox.clone(),
+    };
+    tracker.spawn(outgoing::run(call, plan, token.child_token()));
 }
 
 /// A route as operators read it: its number (or `any`) and line.

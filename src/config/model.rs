@@ -38,6 +38,8 @@ pub struct Config {
     pub http: Option<HttpConfig>,
     /// Calls originated for click-to-call.
     pub click_to_call: ClickToCallConfig,
+    /// `[outgoing]`: calls employees dial from their phones.
+    pub outgoing: super::OutgoingConfig,
     /// Log output format.
     pub log: LogConfig,
     /// The operators' listener (metrics, health, status page); `None` serves none.

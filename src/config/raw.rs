@@ -30,6 +30,8 @@ pub(crate) struct RawConfig {
     #[serde(default)]
     pub click_to_call: RawClickToCall,
     #[serde(default)]
+    pub outgoing: super::outgoing::RawOutgoing,
+    #[serde(default)]
     pub log: RawLog,
     pub admin: Option<RawAdmin>,
     #[serde(default)]

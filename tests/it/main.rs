@@ -22,6 +22,7 @@ mod http_endpoint;
 mod ops;
 mod outage_replay;
 mod outbox_crash;
+mod outgoing;
 mod phone_numbers;
 mod policies;
 mod recovery;

@@ -30,6 +30,8 @@ pub struct CallSpec {
     pub hang_up_after: Option<Duration>,
     /// Never reply to `connect` (a stuck switch).
     pub stall_connect: bool,
+    /// Channel variables the dialplan set before `socket` (`set fsb24_call=outgoing`).
+    pub vars: Vec<(String, String)>,
 }
 
 /// The caller side of one offered call.
@@ -103,6 +105,31 @@ impl FsPeer {
             sent,
             task: Some(task),
         })
+    }
+
+    /// Like [`FsPeer::offer_call`] while nothing listens at `app` (fsb24 is down): the `socket`
+    /// app's connect is refused at once, the app returns (CHANNEL_EXECUTE_COMPLETE) and the
+    /// dialplan continues after it with the configured fallback (esl-protocol.md §5.6,
+    /// dialplan/fsb24.xml). Returns the channel's uuid. Panics if something accepts the connect.
+    pub async fn offer_call_while_down(&self, app: SocketAddr, spec: CallSpec) -> String {
+        let uuid = spec
+            .uuid
+            .clone()
+            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        let socket_arg = format!("{app} async full");
+        let ch = caller_channel(&self.sw, &uuid, &spec, &socket_arg);
+        self.sw.add_channel(ch);
+        self.sw.fire_channel(&uuid, "CHANNEL_CREATE", &[]);
+        let refused = timeout(FAILSAFE, TcpStream::connect(app)).await;
+        assert!(
+            matches!(refused, Ok(Err(_))),
+            "offer_call_while_down: something accepted the socket connect at {app}"
+        );
+        let (sw, u) = (Arc::clone(&self.sw), uuid.clone());
+        self.sw
+            .tracker
+            .spawn(async move { exec::socket_refused(&sw, &u, &socket_arg).await });
+        uuid
     }
 
     /// A call between two phones (no socket): `from` dials `to`; live-channel events for presence.
@@ -241,6 +268,9 @@ fn caller_channel(sw: &Switch, uuid: &str, spec: &CallSpec, socket_arg: &str) ->
     ];
     for (k, v) in rows {
         ch.set_var(k, &v);
+    }
+    for (k, v) in &spec.vars {
+        ch.set_var(k, v);
     }
     ch
 }

@@ -368,6 +368,11 @@ async fn after_socket(sw: &Arc<Switch>, uuid: &str, socket_arg: &str, last_respo
     }
     sw.tick().await;
     socket_app_returns(sw, uuid, socket_arg, last_response, false);
+    dialplan_continues(sw, uuid).await;
+}
+
+/// The dialplan after `socket` (dialplan/fsb24.xml), up to the channel's end.
+async fn dialplan_continues(sw: &Arc<Switch>, uuid: &str) {
     // The listener (and its resume flag) is gone: the dialplan's own bridge is not affected.
     let fallback = {
         let mut st = sw.lock();
@@ -378,7 +383,12 @@ async fn after_socket(sw: &Arc<Switch>, uuid: &str, socket_arg: &str, last_respo
         .with_channel(uuid, |c| c.var("last_bridge_to").is_some())
         .unwrap_or(true);
     let mut cause = "NORMAL_CLEARING";
-    if !talked && !fallback.is_empty() {
+    if let Some(dial) = outgoing_fallback(sw, uuid) {
+        execute(sw, uuid, "bridge", Some(&dial), None).await;
+    } else if is_outgoing(sw, uuid) {
+        // fsb24 placed it (`fsb24_placed`) or no fallback is configured: hung up, never
+        // dialled twice.
+    } else if !talked && !fallback.is_empty() {
         sw.with_channel(uuid, |c| {
             c.set_var("continue_on_fail", "true");
             c.set_var("hangup_after_bridge", "true");
@@ -395,6 +405,52 @@ async fn after_socket(sw: &Arc<Switch>, uuid: &str, socket_arg: &str, last_respo
     sw.enter_hangup_state(uuid);
     stop_recordings(sw, uuid, None).await;
     sw.complete_channel(uuid);
+}
+
+/// The `socket` app could not connect (nothing listens: fsb24 is down). It returns at once
+/// after its CHANNEL_EXECUTE, and the dialplan continues after it as in `after_socket`.
+pub async fn socket_refused(sw: &Arc<Switch>, uuid: &str, socket_arg: &str) {
+    sw.with_channel(uuid, |c| {
+        c.set_var("current_application", "socket");
+        c.set_var("current_application_data", socket_arg);
+    });
+    sw.fire_channel(
+        uuid,
+        "CHANNEL_EXECUTE",
+        &[("Application", "socket"), ("Application-Data", socket_arg)],
+    );
+    sw.tick().await;
+    // mod_event_socket's socket_function returns on a failed connect before it parks the
+    // channel: no CHANNEL_PARK / UNPARK, only the app's EXECUTE_COMPLETE.
+    sw.fire_channel(
+        uuid,
+        "CHANNEL_EXECUTE_COMPLETE",
+        &[
+            ("Application", "socket"),
+            ("Application-Data", socket_arg),
+            ("Application-Response", "_none_"),
+        ],
+    );
+    dialplan_continues(sw, uuid).await;
+}
+
+fn is_outgoing(sw: &Switch, uuid: &str) -> bool {
+    sw.with_channel(uuid, |c| c.var("fsb24_call") == Some("outgoing"))
+        .unwrap_or(false)
+}
+
+/// dialplan/fsb24.xml `fsb24_outgoing_fallback`: the dial string for an outgoing call fsb24 did
+/// not place (`fsb24_placed` unset), when a gateway is configured.
+fn outgoing_fallback(sw: &Switch, uuid: &str) -> Option<String> {
+    let gateway = sw.lock().outgoing_gateway.clone()?;
+    sw.with_channel(uuid, |c| {
+        let placed = c.var("fsb24_placed") == Some("true");
+        (c.var("fsb24_call") == Some("outgoing") && !placed).then(|| {
+            c.set_var("hangup_after_bridge", "true");
+            format!("sofia/gateway/{gateway}/{}", c.destination)
+        })
+    })
+    .flatten()
 }
 
 /// The socket app returns and the channel is destroyed (the order of the real captures).

@@ -113,6 +113,12 @@ impl FsPeer {
         self.sw.lock().fallback = users.iter().map(|u| (*u).to_owned()).collect();
     }
 
+    /// The dialplan after `socket` of outgoing calls (dialplan/fsb24.xml `fsb24_outgoing_fallback`)
+    /// bridges a call fsb24 did not place straight to `sofia/gateway/<gateway>/<number>`.
+    pub fn set_outgoing_fallback(&self, gateway: &str) {
+        self.sw.lock().outgoing_gateway = Some(gateway.to_owned());
+    }
+
     /// Waits (on the switch tick, 5 s failsafe) until the outbound socket of `uuid` is closed,
     /// then one tick more, so that whatever the switch does about the close has happened.
     pub async fn socket_closed(&self, uuid: &str) -> bool {

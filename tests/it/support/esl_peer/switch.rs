@@ -80,6 +80,10 @@ pub struct State {
     /// hung up NORMAL_CLEARING); else `fsb24_after_talk` (a caller who talked is hung up) and the
     /// `fsb24_fallback` ring group of these users.
     pub fallback: Vec<String>,
+    /// dialplan/fsb24.xml's `fsb24_outgoing_fallback`: when set, an outgoing call
+    /// (`fsb24_call=outgoing`) that fsb24 did not place (no `fsb24_placed`) is bridged to
+    /// `sofia/gateway/<this>/<destination>` after `socket`; one fsb24 placed is hung up.
+    pub outgoing_gateway: Option<String>,
     seq: u64,
 }
 
