@@ -185,20 +185,7 @@ impl CallerHandle {
     /// agent's leg hangs up, the caller's bridge and socket app return, and the dialplan bridges
     /// the caller to `to` (transfer_of_socket_call.txt run2). False if the caller is not bridged.
     pub fn blind_transfer(&self, to: &str) -> bool {
-        let agent = self
-            .sw
-            .with_channel(&self.uuid, |c| c.other_leg.clone())
-            .flatten();
-        let Some(agent) = agent else {
-            return false;
-        };
-        self.sw
-            .lock()
-            .transfers
-            .insert(self.uuid.clone(), to.to_owned());
-        self.sw
-            .with_channel(&self.uuid, |c| c.destination = to.to_owned());
-        self.sw.hangup(&agent, "NORMAL_CLEARING")
+        refer(&self.sw, &self.uuid, to)
     }
 
     /// The next frame label the peer wrote to the app (Event-Name, Reply-Text, `connect`,
@@ -213,6 +200,27 @@ impl CallerHandle {
             Some(t) => timeout(FAILSAFE, t).await.is_ok(),
             None => true,
         }
+    }
+}
+
+/// The agent bridged to socket-controlled caller `caller` sends a blind REFER to extension `to`
+/// (transfer_of_socket_call.txt run2): the caller is the channel transferred, the agent's leg
+/// gets BYE (NORMAL_CLEARING). False if the caller is not bridged.
+fn refer(sw: &Switch, caller: &str, to: &str) -> bool {
+    let agent = sw.with_channel(caller, |c| c.other_leg.clone()).flatten();
+    let Some(agent) = agent else {
+        return false;
+    };
+    sw.lock().transfers.insert(caller.to_owned(), to.to_owned());
+    sw.with_channel(caller, |c| c.destination = to.to_owned());
+    sw.hangup(&agent, "NORMAL_CLEARING")
+}
+
+impl FsPeer {
+    /// [`CallerHandle::blind_transfer`] by the caller's uuid (for replays that do not hold the
+    /// handle).
+    pub fn blind_transfer(&self, caller: &str, to: &str) -> bool {
+        refer(&self.sw, caller, to)
     }
 }
 

@@ -110,6 +110,10 @@ async fn execute(
             c.set_var("current_application_data", a);
         }
     });
+    // An app the dialplan runs gets an Application-UUID of the switch's own making
+    // (transfer_of_socket_call.txt run2: `set`, `bridge` after the REFER).
+    let generated = uuid::Uuid::new_v4().to_string();
+    let ev_uuid = Some(ev_uuid.unwrap_or(&generated));
     let mut extra = vec![("Application", name)];
     if let Some(a) = arg {
         extra.push(("Application-Data", a));
@@ -310,8 +314,8 @@ pub async fn stop_recordings(sw: &Arc<Switch>, uuid: &str, path: Option<&str>) {
 }
 
 /// A blind transfer (REFER) took the channel out of the socket app: the app returns without a
-/// hang-up cause, then the dialplan of `to` bridges it with `hangup_after_bridge=true`
-/// (transfer_of_socket_call.txt run2). The app stays connected: its `sendmsg hangup` still works.
+/// hang-up cause, then the dialplan of `to` runs `set hangup_after_bridge=true`,
+/// `set call_timeout=30` and bridges it (transfer_of_socket_call.txt run2). The app stays connected: its `sendmsg hangup` still works.
 async fn transferred(
     sw: &Arc<Switch>,
     uuid: &str,
@@ -320,7 +324,10 @@ async fn transferred(
     to: &str,
 ) {
     socket_app_returns(sw, uuid, socket_arg, "_none_", false);
-    sw.with_channel(uuid, |c| c.set_var("hangup_after_bridge", "true"));
+    // The capture's dialplan for the extension: two `set`s, then the bridge.
+    for set in ["hangup_after_bridge=true", "call_timeout=30"] {
+        execute(sw, uuid, "set", Some(set), None).await;
+    }
     let dial = format!("user/{to}@127.0.0.1");
     let dialplan = execute(sw, uuid, "bridge", Some(&dial), None);
     tokio::pin!(dialplan);
