@@ -28,4 +28,5 @@ mod policies;
 mod recovery;
 mod setup;
 mod tidy;
+mod transfers;
 mod wrong_auth;
