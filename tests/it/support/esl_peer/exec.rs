@@ -86,6 +86,12 @@ async fn run(sw: &Arc<Switch>, uuid: &str, mut rx: mpsc::Receiver<Exec>, socket_
                 if let Some(to) = refer {
                     return transferred(sw, uuid, &mut rx, socket_arg, &to).await;
                 }
+                let rebridge = sw.lock().rebridges.remove(uuid);
+                if let Some(to) = rebridge {
+                    socket_app_returns(sw, uuid, socket_arg, "_none_", false);
+                    super::attended::uuid_bridged(sw, uuid, &to, &mut rx).await;
+                    return dialplan_continues(sw, uuid).await;
+                }
             }
         }
     }
@@ -379,7 +385,7 @@ async fn after_socket(sw: &Arc<Switch>, uuid: &str, socket_arg: &str, last_respo
 }
 
 /// The dialplan after `socket` (dialplan/fsb24.xml), up to the channel's end.
-async fn dialplan_continues(sw: &Arc<Switch>, uuid: &str) {
+pub(super) async fn dialplan_continues(sw: &Arc<Switch>, uuid: &str) {
     // The listener (and its resume flag) is gone: the dialplan's own bridge is not affected.
     let fallback = {
         let mut st = sw.lock();

@@ -3,6 +3,7 @@
 //! the real event order and encoding, scripts agent phones, and logs commands and rings.
 
 mod api;
+mod attended;
 mod bridge;
 pub mod caller;
 pub mod dialstring;

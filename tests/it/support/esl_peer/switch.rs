@@ -84,6 +84,11 @@ pub struct State {
     /// (`fsb24_call=outgoing`) that fsb24 did not place (no `fsb24_placed`) is bridged to
     /// `sofia/gateway/<this>/<destination>` after `socket`; one fsb24 placed is hung up.
     pub outgoing_gateway: Option<String>,
+    /// Socket-controlled callers an attended transfer is moving (`uuid_bridge`): caller -> the
+    /// consulted leg it is bridged to next (see `attended.rs`).
+    pub rebridges: HashMap<String, String>,
+    /// Legs a `uuid_bridge` took out of their bridge: its end does not hang them up.
+    pub moved: std::collections::HashSet<String>,
     seq: u64,
 }
 
