@@ -354,8 +354,16 @@ async fn start_call(
     token: &CancellationToken,
     tracker: &TaskTracker,
 ) {
-    if crate::call::outgoing::is_outgoing(&incoming.info) {
-        start_outgoing(incoming, config, services, token, tracker);
+    use crate::call::{forward, outgoing};
+    let leg = crate::ids::LegId::random();
+    let planned = if outgoing::is_outgoing(&incoming.info) {
+        Some(outgoing::plan(config, &incoming.info, leg))
+    } else {
+        route::matching(config, &arrival_of(&incoming.info))
+            .and_then(|route| forward::plan(config, route, &incoming.info, leg))
+    };
+    if let Some(plan) = planned {
+        start_planned(incoming, plan, services, token, tracker);
         return;
     }
     let IncomingCall {
@@ -363,13 +371,7 @@ async fn start_call(
         session,
         events,
     } = incoming;
-    let arrival = Arrival {
-        destination: info.destination_number.as_deref().unwrap_or_default(),
-        socket_path: info.socket_path.as_deref(),
-        variables: &info.variables,
-        caller_number: info.caller_id_number.as_deref().unwrap_or_default(),
-        created_at: info.created_at,
-    };
+    let arrival = arrival_of(&info);
     let Some(resolved) = route::resolve(config, &arrival) else {
         // Not ours: hand the call back. The socket closes before any bridge, so the dialplan
         // continues after `socket` and runs its fallback (esl-protocol.md §5.6).
@@ -419,11 +421,23 @@ async fn start_call(
     );
 }
 
-/// An outgoing call the dialplan handed over (`fsb24_call=outgoing`): planned against the config
-/// current at arrival and run in its own task.
-fn start_outgoing(
+/// What routing knows about a new channel.
+fn arrival_of(info: &crate::esl::ChannelInfo) -> Arrival<'_> {
+    Arrival {
+        destination: info.destination_number.as_deref().unwrap_or_default(),
+        socket_path: info.socket_path.as_deref(),
+        variables: &info.variables,
+        caller_number: info.caller_id_number.as_deref().unwrap_or_default(),
+        created_at: info.created_at,
+    }
+}
+
+/// A call fsb24 places on one external leg (an outgoing call the dialplan handed over as
+/// `fsb24_call=outgoing`, or a call a route forwards), planned against the config current at
+/// arrival and run in its own task.
+fn start_planned(
     incoming: IncomingCall,
-    config: &Config,
+    plan: crate::call::outgoing::Plan,
     services: &CallServices,
     token: &CancellationToken,
     tracker: &TaskTracker,
@@ -434,7 +448,6 @@ fn start_outgoing(
         session,
         events,
     } = incoming;
-    let plan = outgoing::plan(config, &info, crate::ids::LegId::random());
     let call = OutgoingSession {
         session,
         events,

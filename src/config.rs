@@ -149,6 +149,7 @@ impl TryFrom<RawConfig> for Config {
         let http = raw.http.map(|h| validate::http(&mut p, h));
         let click_to_call = validate::click_to_call(&mut p, raw.click_to_call);
         let outgoing = outgoing::outgoing(&mut p, raw.outgoing, click_to_call.customer.as_ref());
+        routes::check_forwards(&mut p, &routes, outgoing.customer.is_some());
         let log = validate::log(&mut p, raw.log);
         let admin_section = raw.admin.map(|a| admin::admin(&mut p, a));
         let numbers = validate::numbers(&mut p, raw.numbers);

@@ -13,7 +13,7 @@ use tracing::{debug, error, info, warn};
 use crate::call::click::CustomerRoute;
 use crate::call::effects::Dialer;
 use crate::call::machine::Input;
-use crate::call::status::{Cause, sip_code_for_cause};
+use crate::call::status::{Cause, Direction, sip_code_for_cause};
 use crate::call::task::{MapCtx, Seen, to_input};
 use crate::config::Config;
 use crate::esl::event::CallEvent;
@@ -151,6 +151,7 @@ pub fn plan(config: &Config, info: &ChannelInfo, leg: LegId) -> Plan {
         add_to_chat,
         record,
         record_wait: config.recording.wait_after_hangup,
+        direction: Direction::Outbound,
     };
     Plan::Place(Box::new(Placement {
         register,
@@ -214,7 +215,7 @@ async fn place(mut call: OutgoingSession, placement: Placement, shutdown: Cancel
         dial,
         settings,
     } = placement;
-    info!(user = %register.user, "outgoing call placed");
+    info!(user = %register.user, call_type = ?register.call_type, "external leg placed");
     // Durable before anything is dialled: a run killed from here on leaves the next start a
     // register to finish (call::recover).
     store(&call, vec![BitrixWrite::Register(register)]).await;

@@ -90,6 +90,11 @@ pub fn resolve(config: &Config, arrival: &Arrival<'_>) -> Option<Resolved> {
     })
 }
 
+/// Which of `config.routes` takes the call: the first that matches.
+pub fn matching(config: &Config, arrival: &Arrival<'_>) -> Option<usize> {
+    config.routes.iter().position(|r| matches(r, arrival))
+}
+
 fn matches(route: &RouteConfig, arrival: &Arrival<'_>) -> bool {
     let destination_ok = route
         .destination
@@ -123,6 +128,8 @@ pub fn matched_variables(config: &Config) -> Vec<String> {
 
 fn target(config: &Config, target: &RouteTarget) -> Option<(Target, WaitMedia)> {
     match target {
+        // Forwarded calls never reach the queue machine: `call::forward` takes them first.
+        RouteTarget::Forward { .. } => None,
         RouteTarget::Agent(id) => Some((Target::Agent(direct(config, id)?), WaitMedia::Ringback)),
         RouteTarget::Queue(name) => {
             let queue = config.queue(name)?;
@@ -216,7 +223,9 @@ fn card_mode(mode: config::CardMode) -> CardMode {
 /// of an agent route.
 fn missed_owner(config: &Config, route: &RouteConfig) -> MissedOwner {
     let (queue, first) = match &route.target {
-        RouteTarget::Agent(id) => (None, config.agent(id).map(|a| a.bitrix_user)),
+        RouteTarget::Agent(id) | RouteTarget::Forward { agent: id, .. } => {
+            (None, config.agent(id).map(|a| a.bitrix_user))
+        }
         RouteTarget::Queue(name)
         | RouteTarget::Responsible {
             fallback_queue: name,

@@ -387,6 +387,16 @@ pub enum RouteTarget {
         /// How long the responsible manager is rung.
         ring: Duration,
     },
+    /// Forwarded to an employee's mobile or landline through `[outgoing]`'s gateway: reported
+    /// as `TYPE=3` (incoming, redirected) with that employee's card.
+    Forward {
+        /// The external number the call is forwarded to.
+        number: PhoneNumber,
+        /// The employee it is forwarded for (`USER_ID`, the card).
+        agent: AgentId,
+        /// How long the number rings.
+        ring: Duration,
+    },
 }
 
 // === Recording, outbox, HTTP, click-to-call, log ===

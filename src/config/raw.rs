@@ -213,6 +213,15 @@ pub(crate) enum RawTarget {
     Agent(String),
     Queue(String),
     Responsible(RawResponsible),
+    Forward(RawForward),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawForward {
+    pub number: String,
+    pub agent: String,
+    pub ring: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

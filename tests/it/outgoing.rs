@@ -227,3 +227,74 @@ async fn an_internal_call_is_handed_back_unreported() {
     assert!(w.bx.calls().is_empty(), "internal calls are not reported");
     w.app.shutdown().await;
 }
+
+/// A route that forwards 9400 to the employee's mobile (issue 15: forwarding, TYPE=3).
+const FORWARD: &str = r#"
+[numbers]
+default_country = "DE"
+[outgoing]
+gateway = "provider"
+[[routes]]
+destination = "9400"
+target = { forward = { number = "0170 1234567", agent = "1001", ring = "2s" } }
+"#;
+const MOBILE: &str = "+491701234567";
+const CLIENT: &str = "+79991234567";
+
+async fn forwarded(w: &World) -> CallRecord {
+    let spec = CallSpec {
+        caller: CLIENT.into(),
+        destination: "9400".into(),
+        ..CallSpec::default()
+    };
+    let caller = w.fs.offer_call(w.app.esl_addr, spec).await.unwrap();
+    let call = w.finished_call(&caller.uuid).await;
+    assert_eq!(call.call_type, 3, "TYPE: incoming, redirected");
+    assert_eq!(call.phone, CLIENT, "the client's number");
+    let finish = call.finished.clone().unwrap();
+    assert_eq!((call.user_id, finish.user_id), (EMPLOYEE.1, EMPLOYEE.1));
+    let timeline = w.bx.timeline(&call.call_id);
+    assert_eq!(timeline.len(), 1, "{timeline:?}");
+    assert_eq!(
+        timeline[0].user, EMPLOYEE.1,
+        "the card of the employee forwarded for"
+    );
+    assert_eq!(timeline[0].to, Some(finish.at));
+    call
+}
+
+#[tokio::test]
+async fn a_forwarded_call_is_registered_as_redirected_for_the_employee_and_finished_with_the_talk_time()
+ {
+    let w = World::start(&[EMPLOYEE], FORWARD).await;
+    w.fs.phone(MOBILE)
+        .answers_then_hangs_up(Duration::from_millis(200), Duration::from_secs(2));
+    let call = forwarded(&w).await;
+    let finish = call.finished.clone().unwrap();
+    assert_eq!(finish.status_code, "200");
+    assert!(
+        (2..=3).contains(&finish.duration),
+        "DURATION {}",
+        finish.duration
+    );
+    let bridge =
+        w.fs.wait_command("sofia/gateway/provider/+491701234567")
+            .await;
+    assert!(bridge.is_some(), "dialled through the gateway, in E.164");
+    let ring = w.fs.ring_ended(MOBILE, 0).await.unwrap();
+    assert!(
+        call.registered_at <= ring.ended.unwrap(),
+        "the card opened while the mobile rang"
+    );
+    w.app.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_forwarded_call_nobody_answers_is_a_missed_call_of_the_employee() {
+    let w = World::start(&[EMPLOYEE], FORWARD).await;
+    w.fs.phone(MOBILE).rings_forever();
+    let call = forwarded(&w).await;
+    let finish = call.finished.clone().unwrap();
+    assert_eq!((finish.status_code.as_str(), finish.duration), ("304", 0));
+    w.app.shutdown().await;
+}

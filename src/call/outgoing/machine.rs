@@ -38,6 +38,9 @@ pub struct OutgoingSettings {
     pub record: Option<PathBuf>,
     /// How long after the hang-up the finish waits for `RECORD_STOP`.
     pub record_wait: Duration,
+    /// `Outbound` for a call the employee dialled; `Inbound` for a client's call forwarded to
+    /// the employee's mobile (unanswered is then a missed call, `304`).
+    pub direction: Direction,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -209,13 +212,29 @@ impl OutgoingCall {
         self.done = true;
     }
 
+    /// Who was called, for `FAILED_REASON`.
+    fn far_end(&self) -> &'static str {
+        match self.settings.direction {
+            Direction::Outbound => "customer",
+            Direction::Inbound => "forwarded number",
+        }
+    }
+
+    /// Whose leg fsb24 holds, for `FAILED_REASON`.
+    fn near_end(&self) -> &'static str {
+        match self.settings.direction {
+            Direction::Outbound => "employee",
+            Direction::Inbound => "caller",
+        }
+    }
+
     fn finish(&self) -> FinishCall {
         let talk = self
             .answered_at
             .zip(self.talk_end)
             .map(|(from, to)| to.saturating_duration_since(from));
         let status_code = finish_status(
-            Direction::Outbound,
+            self.settings.direction,
             talk.is_some(),
             self.agent_gave_up,
             MissedStatus::default(),
@@ -223,9 +242,9 @@ impl OutgoingCall {
         );
         let failed_reason = match (&talk, &self.attempt) {
             (Some(_), _) => None,
-            (None, Some(attempt)) => Some(format!("customer: {}", attempt.cause)),
+            (None, Some(attempt)) => Some(format!("{}: {}", self.far_end(), attempt.cause)),
             (None, None) if self.agent_gave_up => {
-                Some("the employee hung up before an answer".to_owned())
+                Some(format!("the {} hung up before an answer", self.near_end()))
             }
             (None, None) => Some("no result from the switch".to_owned()),
         };

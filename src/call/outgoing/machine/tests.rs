@@ -17,6 +17,7 @@ fn call(record: bool) -> (OutgoingCall, ExecId, Instant) {
         add_to_chat: true,
         record: record.then(|| PathBuf::from("/rec/a.wav")),
         record_wait: 3 * S,
+        direction: Direction::Outbound,
     };
     (
         OutgoingCall::new(settings, exec.clone()),
@@ -206,4 +207,29 @@ fn a_bridge_of_another_exec_is_ignored() {
         outcome: BridgeOutcome::Success,
     };
     assert_eq!(c.handle(t0, other), []);
+}
+
+#[test]
+fn a_forwarded_call_nobody_answers_is_a_missed_call() {
+    let exec = ExecId::new("bridge-1");
+    let settings = OutgoingSettings {
+        user: USER,
+        add_to_chat: true,
+        record: None,
+        record_wait: 3 * S,
+        direction: Direction::Inbound,
+    };
+    let mut c = OutgoingCall::new(settings, exec.clone());
+    let t0 = Instant::now();
+    let outcome = BridgeOutcome::Failed {
+        cause: Cause::NO_ANSWER,
+        sip_status: None,
+    };
+    c.handle(t0 + 30 * S, Input::BridgeEnded { exec, outcome });
+    let finish = finish_of(&c.handle(t0 + 30 * S, complete()));
+    assert_eq!((finish.status_code.as_str(), finish.user), ("304", USER));
+    assert_eq!(
+        finish.failed_reason.as_deref(),
+        Some("forwarded number: NO_ANSWER")
+    );
 }
