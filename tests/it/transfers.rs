@@ -1,8 +1,9 @@
-//! Issue-15 transfer acceptance on the peers: a blind transfer (SIP REFER from the agent's
-//! phone, modelled as measured in transfer_of_socket_call.txt run2) ends with exactly one finish
-//! for the final talker with the whole talk time and the recording, and the card follows the
-//! talking agent. The card edges are asserted by causality on the peers' own clocks, with a 1 s
-//! sanity bound; the measured figures are printed (`-- --nocapture`).
+//! Issue-15 transfer acceptance on the peers. A blind transfer (SIP REFER from the agent's
+//! phone as measured in transfer_of_socket_call.txt run2, or an operator's `uuid_transfer -bleg`)
+//! and an attended transfer (REFER with Replaces, modelled from FreeSWITCH's source) each end
+//! with exactly one finish for the final talker with the whole talk time and the recording, and
+//! the card follows the talking agent. Card edges are asserted by causality on the peers' own
+//! clocks with a 1 s sanity bound; the measured figures are printed (`-- --nocapture`).
 
 use std::time::Duration;
 
@@ -28,9 +29,28 @@ fn gap(a: Instant, b: Instant) -> Duration {
     if a > b { a - b } else { b - a }
 }
 
+/// How the agent hands the customer over blindly.
+#[derive(Clone, Copy, Debug)]
+enum Blind {
+    /// SIP REFER from the agent's phone (transfer_of_socket_call.txt run2).
+    Refer,
+    /// An operator's `uuid_transfer <agent leg> -bleg 1002 XML default`: the customer is
+    /// transferred by the same switch_ivr_session_transfer, so its socket sees run2's sequence.
+    UuidTransferBleg,
+}
+
 #[tokio::test]
 async fn a_blind_transfer_ends_with_one_finish_for_the_final_talker_and_the_card_follows_the_talker()
  {
+    blind_transfer(Blind::Refer).await;
+}
+
+#[tokio::test]
+async fn a_uuid_transfer_of_the_customer_moves_the_card_like_a_refer() {
+    blind_transfer(Blind::UuidTransferBleg).await;
+}
+
+async fn blind_transfer(how: Blind) {
     let w = World::start(&[("1001", 11), ("1002", 12)], EMPLOYEE_ROUTE).await;
     w.fs.phone("1001").answers_after(Duration::from_millis(200));
     w.fs.phone("1002")
@@ -54,10 +74,14 @@ async fn a_blind_transfer_ends_with_one_finish_for_the_final_talker_and_the_card
     // 1001 talks for a second, then their phone sends the REFER (the agent's own timing).
     tokio::time::sleep(Duration::from_secs(1)).await;
     let referred_at = Instant::now();
-    assert!(
-        caller.blind_transfer("1002"),
-        "1001 transfers the caller to 1002"
-    );
+    match how {
+        Blind::Refer => assert!(caller.blind_transfer("1002"), "1001 transfers the caller"),
+        Blind::UuidTransferBleg => {
+            let agent = w.fs.ring_ended("1001", 0).await.unwrap().leg;
+            let line = format!("uuid_transfer {agent} -bleg 1002 XML default");
+            assert_eq!(w.fs.operator_api(&line).await, "+OK\n");
+        }
+    }
 
     let call = w.finished_call(&caller.uuid).await;
     let finish = call.finished.clone().unwrap();
@@ -99,7 +123,7 @@ async fn a_blind_transfer_ends_with_one_finish_for_the_final_talker_and_the_card
     let hand_over = gap(old_to, referred_at);
     let new_open = gap(new.from, second.started);
     eprintln!(
-        "blind transfer: 1001's card closed {} ms from the REFER, 1002's opened {} ms from its ring",
+        "blind transfer ({how:?}): 1001's card closed {} ms from it, 1002's opened {} ms from its ring",
         ms(hand_over),
         ms(new_open)
     );

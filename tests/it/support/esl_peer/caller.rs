@@ -206,7 +206,7 @@ impl CallerHandle {
 /// The agent bridged to socket-controlled caller `caller` sends a blind REFER to extension `to`
 /// (transfer_of_socket_call.txt run2): the caller is the channel transferred, the agent's leg
 /// gets BYE (NORMAL_CLEARING). False if the caller is not bridged.
-fn refer(sw: &Switch, caller: &str, to: &str) -> bool {
+pub(super) fn refer(sw: &Switch, caller: &str, to: &str) -> bool {
     let agent = sw.with_channel(caller, |c| c.other_leg.clone()).flatten();
     let Some(agent) = agent else {
         return false;

@@ -155,6 +155,12 @@ impl FsPeer {
         self.sw.bus.subscribe()
     }
 
+    /// Runs an api command as an operator would from `fs_cli` (not logged as a command fsb24
+    /// sent), e.g. `uuid_transfer <agent leg> -bleg 1002 XML default`.
+    pub async fn operator_api(&self, line: &str) -> String {
+        api::run(&self.sw, line).await
+    }
+
     /// All commands received so far.
     pub fn commands(&self) -> Vec<Received> {
         self.sw.lock().commands.clone()
