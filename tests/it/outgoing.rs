@@ -298,3 +298,21 @@ async fn a_forwarded_call_nobody_answers_is_a_missed_call_of_the_employee() {
     assert_eq!((finish.status_code.as_str(), finish.duration), ("304", 0));
     w.app.shutdown().await;
 }
+
+#[tokio::test]
+async fn with_internal_calls_reported_a_call_to_a_colleague_is_placed_and_registered_for_the_caller()
+ {
+    let body = format!("{OUTGOING}internal_calls = true\nshow_card = false\n");
+    let w = World::start(&[EMPLOYEE, COLLEAGUE], &body).await;
+    w.fs.phone(COLLEAGUE.0)
+        .answers_then_hangs_up(Duration::from_millis(200), Duration::from_secs(1));
+    let (uuid, call) = finished(&w, COLLEAGUE.0).await;
+    assert_eq!(call.phone, COLLEAGUE.0);
+    assert!(call.internal, "Bitrix24 sees a colleague's inner number");
+    assert_eq!(call.finished.clone().unwrap().status_code, "200");
+    let bridge = bridge_of(&w, &uuid);
+    assert!(bridge.contains("user/1002@127.0.0.1"), "{bridge}");
+    assert!(!call.show, "show_card = false");
+    assert!(w.bx.timeline(&call.call_id).is_empty(), "no card opened");
+    w.app.shutdown().await;
+}
