@@ -8,13 +8,12 @@
 use chrono::{DateTime, Utc};
 
 use crate::call::click::CustomerRoute;
-use crate::call::outgoing::{OutgoingSettings, Placement, Plan};
+use crate::call::outgoing::{self, Placement, Plan};
 use crate::call::status::Direction;
 use crate::config::{CardMode, Config, RouteTarget};
 use crate::esl::ChannelInfo;
 use crate::ids::LegId;
 use crate::outbox::op::{CallType, RegisterCall};
-use crate::recording::RecordingVars;
 
 /// The plan for a call that `config.routes[route]` takes, when that route forwards; `None` for
 /// any other route. `leg` becomes the forwarded leg's `origination_uuid`. Pure.
@@ -71,22 +70,7 @@ pub fn plan(config: &Config, route: usize, info: &ChannelInfo, leg: LegId) -> Op
     let Ok(dial) = dial else {
         return Some(Plan::HandBack("the forwarding dial string was refused"));
     };
-    let record = config.recording.enabled.then(|| {
-        config.recording.path_template.render(&RecordingVars {
-            call: info.channel.as_str(),
-            started_at: register.started_at,
-            caller: caller.as_str(),
-            destination: register.line_number.as_deref().unwrap_or_default(),
-            agent: agent.id.as_str(),
-        })
-    });
-    let settings = OutgoingSettings {
-        user: agent.bitrix_user,
-        add_to_chat: config.bitrix.defaults.add_to_chat,
-        record,
-        record_wait: config.recording.wait_after_hangup,
-        direction: Direction::Inbound,
-    };
+    let settings = outgoing::settings(config, info, &register, &agent.id, Direction::Inbound);
     Some(Plan::Place(Box::new(Placement {
         register,
         dial,

@@ -18,7 +18,7 @@ use crate::call::task::{MapCtx, Seen, to_input};
 use crate::config::Config;
 use crate::esl::event::CallEvent;
 use crate::esl::{ChannelInfo, DialLeg, DialString, HangupCause, MediaPath, SessionHandle, VarSet};
-use crate::ids::{ExecId, ExternalCallId, LegId};
+use crate::ids::{AgentId, ExecId, ExternalCallId, LegId};
 use crate::outbox::Outbox;
 use crate::outbox::op::{BitrixWrite, CallType, CallWrite, FinishCall, RegisterCall};
 use crate::recording::RecordingVars;
@@ -116,12 +116,12 @@ pub fn plan(config: &Config, info: &ChannelInfo, leg: LegId) -> Plan {
         show: out.show_card,
         crm: None,
     };
-    let add_to_chat = config.bitrix.defaults.add_to_chat;
     let dial = match colleague {
         Some(c) => Dialer::new(config.esl.dial.clone())
             .target(c.extension.as_str())
             .and_then(|endpoint| DialLeg::new(leg, endpoint)),
         None if !config.numbers.is_plausible(&number) => {
+            let add_to_chat = config.bitrix.defaults.add_to_chat;
             return Plan::Refuse(Some(refused(register, add_to_chat)));
         }
         None => match out.customer.as_ref().map(CustomerRoute::from_config) {
@@ -137,27 +137,39 @@ pub fn plan(config: &Config, info: &ChannelInfo, leg: LegId) -> Plan {
     let Ok(dial) = dial else {
         return Plan::HandBack("the dial string was refused");
     };
-    let record = config.recording.enabled.then(|| {
-        config.recording.path_template.render(&RecordingVars {
-            call: info.channel.as_str(),
-            started_at: register.started_at,
-            caller: number.as_str(),
-            destination: register.line_number.as_deref().unwrap_or_default(),
-            agent: agent.id.as_str(),
-        })
-    });
-    let settings = OutgoingSettings {
-        user: agent.bitrix_user,
-        add_to_chat,
-        record,
-        record_wait: config.recording.wait_after_hangup,
-        direction: Direction::Outbound,
-    };
+    let settings = settings(config, info, &register, &agent.id, Direction::Outbound);
     Plan::Place(Box::new(Placement {
         register,
         dial,
         settings,
     }))
+}
+
+/// The machine's settings for a call registered as `register`, talked by `agent`: the
+/// recording path (`[recording]`, the client's number as `{caller}`) and the finish options.
+pub(crate) fn settings(
+    config: &Config,
+    info: &ChannelInfo,
+    register: &RegisterCall,
+    agent: &AgentId,
+    direction: Direction,
+) -> OutgoingSettings {
+    let record = config.recording.enabled.then(|| {
+        config.recording.path_template.render(&RecordingVars {
+            call: info.channel.as_str(),
+            started_at: register.started_at,
+            caller: register.phone.as_str(),
+            destination: register.line_number.as_deref().unwrap_or_default(),
+            agent: agent.as_str(),
+        })
+    });
+    OutgoingSettings {
+        user: register.user,
+        add_to_chat: config.bitrix.defaults.add_to_chat,
+        record,
+        record_wait: config.recording.wait_after_hangup,
+        direction,
+    }
 }
 
 /// The register (no card) and finish of a number that is not dialled.
