@@ -1,3 +1,6 @@
+//! The outgoing call machine on a hand-driven clock: each SIP outcome and its STATUS_CODE, the talk
+//! time, the recording wait, shutdown, and a forwarded call nobody answers.
+
 use std::path::PathBuf;
 use std::time::Duration;
 
