@@ -363,7 +363,7 @@ async fn start_call(
             .and_then(|route| forward::plan(config, route, &incoming.info, leg))
     };
     if let Some(plan) = planned {
-        start_planned(incoming, plan, services, token, tracker);
+        start_planned(incoming, plan, (services, board), token, tracker);
         return;
     }
     let IncomingCall {
@@ -438,17 +438,39 @@ fn arrival_of(info: &crate::esl::ChannelInfo) -> Arrival<'_> {
 fn start_planned(
     incoming: IncomingCall,
     plan: crate::call::outgoing::Plan,
-    services: &CallServices,
+    (services, board): (&CallServices, &Board),
     token: &CancellationToken,
     tracker: &TaskTracker,
 ) {
-    use crate::call::outgoing::{self, OutgoingSession};
+    use crate::call::outgoing::{self, OutgoingSession, Plan};
     let IncomingCall {
         info,
         session,
         events,
     } = incoming;
+    let route = match &plan {
+        Plan::Place(p)
+            if p.register.call_type == crate::outbox::op::CallType::IncomingRedirected =>
+        {
+            "forwarded"
+        }
+        _ => "outgoing",
+    };
+    let arrived = Arrived {
+        channel: info.channel.clone(),
+        caller: info.caller_id_number.clone().unwrap_or_default(),
+        destination: info.destination_number.clone().unwrap_or_default(),
+        route: route.to_owned(),
+        queue: None,
+    };
+    // A call handed back is the dialplan's, as an unrouted inbound call is: not on the board.
+    let entry = if matches!(plan, Plan::HandBack(_)) {
+        crate::call::board::BoardEntry::detached()
+    } else {
+        board.enter(arrived, tokio::time::Instant::now())
+    };
     let call = OutgoingSession {
+        board: entry,
         session,
         events,
         key: outbox::external_call_id(&info.channel, 0),

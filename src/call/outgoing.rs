@@ -10,6 +10,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
+use crate::call::board::BoardEntry;
 use crate::call::click::CustomerRoute;
 use crate::call::effects::Dialer;
 use crate::call::machine::Input;
@@ -198,6 +199,8 @@ pub struct OutgoingSession {
     pub key: ExternalCallId,
     /// The durable Bitrix24 write queue.
     pub outbox: Outbox,
+    /// The call's place on the operators' board (phase, outcome metric).
+    pub board: BoardEntry,
 }
 
 /// Executes `plan` on the session until the call is finished (or `shutdown` lets it go).
@@ -274,7 +277,10 @@ async fn follow(
     let (mut open, mut stop_seen) = (true, false);
     loop {
         for input in std::mem::take(&mut inputs) {
-            for action in machine.handle(Instant::now(), input) {
+            let now = Instant::now();
+            call.board.on_input(&input, now);
+            for action in machine.handle(now, input) {
+                note_finish(&mut call.board, &action, now);
                 execute(call, action).await;
             }
         }
@@ -305,6 +311,21 @@ async fn follow(
             () = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)),
                 if deadline.is_some() => inputs.push(Input::DeadlinePassed),
         }
+    }
+}
+
+/// Tells the board how the call ended (its outcome label), from the finish being stored.
+fn note_finish(board: &mut BoardEntry, action: &Action, now: Instant) {
+    let Action::Cards(writes) = action else {
+        return;
+    };
+    let finishes: Vec<crate::call::machine::Action> = writes
+        .iter()
+        .filter(|w| matches!(w, BitrixWrite::Finish(_)))
+        .map(|w| crate::call::machine::Action::Card(w.clone()))
+        .collect();
+    if !finishes.is_empty() {
+        board.on_actions(&finishes, &[], now);
     }
 }
 

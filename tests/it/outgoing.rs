@@ -7,6 +7,7 @@
 
 use std::time::Duration;
 
+use crate::support::admin;
 use crate::support::app::World;
 use crate::support::bitrix_peer::CallRecord;
 use crate::support::esl_peer::caller::CallSpec;
@@ -110,6 +111,12 @@ async fn an_answered_outgoing_call_is_registered_for_the_employee_and_finished_2
         w.bx.record_of(&record.call_id).is_some(),
         "recording attached"
     );
+    // Operators count it: fsb24_calls_total{route="outgoing",outcome="answered"}.
+    let labels = [("route", "outgoing"), ("outcome", "answered")];
+    admin::scrape_until(w.app.admin_addr, "the outgoing call counted", |s| {
+        s.sum("fsb24_calls_total", &labels) == 1.0
+    })
+    .await;
     w.app.shutdown().await;
 }
 
