@@ -384,3 +384,7 @@ async fn exit(session: &SessionHandle) {
         debug!(error = %e, "exit after the session ended");
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests;
