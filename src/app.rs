@@ -360,18 +360,27 @@ async fn start_call(
     token: &CancellationToken,
     tracker: &TaskTracker,
 ) {
+    use crate::call::{forward, outgoing};
+    let leg = crate::ids::LegId::random();
+    let planned = if outgoing::is_outgoing(&incoming.info) {
+        Some(outgoing::plan(config, &incoming.info, leg))
+    } else if crate::call::callback::vars::is_marked(&incoming.info.variables) {
+        // A callback's customer leg is routed to the callback queue below, never forwarded.
+        None
+    } else {
+        route::matching(config, &arrival_of(&incoming.info))
+            .and_then(|route| forward::plan(config, route, &incoming.info, leg))
+    };
+    if let Some(plan) = planned {
+        start_planned(incoming, plan, (services, board), token, tracker);
+        return;
+    }
     let IncomingCall {
         info,
         session,
         events,
     } = incoming;
-    let arrival = Arrival {
-        destination: info.destination_number.as_deref().unwrap_or_default(),
-        socket_path: info.socket_path.as_deref(),
-        variables: &info.variables,
-        caller_number: info.caller_id_number.as_deref().unwrap_or_default(),
-        created_at: info.created_at,
-    };
+    let arrival = arrival_of(&info);
     let resolved =
         route::resolve_callback(config, &arrival).or_else(|| route::resolve(config, &arrival));
     let Some(resolved) = resolved else {
@@ -424,6 +433,64 @@ async fn start_call(
         )
         .instrument(span),
     );
+}
+
+/// What routing knows about a new channel.
+fn arrival_of(info: &crate::esl::ChannelInfo) -> Arrival<'_> {
+    Arrival {
+        destination: info.destination_number.as_deref().unwrap_or_default(),
+        socket_path: info.socket_path.as_deref(),
+        variables: &info.variables,
+        caller_number: info.caller_id_number.as_deref().unwrap_or_default(),
+        created_at: info.created_at,
+    }
+}
+
+/// A call fsb24 places on one external leg (an outgoing call the dialplan handed over as
+/// `fsb24_call=outgoing`, or a call a route forwards), planned against the config current at
+/// arrival and run in its own task.
+fn start_planned(
+    incoming: IncomingCall,
+    plan: crate::call::outgoing::Plan,
+    (services, board): (&CallServices, &Board),
+    token: &CancellationToken,
+    tracker: &TaskTracker,
+) {
+    use crate::call::outgoing::{self, OutgoingSession, Plan};
+    let IncomingCall {
+        info,
+        session,
+        events,
+    } = incoming;
+    let route = match &plan {
+        Plan::Place(p)
+            if p.register.call_type == crate::outbox::op::CallType::IncomingRedirected =>
+        {
+            "forwarded"
+        }
+        _ => "outgoing",
+    };
+    let arrived = Arrived {
+        channel: info.channel.clone(),
+        caller: info.caller_id_number.clone().unwrap_or_default(),
+        destination: info.destination_number.clone().unwrap_or_default(),
+        route: route.to_owned(),
+        queue: None,
+    };
+    // A call handed back is the dialplan's, as an unrouted inbound call is: not on the board.
+    let entry = if matches!(plan, Plan::HandBack(_)) {
+        crate::call::board::BoardEntry::detached()
+    } else {
+        board.enter(arrived, tokio::time::Instant::now())
+    };
+    let call = OutgoingSession {
+        board: entry,
+        session,
+        events,
+        key: outbox::external_call_id(&info.channel, 0),
+        outbox: services.outbox.clone(),
+    };
+    tracker.spawn(outgoing::run(call, plan, token.child_token()));
 }
 
 /// A route as operators read it: its number (or `any`) and line.

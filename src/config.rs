@@ -11,6 +11,7 @@ mod bitrix;
 mod click;
 mod error;
 mod model;
+mod outgoing;
 mod policies;
 mod portal;
 mod queues;
@@ -30,6 +31,7 @@ pub use model::{
     QueueConfig, QueueOrder, RateConfig, RecordingConfig, RouteConfig, RouteTarget, Strategy,
     WaitMedia, WhenNobodyFree,
 };
+pub use outgoing::OutgoingConfig;
 pub use portal::{EventDelivery, LineConfig, PortalConfig};
 pub use secret::Secret;
 pub use template::DialTemplate;
@@ -146,6 +148,8 @@ impl TryFrom<RawConfig> for Config {
         let outbox = validate::outbox(&mut p, raw.outbox);
         let http = raw.http.map(|h| validate::http(&mut p, h));
         let click_to_call = validate::click_to_call(&mut p, raw.click_to_call);
+        let outgoing = outgoing::outgoing(&mut p, raw.outgoing, click_to_call.customer.as_ref());
+        routes::check_forwards(&mut p, &routes, outgoing.customer.is_some());
         let log = validate::log(&mut p, raw.log);
         let admin_section = raw.admin.map(|a| admin::admin(&mut p, a));
         let numbers = validate::numbers(&mut p, raw.numbers);
@@ -192,6 +196,7 @@ impl TryFrom<RawConfig> for Config {
                 outbox,
                 http,
                 click_to_call,
+                outgoing,
                 log,
                 admin: admin_section,
                 numbers,

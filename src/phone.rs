@@ -77,6 +77,20 @@ impl Numbering {
         trunk.is_some_and(|prefix| !raw.starts_with(prefix))
     }
 
+    /// Whether `number` can be a real subscriber number worth dialling out: a number that names
+    /// its country (`+…`, or the default country applies) must be valid by libphonenumber's
+    /// metadata; one whose country cannot be known must have the 6-15 digits of E.164.
+    pub fn is_plausible(&self, number: &PhoneNumber) -> bool {
+        let raw = number.as_str();
+        match phonenumber::parse(self.default_country, raw) {
+            Ok(parsed) if raw.starts_with('+') || self.default_country.is_some() => {
+                phonenumber::is_valid(&parsed)
+            }
+            _ if raw.starts_with('+') || self.default_country.is_some() => false,
+            _ => (6..=15).contains(&raw.trim_start_matches('+').len()),
+        }
+    }
+
     /// Parses `raw` with [`PhoneNumber::parse`] (the dial-string gate), then normalises it.
     pub fn parse(&self, raw: &str) -> Result<PhoneNumber, crate::ids::PhoneError> {
         PhoneNumber::parse(raw).map(|n| self.normalise(&n))
@@ -127,6 +141,20 @@ mod tests {
         for bad in ["", "anonymous", "030;1", "+49 30 123{x}", "030\n1"] {
             assert!(de.parse(bad).is_err(), "{bad:?} must be refused");
         }
+    }
+
+    #[test]
+    fn only_plausible_numbers_are_dialled_out() {
+        let de = Numbering::for_country("DE").unwrap();
+        let yes = |n: &str| de.is_plausible(&de.parse(n).unwrap());
+        assert!(yes("030 1234567") && yes("+49 30 1234567") && yes("+7 495 123 45 67"));
+        for bad in ["+4930", "12", "0000", "+999123456789", "110"] {
+            assert!(!yes(bad), "{bad} must not be plausible");
+        }
+        let none = Numbering::international_only();
+        let raw = |n: &str| none.is_plausible(&PhoneNumber::parse(n).unwrap());
+        assert!(raw("0301234567") && raw("+49301234567"));
+        assert!(!raw("205") && !raw("+4930") && !raw("1234567890123456"));
     }
 
     #[test]

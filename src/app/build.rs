@@ -73,7 +73,10 @@ pub fn outbound(config: &Config) -> OutboundOptions {
         handshake_timeout: config.esl.handshake_timeout,
         command_timeout: config.esl.command_timeout,
         linger: Some(config.esl.linger),
-        variables: matched_variables(config),
+        variables: matched_variables(config)
+            .into_iter()
+            .chain(crate::call::outgoing::variables().map(str::to_owned))
+            .collect(),
         ..OutboundOptions::default()
     }
 }

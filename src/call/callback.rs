@@ -51,6 +51,11 @@ pub mod vars {
     /// All of them.
     pub const ALL: [&str; 5] = [MARK, NUMBER, LINE, CRM_TYPE, CRM_ID];
 
+    /// Whether `vars` are a callback leg's (fsb24 set [`MARK`] when it dialled the customer).
+    pub fn is_marked(vars: &HashMap<String, String>) -> bool {
+        vars.contains_key(MARK)
+    }
+
     /// The CRM entity carried by `vars`, if both halves are there and valid.
     pub fn crm(vars: &HashMap<String, String>) -> Option<CrmBinding> {
         let kind = CrmEntityType::parse(vars.get(CRM_TYPE)?)?;

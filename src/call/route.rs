@@ -97,7 +97,9 @@ pub fn resolve(config: &Config, arrival: &Arrival<'_>) -> Option<Resolved> {
 /// [`Resolved::route`] is `usize::MAX`: no `[[routes]]` entry took it.
 pub fn resolve_callback(config: &Config, arrival: &Arrival<'_>) -> Option<Resolved> {
     let vars = arrival.variables;
-    vars.get(callback::vars::MARK)?;
+    if !callback::vars::is_marked(vars) {
+        return None;
+    }
     let queue = config.portal.callback_queue.clone()?;
     let crm = callback::vars::crm(vars);
     let route = RouteConfig {
@@ -134,6 +136,11 @@ pub fn resolve_callback(config: &Config, arrival: &Arrival<'_>) -> Option<Resolv
     })
 }
 
+/// Which of `config.routes` takes the call: the first that matches.
+pub fn matching(config: &Config, arrival: &Arrival<'_>) -> Option<usize> {
+    config.routes.iter().position(|r| matches(r, arrival))
+}
+
 fn matches(route: &RouteConfig, arrival: &Arrival<'_>) -> bool {
     let destination_ok = route
         .destination
@@ -168,6 +175,8 @@ pub fn matched_variables(config: &Config) -> Vec<String> {
 
 fn target(config: &Config, target: &RouteTarget) -> Option<(Target, WaitMedia)> {
     match target {
+        // Forwarded calls never reach the queue machine: `call::forward` takes them first.
+        RouteTarget::Forward { .. } => None,
         RouteTarget::Agent(id) => Some((Target::Agent(direct(config, id)?), WaitMedia::Ringback)),
         RouteTarget::Queue(name) => {
             let queue = config.queue(name)?;
@@ -261,7 +270,9 @@ fn card_mode(mode: config::CardMode) -> CardMode {
 /// of an agent route.
 fn missed_owner(config: &Config, route: &RouteConfig) -> MissedOwner {
     let (queue, first) = match &route.target {
-        RouteTarget::Agent(id) => (None, config.agent(id).map(|a| a.bitrix_user)),
+        RouteTarget::Agent(id) | RouteTarget::Forward { agent: id, .. } => {
+            (None, config.agent(id).map(|a| a.bitrix_user))
+        }
         RouteTarget::Queue(name)
         | RouteTarget::Responsible {
             fallback_queue: name,

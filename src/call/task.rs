@@ -307,6 +307,9 @@ fn on_event(
         }
         Some(event) => {
             seen.note(&event, now);
+            if let Some(input) = seen.partner_change(&event, ctx) {
+                return vec![input];
+            }
             return to_input(event, ctx).into_iter().collect();
         }
         None => tracing::info!("session event stream closed"),

@@ -46,36 +46,54 @@ pub enum CustomerRoute {
 
 /// Reads `gateway` / `profile` + `host`; `None` (no problem) when none is given.
 pub(crate) fn customer_route(p: &mut Problems, raw: &RawClickToCall) -> Option<CustomerRoute> {
-    match (&raw.gateway, &raw.profile, &raw.host) {
+    route_keys(
+        p,
+        "click_to_call",
+        (
+            raw.gateway.as_ref(),
+            raw.profile.as_ref(),
+            raw.host.as_ref(),
+        ),
+    )
+}
+
+/// `<section>.gateway`, or `<section>.profile` + `<section>.host`, checked for a dial string;
+/// `None` (no problem) when none is given. Shared by `[click_to_call]` and `[outgoing]`.
+pub(crate) fn route_keys(
+    p: &mut Problems,
+    section: &str,
+    (gateway, profile, host): (Option<&String>, Option<&String>, Option<&String>),
+) -> Option<CustomerRoute> {
+    match (gateway, profile, host) {
         (None, None, None) => None,
         (Some(gw), None, None) => Some(CustomerRoute::Gateway(token(
             p,
-            "click_to_call.gateway",
+            &format!("{section}.gateway"),
             gw,
         ))),
         (None, Some(profile), Some(host)) => {
             let ok = |c: char| c.is_ascii_alphanumeric() || "_-.:".contains(c);
             if host.is_empty() || !host.chars().all(ok) {
                 p.push(
-                    "click_to_call.host",
+                    format!("{section}.host"),
                     format!("{host:?} must be a host name or address, optionally with :port"),
                 );
             }
             Some(CustomerRoute::Profile {
-                profile: token(p, "click_to_call.profile", profile),
+                profile: token(p, &format!("{section}.profile"), profile),
                 host: host.clone(),
             })
         }
         (Some(_), _, _) => {
             p.push(
-                "click_to_call.gateway",
+                format!("{section}.gateway"),
                 "give either gateway, or profile and host, not both",
             );
             None
         }
         _ => {
             p.push(
-                "click_to_call.profile",
+                format!("{section}.profile"),
                 "profile and host must be given together",
             );
             None

@@ -38,6 +38,8 @@ pub struct Config {
     pub http: Option<HttpConfig>,
     /// Calls originated for click-to-call.
     pub click_to_call: ClickToCallConfig,
+    /// `[outgoing]`: calls employees dial from their phones.
+    pub outgoing: super::OutgoingConfig,
     /// Log output format.
     pub log: LogConfig,
     /// The operators' listener (metrics, health, status page); `None` serves none.
@@ -383,6 +385,16 @@ pub enum RouteTarget {
         /// Queue used when nobody is responsible, unknown, or not answering.
         fallback_queue: QueueName,
         /// How long the responsible manager is rung.
+        ring: Duration,
+    },
+    /// Forwarded to an employee's mobile or landline through `[outgoing]`'s gateway: reported
+    /// as `TYPE=3` (incoming, redirected) with that employee's card.
+    Forward {
+        /// The external number the call is forwarded to.
+        number: PhoneNumber,
+        /// The employee it is forwarded for (`USER_ID`, the card).
+        agent: AgentId,
+        /// How long the number rings.
         ring: Duration,
     },
 }

@@ -30,6 +30,8 @@ pub(crate) struct RawConfig {
     #[serde(default)]
     pub click_to_call: RawClickToCall,
     #[serde(default)]
+    pub outgoing: super::outgoing::RawOutgoing,
+    #[serde(default)]
     pub log: RawLog,
     pub admin: Option<RawAdmin>,
     #[serde(default)]
@@ -211,6 +213,15 @@ pub(crate) enum RawTarget {
     Agent(String),
     Queue(String),
     Responsible(RawResponsible),
+    Forward(RawForward),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawForward {
+    pub number: String,
+    pub agent: String,
+    pub ring: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

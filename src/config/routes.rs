@@ -7,8 +7,9 @@ use super::error::Problems;
 use super::model::{LineMatch, RouteConfig, RouteTarget};
 use super::policies::missed_owner;
 use super::queues::Known;
-use super::raw::{RawLine, RawRoute, RawTarget};
+use super::raw::{RawForward, RawLine, RawRoute, RawTarget};
 use super::validate::{bounded_duration, line_number, token};
+use crate::ids::PhoneNumber;
 
 pub(crate) fn routes(p: &mut Problems, raw: Vec<RawRoute>, known: &Known<'_>) -> Vec<RouteConfig> {
     let out: Vec<RouteConfig> = raw
@@ -125,6 +126,47 @@ fn target(p: &mut Problems, key: &str, raw: RawTarget, known: &Known<'_>) -> Rou
                 fallback_queue,
                 ring,
             }
+        }
+        RawTarget::Forward(f) => forward(p, &format!("{key}.forward"), f, known),
+    }
+}
+
+/// `{ forward = { number, agent, ring } }`: the number passes the dial-string gate here; that a
+/// gateway exists to dial it is checked with `[outgoing]` (`check_forwards`).
+fn forward(p: &mut Problems, key: &str, raw: RawForward, known: &Known<'_>) -> RouteTarget {
+    let agent = known.agent(p, format!("{key}.agent"), &raw.agent);
+    let number = match PhoneNumber::parse(&raw.number) {
+        Ok(number) => number,
+        Err(e) => {
+            // The config is refused with this problem; the stand-in target is never used.
+            p.push(format!("{key}.number"), e);
+            return RouteTarget::Agent(agent);
+        }
+    };
+    let ring = bounded_duration(
+        p,
+        &format!("{key}.ring"),
+        raw.ring.as_deref(),
+        "30s",
+        Duration::from_secs(1),
+        Duration::from_secs(600),
+    );
+    RouteTarget::Forward {
+        number,
+        agent,
+        ring,
+    }
+}
+
+/// Every route that forwards needs a way out of the PBX: `[outgoing]` (or `[click_to_call]`)
+/// gateway, or profile and host.
+pub(crate) fn check_forwards(p: &mut Problems, routes: &[RouteConfig], has_route: bool) {
+    for (i, route) in routes.iter().enumerate() {
+        if matches!(route.target, RouteTarget::Forward { .. }) && !has_route {
+            p.push(
+                format!("routes[{i}].target.forward"),
+                "forwarding needs [outgoing] gateway, or profile and host (or [click_to_call]'s)",
+            );
         }
     }
 }

@@ -97,5 +97,10 @@ fn target(target: &RouteTarget) -> String {
                 show(*ring)
             )
         }
+        RouteTarget::Forward {
+            number,
+            agent,
+            ring,
+        } => format!("forwarded to {number} for agent {agent}, {}", show(*ring)),
     }
 }

@@ -33,6 +33,10 @@ pub enum CallEvent {
     Bridged {
         /// The other leg, when FreeSWITCH named it.
         other: Option<ChannelId>,
+        /// `Other-Leg-Destination-Number`: what the other leg was dialled as (an agent leg's
+        /// extension). It names the new party when an attended transfer bridged the caller to
+        /// a leg fsb24 never dialled.
+        other_number: Option<String>,
     },
     /// A bridge ended (`CHANNEL_UNBRIDGE`). `other` is `None` when the caller itself was
     /// transferred away (blind REFER from the agent): FreeSWITCH then omits `Other-Leg-Unique-ID`.
@@ -250,6 +254,10 @@ fn map_own(event: &EslEvent, kind: EslEventType, name: &'static str) -> Result<M
         T::ChannelAnswer => CallEvent::Answered,
         T::ChannelBridge => CallEvent::Bridged {
             other: other_leg(event),
+            other_number: event
+                .header(EventHeader::OtherLegDestinationNumber)
+                .filter(|v| !v.is_empty())
+                .map(str::to_owned),
         },
         T::ChannelUnbridge => CallEvent::Unbridged {
             other: other_leg(event),

@@ -87,10 +87,48 @@ fn the_originate_context_and_the_fallback_context_exist() {
                 .filter_map(|n| n.attribute("name").map(str::to_owned)),
         );
     }
-    for needed in ["public", "fsb24_fallback", "fsb24_originate"] {
+    for needed in [
+        "public",
+        "fsb24_fallback",
+        "fsb24_originate",
+        "default",
+        "fsb24_outgoing_fallback",
+    ] {
         assert!(
             contexts.iter().any(|c| c == needed),
             "context {needed} missing: {contexts:?}"
         );
     }
+}
+
+#[test]
+fn outgoing_calls_are_marked_and_their_fallback_never_dials_a_placed_call_twice() {
+    // tests/it/outgoing.rs drives the esl peer with these variables; keep them in step.
+    let text =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("dialplan/fsb24.xml"))
+            .unwrap();
+    let doc = roxmltree::Document::parse(&text).unwrap();
+    let extension = |name: &str| {
+        doc.descendants()
+            .find(|n| n.has_tag_name("extension") && n.attribute("name") == Some(name))
+            .unwrap_or_else(|| panic!("extension {name} missing"))
+    };
+    let data: Vec<_> = extension("fsb24_outgoing")
+        .descendants()
+        .filter(|n| n.has_tag_name("action"))
+        .filter_map(|a| a.attribute("data"))
+        .collect();
+    assert_eq!(data[0], "fsb24_call=outgoing", "marked before the socket");
+    assert!(data[2].ends_with("XML fsb24_outgoing_fallback"));
+    let guard = extension("fsb24_outgoing_after_fsb24");
+    let condition = guard
+        .descendants()
+        .find(|n| n.has_tag_name("condition"))
+        .unwrap();
+    assert_eq!(condition.attribute("field"), Some("${fsb24_placed}"));
+    let hangup = guard
+        .descendants()
+        .find(|n| n.has_tag_name("action"))
+        .unwrap();
+    assert_eq!(hangup.attribute("application"), Some("hangup"));
 }

@@ -49,6 +49,46 @@ pub enum CustomerRoute {
     },
 }
 
+impl CustomerRoute {
+    /// The configured route as dial-string parts (`[click_to_call]` and `[outgoing]` share it).
+    pub fn from_config(route: &ConfigRoute) -> Result<Self, ClickError> {
+        Ok(match route {
+            ConfigRoute::Gateway(gw) => Self::Gateway(dial("gateway", Name::parse(gw))?),
+            ConfigRoute::Profile { profile, host } => Self::Profile {
+                profile: dial("profile", Name::parse(profile))?,
+                host: dial("host", Domain::parse(host))?,
+            },
+        })
+    }
+
+    /// The leg that dials `phone` this way: `origination_uuid`, `leg_timeout` (whole seconds,
+    /// at least 1) and the caller id shown, if any. Only checked parts reach the dial string.
+    pub fn leg(
+        &self,
+        leg: crate::ids::LegId,
+        phone: &PhoneNumber,
+        ring: Duration,
+        caller_id: Option<&PhoneNumber>,
+    ) -> Result<DialLeg, CommandError> {
+        let endpoint = match self {
+            Self::Gateway(gateway) => Endpoint::Gateway {
+                gateway: gateway.clone(),
+                number: phone.clone(),
+            },
+            Self::Profile { profile, host } => Endpoint::Profile {
+                profile: profile.clone(),
+                number: phone.clone(),
+                host: host.clone(),
+            },
+        };
+        let mut dial = DialLeg::new(leg, endpoint)?.leg_timeout(whole_secs(ring));
+        if let Some(cid) = caller_id {
+            dial = dial.caller_id_number(cid.clone());
+        }
+        Ok(dial)
+    }
+}
+
 /// Dial and timing settings of click-to-call.
 #[derive(Debug, Clone)]
 pub struct ClickDial {
@@ -75,17 +115,10 @@ impl ClickDial {
     /// `[bitrix.defaults] add_to_chat`).
     pub fn from_config(config: &Config) -> Result<Self, ClickError> {
         let c2c = &config.click_to_call;
-        let customer = match c2c.customer.as_ref().ok_or(ClickError::Missing {
-            key: "click_to_call.gateway or click_to_call.profile + host",
-        })? {
-            ConfigRoute::Gateway(gw) => {
-                CustomerRoute::Gateway(dial("click_to_call.gateway", Name::parse(gw))?)
-            }
-            ConfigRoute::Profile { profile, host } => CustomerRoute::Profile {
-                profile: dial("click_to_call.profile", Name::parse(profile))?,
-                host: dial("click_to_call.host", Domain::parse(host))?,
-            },
-        };
+        let customer =
+            CustomerRoute::from_config(c2c.customer.as_ref().ok_or(ClickError::Missing {
+                key: "click_to_call.gateway or click_to_call.profile + host",
+            })?)?;
         Ok(Self {
             agent: Dialer::new(config.esl.dial.clone()),
             customer,
@@ -138,22 +171,12 @@ pub fn originate_request(
     let agent = DialLeg::new(legs.agent.clone(), agent)?
         .leg_timeout(agent_ring)
         .caller_id_number(phone.clone());
-    let customer = match &dial.customer {
-        CustomerRoute::Gateway(gateway) => Endpoint::Gateway {
-            gateway: gateway.clone(),
-            number: phone.clone(),
-        },
-        CustomerRoute::Profile { profile, host } => Endpoint::Profile {
-            profile: profile.clone(),
-            number: phone.clone(),
-            host: host.clone(),
-        },
-    };
-    let mut customer =
-        DialLeg::new(legs.customer.clone(), customer)?.leg_timeout(whole_secs(dial.customer_ring));
-    if let Some(cid) = &dial.caller_id_number {
-        customer = customer.caller_id_number(cid.clone());
-    }
+    let customer = dial.customer.leg(
+        legs.customer.clone(),
+        phone,
+        dial.customer_ring,
+        dial.caller_id_number.as_ref(),
+    )?;
     Ok(OriginateRequest {
         leg: agent,
         then: OriginateThen::Bridge(DialString::single(customer)),

@@ -292,7 +292,7 @@ pub fn not_dialled_finish(user: BitrixUserId, add_to_chat: bool, reason: String)
 
 /// Talk time like FreeSWITCH's `billsec`, rounded to the nearest second; at least 1 s once the
 /// customer answered, so Bitrix24 counts the call as answered (`CALL_STATUS` follows `DURATION`).
-fn whole_seconds(talk: Duration) -> u32 {
+pub(crate) fn whole_seconds(talk: Duration) -> u32 {
     let secs = (talk.as_millis().saturating_add(500) / 1000).max(1);
     u32::try_from(secs).unwrap_or(u32::MAX)
 }

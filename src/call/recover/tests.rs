@@ -432,3 +432,44 @@ fn a_click_to_call_is_followed_on_its_employee_leg_and_an_unanswered_one_is_not_
     let out = closing_writes(&click, &hung_up(None, 20, None), agents, BitrixUserId(9));
     assert_eq!(finish_of(&out).status_code, "OTHER");
 }
+
+/// Issue 15: an outgoing call (register TYPE=1 with the employee's card, then the answer and
+/// recording notes) that a killed run left open goes through the same recovery as an inbound
+/// one: the next run finishes it for the employee who dialled, with the talk time.
+fn outgoing_register() -> BitrixWrite {
+    let BitrixWrite::Register(mut reg) = register(true) else {
+        panic!("testkit register is a register");
+    };
+    reg.call_type = CallType::Outgoing;
+    reg.user = BitrixUserId(17);
+    BitrixWrite::Register(reg)
+}
+
+#[test]
+fn an_outgoing_call_left_open_is_finished_for_the_employee_who_dialled() {
+    let p = Progress::of(&[
+        at(0, outgoing_register()),
+        at(4, answered(17)),
+        at(4, recording()),
+    ]);
+    assert!(p.outbound);
+    let ending = hung_up(Some(4), 34, Some("+49301234567"));
+    let writes = closing_writes(&p, &ending, agents, BitrixUserId(1));
+    let f = finish_of(&writes);
+    assert_eq!(
+        (f.user, f.duration_secs, f.status_code.as_str()),
+        (BitrixUserId(17), 30, "200")
+    );
+    let attach = BitrixWrite::AttachRecord {
+        path: PathBuf::from("/var/rec/a.wav"),
+    };
+    assert!(writes.contains(&attach));
+    // Never answered: the employee's unanswered call, not somebody's missed call.
+    let p = Progress::of(&[at(0, outgoing_register())]);
+    let writes = closing_writes(&p, &hung_up(None, 20, None), agents, BitrixUserId(1));
+    let f = finish_of(&writes);
+    assert_eq!(
+        (f.user, f.status_code.as_str()),
+        (BitrixUserId(17), "OTHER")
+    );
+}

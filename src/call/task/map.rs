@@ -12,7 +12,7 @@ use crate::call::status::{Cause, SipStatus};
 use crate::esl::HangupCause;
 use crate::esl::bridge::{BridgeResult, Disposition};
 use crate::esl::event::CallEvent;
-use crate::ids::LegId;
+use crate::ids::{ChannelId, LegId};
 
 /// The application whose execute events carry our ring attempts.
 const BRIDGE_APP: &str = "bridge";
@@ -36,7 +36,9 @@ pub fn to_input(event: CallEvent, ctx: &MapCtx) -> Option<Input> {
             exec: Some(exec),
             app,
         } if app == BRIDGE_APP => Some(Input::BridgeStarted { exec }),
-        CallEvent::Bridged { other: Some(other) } => Some(Input::LegAnswered {
+        CallEvent::Bridged {
+            other: Some(other), ..
+        } => Some(Input::LegAnswered {
             leg: LegId::new(other.as_str()),
         }),
         CallEvent::ExecuteCompleted {
@@ -100,12 +102,22 @@ fn bridge_outcome(result: &BridgeResult) -> BridgeOutcome {
     BridgeOutcome::Failed { cause, sip_status }
 }
 
-/// What the driver has fed the machine about the caller leg's end.
+/// What the driver has fed the machine about the caller leg's end, and whom it talks to.
 #[derive(Debug, Default)]
 pub struct Seen {
     answered_at: Option<Instant>,
     hangup_cause: Option<Cause>,
     completed: bool,
+    partner: Partner,
+}
+
+/// The leg the caller is bridged to, to tell an attended transfer (the switch bridges the caller
+/// to a leg fsb24 never dialled) from the end of our own bridge.
+#[derive(Debug, Default)]
+struct Partner {
+    current: Option<ChannelId>,
+    /// The caller left its partner for another leg; the next `CHANNEL_BRIDGE` names the new one.
+    moving: bool,
 }
 
 impl Seen {
@@ -118,6 +130,40 @@ impl Seen {
             CallEvent::Hangup { cause, .. } => self.hangup_cause = Some(cause_of(*cause)),
             CallEvent::HangupComplete(_) => self.completed = true,
             _ => {}
+        }
+    }
+
+    /// The transfer `event` implies when the caller is moved to another party without a dialplan
+    /// transfer: an attended transfer (SIP REFER with Replaces), which FreeSWITCH carries out as
+    /// `switch_ivr_uuid_bridge(caller, consulted leg)` (mod_sofia sofia.c,
+    /// `sofia_handle_sip_i_refer`). The caller's UNBRIDGE then already names the new leg (its
+    /// caller profile was stepped: switch_ivr_bridge.c), and its next CHANNEL_BRIDGE names that
+    /// leg's number. Check it before [`to_input`]; `None` leaves the event to it.
+    pub fn partner_change(&mut self, event: &CallEvent, ctx: &MapCtx) -> Option<Input> {
+        let partner = &mut self.partner;
+        match event {
+            CallEvent::Bridged {
+                other: Some(other),
+                other_number,
+            } => {
+                partner.current = Some(other.clone());
+                if !std::mem::take(&mut partner.moving) {
+                    return None;
+                }
+                let to = other_number
+                    .as_ref()
+                    .and_then(|n| ctx.extensions.get(n).cloned());
+                Some(Input::Transferred { to })
+            }
+            CallEvent::Unbridged { other: Some(other) }
+                if partner.current.as_ref().is_some_and(|p| p != other) =>
+            {
+                // Our bridge is about to return: it must not end the call (nor hang it up).
+                partner.current = Some(other.clone());
+                partner.moving = true;
+                Some(Input::Transferred { to: None })
+            }
+            _ => None,
         }
     }
 
@@ -156,7 +202,6 @@ impl Seen {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ids::ChannelId;
 
     // Regression (tests/it/call_cases.rs, blind transfer): the bridge returning after a REFER
     // hung up the transferred caller.
@@ -172,5 +217,47 @@ mod tests {
             to_input(CallEvent::Unbridged { other }, &ctx),
             Some(Input::Unbridged)
         );
+    }
+
+    // An attended transfer as FreeSWITCH's uuid_bridge performs it: the caller's UNBRIDGE names
+    // the consulted leg (not the agent it talked to), the next BRIDGE names its extension.
+    #[test]
+    fn a_caller_rebridged_to_another_leg_is_transferred_to_that_legs_agent() {
+        let who = Transferee {
+            agent: Some(crate::ids::AgentId::new("b")),
+            user: crate::ids::BitrixUserId(12),
+        };
+        let ctx = MapCtx {
+            extensions: Arc::new(HashMap::from([("1002".to_owned(), who.clone())])),
+        };
+        let mut seen = Seen::default();
+        let bridged = |leg: &str, number: &str| CallEvent::Bridged {
+            other: Some(ChannelId::new(leg)),
+            other_number: Some(number.to_owned()),
+        };
+        assert_eq!(seen.partner_change(&bridged("agent-1", "1001"), &ctx), None);
+        let own_end = CallEvent::Unbridged {
+            other: Some(ChannelId::new("agent-1")),
+        };
+        let moved = CallEvent::Unbridged {
+            other: Some(ChannelId::new("consulted")),
+        };
+        assert_eq!(
+            seen.partner_change(&moved, &ctx),
+            Some(Input::Transferred { to: None })
+        );
+        assert_eq!(
+            seen.partner_change(&bridged("consulted", "1002"), &ctx),
+            Some(Input::Transferred { to: Some(who) })
+        );
+        // The end of the new conversation is an ordinary unbridge.
+        let end = CallEvent::Unbridged {
+            other: Some(ChannelId::new("consulted")),
+        };
+        assert_eq!(seen.partner_change(&end, &ctx), None);
+        // A plain hunt: the unbridge of our own agent is no transfer.
+        let mut plain = Seen::default();
+        plain.partner_change(&bridged("agent-1", "1001"), &ctx);
+        assert_eq!(plain.partner_change(&own_end, &ctx), None);
     }
 }

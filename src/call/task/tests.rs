@@ -439,7 +439,11 @@ async fn a_session_lost_mid_call_still_finishes_the_card() {
     h.send(CallEvent::Answered).await;
     let leg = h.legs().pop().unwrap();
     let other = Some(ChannelId::from(leg.as_str()));
-    h.send(CallEvent::Bridged { other }).await;
+    h.send(CallEvent::Bridged {
+        other,
+        other_number: None,
+    })
+    .await;
     h.at(32 * S).await;
     let reason = DisconnectCause::ConnectionClosed;
     h.send(CallEvent::Disconnected { reason }).await;

@@ -52,7 +52,8 @@ fn answer_bridge_and_unbridge_carry_the_other_leg() {
     assert_eq!(
         event_of(&bridge),
         CallEvent::Bridged {
-            other: Some(ChannelId::new(AGENT))
+            other: Some(ChannelId::new(AGENT)),
+            other_number: None,
         }
     );
     // transfer_of_socket_call.txt run 2: after a blind REFER the UNBRIDGE names no other leg.

@@ -154,7 +154,35 @@ async fn replay(
     while let Ok(k) = key_rx.try_recv() {
         got.push(k);
     }
-    (sc.keys, got)
+    // Apps the dialplan runs get an Application-UUID the switch draws itself: compare those as
+    // `<dialplan>`, and the app's own Event-UUIDs exactly.
+    let sent: Vec<String> = sc
+        .sends
+        .iter()
+        .flat_map(|(_, _, bytes)| {
+            String::from_utf8_lossy(bytes)
+                .lines()
+                .filter_map(|l| l.strip_prefix("Event-UUID: ").map(str::to_owned))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let ours = |keys: Vec<String>| -> Vec<String> {
+        keys.into_iter()
+            .map(|k| dialplan_uuids(&k, &sent))
+            .collect()
+    };
+    (ours(sc.keys), ours(got))
+}
+
+/// `k` with every `Application-UUID=<v>` the app did not send written as `<dialplan>`.
+fn dialplan_uuids(k: &str, sent: &[String]) -> String {
+    k.split(' ')
+        .map(|part| match part.strip_prefix("Application-UUID=") {
+            Some(v) if !sent.iter().any(|s| s == v) => "Application-UUID=<dialplan>".to_owned(),
+            _ => part.to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn assert_same(file: &str, real: &[String], got: &[String]) {
@@ -491,5 +519,39 @@ async fn replay_transfer_of_the_agent_leg_returns_the_bridge() {
     )
     .await;
     assert_same("transfer run1", &real, &got);
+    fs.shutdown().await;
+}
+
+/// transfer_of_socket_call.txt run2: agent 1001's phone sends a blind REFER to 1002 two seconds
+/// after answering (the capture's sipp script; the REFER left 2.0 s after its 200 OK). The
+/// caller is the channel transferred: its socket gets UNBRIDGE without a partner, the bridge's
+/// and the socket app's EXECUTE_COMPLETE, then the dialplan's events on the same connection.
+#[tokio::test]
+async fn replay_blind_refer_transfers_the_caller_on_the_same_connection() {
+    let fs = FsPeer::start().await.unwrap();
+    fs.phone("1001").answers_after(Duration::from_secs(1));
+    fs.phone("1002")
+        .answers_then_hangs_up(Duration::from_secs(1), Duration::from_secs(4));
+    let caller = "f2a979ae-6dfe-404f-b88c-595da261ef18";
+    let mut events = fs.events();
+    let referred = async {
+        while let Ok(ev) = events.recv().await {
+            if ev.name() == "CHANNEL_BRIDGE" && ev.header("Unique-ID") == Some(caller) {
+                // The agent's own think time from the capture, not a wait for anything.
+                tokio::time::sleep(Duration::from_secs(2)).await;
+                return fs.blind_transfer(caller, "1002");
+            }
+        }
+        false
+    };
+    let replayed = replay(
+        &fs,
+        "transfer_of_socket_call.txt",
+        "OUT8084#1-run2-REFER",
+        None,
+    );
+    let (referred, (real, got)) = tokio::join!(referred, replayed);
+    assert!(referred, "the REFER found the caller bridged");
+    assert_same("transfer run2", &real, &got);
     fs.shutdown().await;
 }

@@ -83,6 +83,20 @@ fn uuid_transfer(sw: &Switch, a: &[&str]) -> String {
     let Some(u) = a.first().filter(|u| sw.lock().channels.contains_key(**u)) else {
         return "-ERR No such channel!\n".into();
     };
+    if a.get(1) == Some(&"-bleg") {
+        // `-bleg`: the partner of `u` is transferred (switch_ivr_session_transfer on it), which
+        // is what a blind REFER from `u`'s phone does too: the socket-controlled caller sees the
+        // sequence of transfer_of_socket_call.txt run2, and `u` is hung up NORMAL_CLEARING.
+        let partner = sw.with_channel(u, |c| c.other_leg.clone()).flatten();
+        let (Some(partner), Some(dest)) = (partner, a.get(2)) else {
+            return "-ERR\n".into();
+        };
+        return if super::caller::refer(sw, &partner, dest) {
+            "+OK\n".into()
+        } else {
+            "-ERR\n".into()
+        };
+    }
     let dest = a.get(1).copied().unwrap_or("");
     sw.with_channel(u, |c| {
         c.set_var("transfer_destination", dest);

@@ -296,7 +296,15 @@ async fn talk(sw: &Arc<Switch>, a: &str, b: &str, mut wb: watch::Receiver<LegSta
         }
         r = wa.wait_for(ended) => {
             let cause = match r.map(|s| s.clone()) { Ok(LegStatus::Ended(c)) => c, _ => "NORMAL_CLEARING".into() };
-            sw.hangup(b, &cause);
+            // A leg a uuid_bridge moved away lives on in its new bridge (attended.rs).
+            if !sw.lock().moved.contains(b) {
+                sw.hangup(b, &cause);
+            }
+        }
+        () = super::attended::moved_away(sw, a) => {
+            // switch_ivr_uuid_bridge stepped A's caller profile first, so this UNBRIDGE names
+            // the new leg (attended.rs); the old partner is not hung up by it.
+            sw.fire_channel(a, "CHANNEL_UNBRIDGE", &[("Bridge-A-Unique-ID", a), ("Bridge-B-Unique-ID", b)]);
         }
         () = resumed_away(sw, a) => {
             // The agent is hung up NORMAL_CLEARING at that instant; the caller is not (it goes

@@ -30,6 +30,8 @@ pub struct CallSpec {
     pub hang_up_after: Option<Duration>,
     /// Never reply to `connect` (a stuck switch).
     pub stall_connect: bool,
+    /// Channel variables the dialplan set before `socket` (`set fsb24_call=outgoing`).
+    pub vars: Vec<(String, String)>,
 }
 
 /// The caller side of one offered call.
@@ -105,6 +107,31 @@ impl FsPeer {
         })
     }
 
+    /// Like [`FsPeer::offer_call`] while nothing listens at `app` (fsb24 is down): the `socket`
+    /// app's connect is refused at once, the app returns (CHANNEL_EXECUTE_COMPLETE) and the
+    /// dialplan continues after it with the configured fallback (esl-protocol.md §5.6,
+    /// dialplan/fsb24.xml). Returns the channel's uuid. Panics if something accepts the connect.
+    pub async fn offer_call_while_down(&self, app: SocketAddr, spec: CallSpec) -> String {
+        let uuid = spec
+            .uuid
+            .clone()
+            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        let socket_arg = format!("{app} async full");
+        let ch = caller_channel(&self.sw, &uuid, &spec, &socket_arg);
+        self.sw.add_channel(ch);
+        self.sw.fire_channel(&uuid, "CHANNEL_CREATE", &[]);
+        let refused = timeout(FAILSAFE, TcpStream::connect(app)).await;
+        assert!(
+            matches!(refused, Ok(Err(_))),
+            "offer_call_while_down: something accepted the socket connect at {app}"
+        );
+        let (sw, u) = (Arc::clone(&self.sw), uuid.clone());
+        self.sw
+            .tracker
+            .spawn(async move { exec::socket_refused(&sw, &u, &socket_arg).await });
+        uuid
+    }
+
     /// A call between two phones (no socket): `from` dials `to`; live-channel events for presence.
     pub fn internal_call(&self, from: &str, to: &str, talk: Duration) -> String {
         let uuid = uuid::Uuid::new_v4().to_string();
@@ -158,20 +185,7 @@ impl CallerHandle {
     /// agent's leg hangs up, the caller's bridge and socket app return, and the dialplan bridges
     /// the caller to `to` (transfer_of_socket_call.txt run2). False if the caller is not bridged.
     pub fn blind_transfer(&self, to: &str) -> bool {
-        let agent = self
-            .sw
-            .with_channel(&self.uuid, |c| c.other_leg.clone())
-            .flatten();
-        let Some(agent) = agent else {
-            return false;
-        };
-        self.sw
-            .lock()
-            .transfers
-            .insert(self.uuid.clone(), to.to_owned());
-        self.sw
-            .with_channel(&self.uuid, |c| c.destination = to.to_owned());
-        self.sw.hangup(&agent, "NORMAL_CLEARING")
+        refer(&self.sw, &self.uuid, to)
     }
 
     /// The next frame label the peer wrote to the app (Event-Name, Reply-Text, `connect`,
@@ -186,6 +200,27 @@ impl CallerHandle {
             Some(t) => timeout(FAILSAFE, t).await.is_ok(),
             None => true,
         }
+    }
+}
+
+/// The agent bridged to socket-controlled caller `caller` sends a blind REFER to extension `to`
+/// (transfer_of_socket_call.txt run2): the caller is the channel transferred, the agent's leg
+/// gets BYE (NORMAL_CLEARING). False if the caller is not bridged.
+pub(super) fn refer(sw: &Switch, caller: &str, to: &str) -> bool {
+    let agent = sw.with_channel(caller, |c| c.other_leg.clone()).flatten();
+    let Some(agent) = agent else {
+        return false;
+    };
+    sw.lock().transfers.insert(caller.to_owned(), to.to_owned());
+    sw.with_channel(caller, |c| c.destination = to.to_owned());
+    sw.hangup(&agent, "NORMAL_CLEARING")
+}
+
+impl FsPeer {
+    /// [`CallerHandle::blind_transfer`] by the caller's uuid (for replays that do not hold the
+    /// handle).
+    pub fn blind_transfer(&self, caller: &str, to: &str) -> bool {
+        refer(&self.sw, caller, to)
     }
 }
 
@@ -241,6 +276,9 @@ fn caller_channel(sw: &Switch, uuid: &str, spec: &CallSpec, socket_arg: &str) ->
     ];
     for (k, v) in rows {
         ch.set_var(k, &v);
+    }
+    for (k, v) in &spec.vars {
+        ch.set_var(k, v);
     }
     ch
 }

@@ -86,6 +86,12 @@ async fn run(sw: &Arc<Switch>, uuid: &str, mut rx: mpsc::Receiver<Exec>, socket_
                 if let Some(to) = refer {
                     return transferred(sw, uuid, &mut rx, socket_arg, &to).await;
                 }
+                let rebridge = sw.lock().rebridges.remove(uuid);
+                if let Some(to) = rebridge {
+                    socket_app_returns(sw, uuid, socket_arg, "_none_", false);
+                    super::attended::uuid_bridged(sw, uuid, &to, &mut rx).await;
+                    return dialplan_continues(sw, uuid).await;
+                }
             }
         }
     }
@@ -110,6 +116,10 @@ async fn execute(
             c.set_var("current_application_data", a);
         }
     });
+    // An app the dialplan runs gets an Application-UUID of the switch's own making
+    // (transfer_of_socket_call.txt run2: `set`, `bridge` after the REFER).
+    let generated = uuid::Uuid::new_v4().to_string();
+    let ev_uuid = Some(ev_uuid.unwrap_or(&generated));
     let mut extra = vec![("Application", name)];
     if let Some(a) = arg {
         extra.push(("Application-Data", a));
@@ -310,8 +320,8 @@ pub async fn stop_recordings(sw: &Arc<Switch>, uuid: &str, path: Option<&str>) {
 }
 
 /// A blind transfer (REFER) took the channel out of the socket app: the app returns without a
-/// hang-up cause, then the dialplan of `to` bridges it with `hangup_after_bridge=true`
-/// (transfer_of_socket_call.txt run2). The app stays connected: its `sendmsg hangup` still works.
+/// hang-up cause, then the dialplan of `to` runs `set hangup_after_bridge=true`,
+/// `set call_timeout=30` and bridges it (transfer_of_socket_call.txt run2). The app stays connected: its `sendmsg hangup` still works.
 async fn transferred(
     sw: &Arc<Switch>,
     uuid: &str,
@@ -320,7 +330,10 @@ async fn transferred(
     to: &str,
 ) {
     socket_app_returns(sw, uuid, socket_arg, "_none_", false);
-    sw.with_channel(uuid, |c| c.set_var("hangup_after_bridge", "true"));
+    // The capture's dialplan for the extension: two `set`s, then the bridge.
+    for set in ["hangup_after_bridge=true", "call_timeout=30"] {
+        execute(sw, uuid, "set", Some(set), None).await;
+    }
     let dial = format!("user/{to}@127.0.0.1");
     let dialplan = execute(sw, uuid, "bridge", Some(&dial), None);
     tokio::pin!(dialplan);
@@ -368,6 +381,11 @@ async fn after_socket(sw: &Arc<Switch>, uuid: &str, socket_arg: &str, last_respo
     }
     sw.tick().await;
     socket_app_returns(sw, uuid, socket_arg, last_response, false);
+    dialplan_continues(sw, uuid).await;
+}
+
+/// The dialplan after `socket` (dialplan/fsb24.xml), up to the channel's end.
+pub(super) async fn dialplan_continues(sw: &Arc<Switch>, uuid: &str) {
     // The listener (and its resume flag) is gone: the dialplan's own bridge is not affected.
     let fallback = {
         let mut st = sw.lock();
@@ -378,7 +396,12 @@ async fn after_socket(sw: &Arc<Switch>, uuid: &str, socket_arg: &str, last_respo
         .with_channel(uuid, |c| c.var("last_bridge_to").is_some())
         .unwrap_or(true);
     let mut cause = "NORMAL_CLEARING";
-    if !talked && !fallback.is_empty() {
+    if let Some(dial) = outgoing_fallback(sw, uuid) {
+        execute(sw, uuid, "bridge", Some(&dial), None).await;
+    } else if is_outgoing(sw, uuid) {
+        // fsb24 placed it (`fsb24_placed`) or no fallback is configured: hung up, never
+        // dialled twice.
+    } else if !talked && !fallback.is_empty() {
         sw.with_channel(uuid, |c| {
             c.set_var("continue_on_fail", "true");
             c.set_var("hangup_after_bridge", "true");
@@ -395,6 +418,52 @@ async fn after_socket(sw: &Arc<Switch>, uuid: &str, socket_arg: &str, last_respo
     sw.enter_hangup_state(uuid);
     stop_recordings(sw, uuid, None).await;
     sw.complete_channel(uuid);
+}
+
+/// The `socket` app could not connect (nothing listens: fsb24 is down). It returns at once
+/// after its CHANNEL_EXECUTE, and the dialplan continues after it as in `after_socket`.
+pub async fn socket_refused(sw: &Arc<Switch>, uuid: &str, socket_arg: &str) {
+    sw.with_channel(uuid, |c| {
+        c.set_var("current_application", "socket");
+        c.set_var("current_application_data", socket_arg);
+    });
+    sw.fire_channel(
+        uuid,
+        "CHANNEL_EXECUTE",
+        &[("Application", "socket"), ("Application-Data", socket_arg)],
+    );
+    sw.tick().await;
+    // mod_event_socket's socket_function returns on a failed connect before it parks the
+    // channel: no CHANNEL_PARK / UNPARK, only the app's EXECUTE_COMPLETE.
+    sw.fire_channel(
+        uuid,
+        "CHANNEL_EXECUTE_COMPLETE",
+        &[
+            ("Application", "socket"),
+            ("Application-Data", socket_arg),
+            ("Application-Response", "_none_"),
+        ],
+    );
+    dialplan_continues(sw, uuid).await;
+}
+
+fn is_outgoing(sw: &Switch, uuid: &str) -> bool {
+    sw.with_channel(uuid, |c| c.var("fsb24_call") == Some("outgoing"))
+        .unwrap_or(false)
+}
+
+/// dialplan/fsb24.xml `fsb24_outgoing_fallback`: the dial string for an outgoing call fsb24 did
+/// not place (`fsb24_placed` unset), when a gateway is configured.
+fn outgoing_fallback(sw: &Switch, uuid: &str) -> Option<String> {
+    let gateway = sw.lock().outgoing_gateway.clone()?;
+    sw.with_channel(uuid, |c| {
+        let placed = c.var("fsb24_placed") == Some("true");
+        (c.var("fsb24_call") == Some("outgoing") && !placed).then(|| {
+            c.set_var("hangup_after_bridge", "true");
+            format!("sofia/gateway/{gateway}/{}", c.destination)
+        })
+    })
+    .flatten()
 }
 
 /// The socket app returns and the channel is destroyed (the order of the real captures).

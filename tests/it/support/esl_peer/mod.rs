@@ -3,6 +3,7 @@
 //! the real event order and encoding, scripts agent phones, and logs commands and rings.
 
 mod api;
+mod attended;
 mod bridge;
 pub mod caller;
 pub mod dialstring;
@@ -113,6 +114,12 @@ impl FsPeer {
         self.sw.lock().fallback = users.iter().map(|u| (*u).to_owned()).collect();
     }
 
+    /// The dialplan after `socket` of outgoing calls (dialplan/fsb24.xml `fsb24_outgoing_fallback`)
+    /// bridges a call fsb24 did not place straight to `sofia/gateway/<gateway>/<number>`.
+    pub fn set_outgoing_fallback(&self, gateway: &str) {
+        self.sw.lock().outgoing_gateway = Some(gateway.to_owned());
+    }
+
     /// Waits (on the switch tick, 5 s failsafe) until the outbound socket of `uuid` is closed,
     /// then one tick more, so that whatever the switch does about the close has happened.
     pub async fn socket_closed(&self, uuid: &str) -> bool {
@@ -146,6 +153,12 @@ impl FsPeer {
     /// Every event the switch fires from now on (an inbound "event plain ALL" without a socket).
     pub fn events(&self) -> broadcast::Receiver<EventRef> {
         self.sw.bus.subscribe()
+    }
+
+    /// Runs an api command as an operator would from `fs_cli` (not logged as a command fsb24
+    /// sent), e.g. `uuid_transfer <agent leg> -bleg 1002 XML default`.
+    pub async fn operator_api(&self, line: &str) -> String {
+        api::run(&self.sw, line).await
     }
 
     /// All commands received so far.

@@ -80,6 +80,15 @@ pub struct State {
     /// hung up NORMAL_CLEARING); else `fsb24_after_talk` (a caller who talked is hung up) and the
     /// `fsb24_fallback` ring group of these users.
     pub fallback: Vec<String>,
+    /// dialplan/fsb24.xml's `fsb24_outgoing_fallback`: when set, an outgoing call
+    /// (`fsb24_call=outgoing`) that fsb24 did not place (no `fsb24_placed`) is bridged to
+    /// `sofia/gateway/<this>/<destination>` after `socket`; one fsb24 placed is hung up.
+    pub outgoing_gateway: Option<String>,
+    /// Socket-controlled callers an attended transfer is moving (`uuid_bridge`): caller -> the
+    /// consulted leg it is bridged to next (see `attended.rs`).
+    pub rebridges: HashMap<String, String>,
+    /// Legs a `uuid_bridge` took out of their bridge: its end does not hang them up.
+    pub moved: std::collections::HashSet<String>,
     seq: u64,
 }
 
