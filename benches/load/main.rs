@@ -26,7 +26,7 @@ use tokio::net::TcpListener;
 use tokio::time::Instant;
 
 use stats::{Stats, percentiles, sample};
-use switch::{Kind, Switch, Timing};
+use switch::{Switch, Timing};
 
 #[derive(Parser, Debug, Clone)]
 #[command(about = "fsb24 load bench")]
@@ -423,7 +423,5 @@ impl Report {
             stats.rate_limited.load(Ordering::Relaxed),
             self.fsb24_rate_hits
         );
-        let _ = stats.events_out.load(Ordering::Relaxed);
-        let _ = Kind::Direct;
     }
 }

@@ -832,7 +832,6 @@ async fn inbound_conn(sw: Arc<Switch>, stream: TcpStream, password: String) {
         async move { tx.send(Arc::new(b)).await.is_ok() }
     };
     send(b"Content-Type: auth/request\n\n".to_vec()).await;
-    let mut subscribed = false;
     while let Ok(Some((line, _))) = read_command(&mut rd).await {
         let mut words = line.split_whitespace();
         let out = match words.next().unwrap_or("") {
@@ -848,7 +847,6 @@ async fn inbound_conn(sw: Arc<Switch>, stream: TcpStream, password: String) {
                     filters: Vec::new(),
                     tx: tx.clone(),
                 });
-                subscribed = true;
                 reply("+OK event listener enabled plain")
             }
             "filter" => {
@@ -871,7 +869,6 @@ async fn inbound_conn(sw: Arc<Switch>, stream: TcpStream, password: String) {
             break;
         }
     }
-    let _ = subscribed;
     drop(tx);
     let _ = writer.await;
 }
