@@ -95,19 +95,34 @@ fn parse_mix(s: &str) -> anyhow::Result<Mix> {
 }
 
 fn main() -> anyhow::Result<()> {
-    let args = Args::parse();
+    // `cargo bench` passes `--bench`; `cargo test --all-targets` runs this binary with the test
+    // harness's arguments instead: then a few calls check that the bench still works.
+    let smoke = !std::env::args().any(|a| a == "--bench");
+    let args = if smoke {
+        Args::parse_from(["load", "--cps", "5", "--concurrent", "5", "--ring", "200ms"])
+    } else {
+        Args::parse()
+    };
+    let args = Args {
+        hold: if smoke {
+            Duration::from_secs(1)
+        } else {
+            args.hold
+        },
+        ..args
+    };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()?;
-    rt.block_on(run(args))
+    rt.block_on(run(args, smoke))
 }
 
 async fn free_port() -> anyhow::Result<SocketAddr> {
     Ok(TcpListener::bind("127.0.0.1:0").await?.local_addr()?)
 }
 
-async fn run(args: Args) -> anyhow::Result<()> {
+async fn run(args: Args, smoke: bool) -> anyhow::Result<()> {
     let mix = parse_mix(&args.mix)?;
     let call_len = Duration::from_secs_f64(args.concurrent as f64 / args.cps);
     let talk = call_len
@@ -165,6 +180,14 @@ async fn run(args: Args) -> anyhow::Result<()> {
     }
     let report = result?;
     report.print(&args, &stats, &sw, &log);
+    if smoke {
+        let started = stats.started.load(Ordering::Relaxed);
+        let finished = stats.finishes.load(Ordering::Relaxed);
+        anyhow::ensure!(
+            started > 0 && stats.ended.load(Ordering::Relaxed) == started && finished == started,
+            "smoke run: {started} calls started, {finished} finished in Bitrix24"
+        );
+    }
     Ok(())
 }
 
