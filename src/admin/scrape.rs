@@ -104,7 +104,8 @@ impl Snapshot {
             last_errors: bitrix.last_errors(),
             esl_connected: sources.inbound.is_connected(),
             esl_connects: sources.inbound.connects(),
-            esl_dropped: sources.inbound.events_dropped(),
+            esl_dropped: sources.inbound.events_dropped()
+                + crate::esl::outbound::EVENTS_DROPPED.load(std::sync::atomic::Ordering::Relaxed),
             token_refreshes: sources.bitrix.refresh_count(),
         }
     }
@@ -201,7 +202,7 @@ impl Snapshot {
             ),
             LiveMetric::single(
                 "fsb24_esl_events_dropped",
-                "Switch events read but not delivered (malformed, stream faults)",
+                "Switch events lost: dropped by a full ESL queue (inbound or a call's socket), malformed, stream faults",
                 Counter,
                 self.esl_dropped as f64,
             ),

@@ -29,6 +29,7 @@ use super::error::EslError;
 use super::event::{CallEvent, DisconnectCause, Mapped, map_event};
 use crate::ids::ChannelId;
 
+mod forward;
 mod session;
 
 pub use session::SessionHandle;
@@ -289,8 +290,11 @@ async fn pump(
     let grace = tokio::time::sleep(Duration::from_secs(86_400 * 365));
     tokio::pin!(grace);
     let mut grace_armed = false;
+    let mut fwd = forward::Forward::new(tx);
+    let mut dropped = 0;
     let reason = loop {
         let next = tokio::select! {
+            () = fwd.make_progress(), if fwd.is_waiting() => continue,
             () = &mut grace, if grace_armed && !exiting => {
                 warn!("no CHANNEL_HANGUP_COMPLETE after hangup; exiting anyway");
                 exiting = true;
@@ -305,6 +309,7 @@ async fn pump(
                 break DisconnectCause::Failed(err.to_string());
             }
             Some(Err(err)) => {
+                dropped = count_dropped(client, dropped);
                 warn!(
                     error = &err as &dyn std::error::Error,
                     "outbound event stream fault"
@@ -334,7 +339,7 @@ async fn pump(
                 .reset(tokio::time::Instant::now() + options.hangup_grace);
         }
         let last = matches!(call_event, CallEvent::HangupComplete(_));
-        if tx.send(call_event).await.is_err() && !exiting {
+        if !fwd.push(call_event) && !exiting {
             debug!("call task gone; exiting session");
             exiting = true;
             send_exit(client, options).await;
@@ -344,10 +349,30 @@ async fn pump(
             send_exit(client, options).await;
         }
     };
+    count_dropped(client, dropped);
     info!(?reason, "session closed");
-    if tx.send(CallEvent::Disconnected { reason }).await.is_err() {
+    if !fwd.finish(CallEvent::Disconnected { reason }).await {
         debug!("call task gone before the disconnect notice");
     }
+}
+
+/// Events the ESL crate dropped on every outbound session (its queue was full): each one is
+/// an error, since the call may have missed a state change.
+pub static EVENTS_DROPPED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Counts and logs what the crate dropped since `seen`; returns the new total for the session.
+/// The call still ends on time: a lost hang-up is made good by the session's end (the switch
+/// closes the socket after `linger`), which the call task treats as the channel gone.
+fn count_dropped(client: &EslClient, seen: u64) -> u64 {
+    let now = client.dropped_event_count();
+    if now > seen {
+        EVENTS_DROPPED.fetch_add(now - seen, std::sync::atomic::Ordering::Relaxed);
+        error!(
+            dropped = now - seen,
+            "outbound session dropped switch events (the ESL queue was full)"
+        );
+    }
+    now
 }
 
 async fn send_exit(client: &EslClient, options: &OutboundOptions) {

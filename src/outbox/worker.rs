@@ -26,6 +26,8 @@ use crate::recording::compact::AttachFormat;
 #[derive(Debug, Clone)]
 pub struct WorkerConfig {
     /// Calls with a delivery in flight at once (the client's limiter paces the actual requests).
+    /// Each call has one write in flight, so this bounds a `batch`: the default, two full
+    /// batches, lets a backlog fill every request to 50 with the next 50 waiting behind it.
     pub max_in_flight: usize,
     /// Retry schedule for retryable failures.
     pub backoff: Backoff,
@@ -51,7 +53,7 @@ pub struct WorkerConfig {
 impl Default for WorkerConfig {
     fn default() -> Self {
         Self {
-            max_in_flight: 32,
+            max_in_flight: 2 * crate::bitrix::wire::BATCH_MAX,
             backoff: Backoff::default(),
             max_not_found_attempts: 6,
             idle_poll: Duration::from_secs(5),

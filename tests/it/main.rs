@@ -18,6 +18,7 @@ mod contrib;
 mod dialplan;
 mod esl_replay;
 mod esl_sessions;
+mod event_flood;
 mod fuzz;
 mod hostile_events;
 mod http_endpoint;

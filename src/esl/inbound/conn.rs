@@ -10,7 +10,7 @@ use freeswitch_esl_tokio::{
 use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-use tracing::{Instrument, debug, info, info_span, warn};
+use tracing::{Instrument, debug, error, info, info_span, warn};
 
 use super::{InboundHandle, InboundOptions};
 use crate::esl::error::EslError;
@@ -55,6 +55,14 @@ impl Backoff {
 
 const SUBCLASSES: [&str; 3] = ["sofia::register", "sofia::unregister", "sofia::expire"];
 
+/// Capacity of the ESL crate's event queue on this connection. The read loop below never waits
+/// (presence and the broadcast are synchronous), so the queue only fills while this task is not
+/// scheduled. Measured with `cargo bench --bench load` (docs/scaling.md): about 6 switch-wide
+/// events per call, so 500 calls/s are 3,000 events/s, and 20,000 holds more than 6 s of them.
+/// Memory is spent only while events wait. A drop is counted, logged as an error and followed
+/// by a resync of the presence it could have changed.
+const EVENT_QUEUE: usize = 20_000;
+
 pub(super) async fn run(
     options: InboundOptions,
     presence: Presence,
@@ -73,7 +81,7 @@ pub(super) async fn run(
                     info!(connects, "inbound connected");
                     client_tx.send_replace(Some(client.clone()));
                     resync(&handle, &presence, &options).await;
-                    read(&client, events, &handle, &presence, &shutdown).await;
+                    read(&client, events, &handle, &presence, &options, &shutdown).await;
                     client_tx.send_replace(None);
                     // Job results are delivered only on the connection that issued them.
                     handle.jobs().waiting.clear();
@@ -107,7 +115,9 @@ pub(super) async fn run(
 
 async fn connect(options: &InboundOptions) -> Result<(EslClient, EslEventStream), EslError> {
     let t = options.connect_timeout;
-    let connect = EslConnectOptions::new().with_connect_timeout(t);
+    let connect = EslConnectOptions::new()
+        .with_connect_timeout(t)
+        .with_event_queue_size(EVENT_QUEUE);
     let auth = AuthMethod::password(options.password.clone());
     let (client, events) = EslClient::connect_with_auth(&options.host, options.port, auth, connect)
         .await
@@ -162,8 +172,10 @@ async fn read(
     mut events: EslEventStream,
     handle: &InboundHandle,
     presence: &Presence,
+    options: &InboundOptions,
     shutdown: &CancellationToken,
 ) {
+    let mut dropped = 0;
     loop {
         let next = tokio::select! {
             () = shutdown.cancelled() => return,
@@ -180,6 +192,18 @@ async fn read(
                     "inbound stream failed"
                 );
                 return;
+            }
+            Some(Err(freeswitch_esl_tokio::EslError::QueueFull)) => {
+                let now = client.dropped_event_count();
+                let lost = now.saturating_sub(dropped).max(1);
+                dropped = now;
+                handle.shared.dropped.fetch_add(lost, Ordering::Relaxed);
+                error!(
+                    lost,
+                    "inbound ESL queue full: switch events dropped; resyncing presence"
+                );
+                resync(handle, presence, options).await;
+                continue;
             }
             Some(Err(err)) => {
                 handle.shared.dropped.fetch_add(1, Ordering::Relaxed);

@@ -102,6 +102,22 @@ impl FsPeer {
         p
     }
 
+    /// Fires `n` DTMF events on channel `uuid` at once: a flood on its outbound socket larger
+    /// than any queue between the socket and the call.
+    pub fn flood_dtmf(&self, uuid: &str, n: usize) {
+        for _ in 0..n {
+            self.sw.fire_channel(
+                uuid,
+                "DTMF",
+                &[
+                    ("DTMF-Digit", "5"),
+                    ("DTMF-Duration", "2000"),
+                    ("DTMF-Source", "RTP"),
+                ],
+            );
+        }
+    }
+
     /// Delays the WAV file and RECORD_STOP of every recording by `d` ("late recording").
     pub fn set_record_delay(&self, d: Duration) {
         self.sw.lock().record_delay = d;
