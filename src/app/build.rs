@@ -18,7 +18,7 @@ use crate::outbox::worker::WorkerConfig;
 use crate::queue::{Order, Policy, QueueSettings, Rules};
 
 /// The Bitrix24 client's settings.
-pub fn bitrix(config: &Config) -> anyhow::Result<BitrixSettings> {
+pub(crate) fn bitrix(config: &Config) -> anyhow::Result<BitrixSettings> {
     let auth = match &config.bitrix.auth {
         BitrixAuth::Webhook { url } => AuthSettings::Webhook(
             WebhookUrl::parse(url.expose()).context("bitrix.auth.webhook.url")?,
@@ -44,7 +44,7 @@ pub fn bitrix(config: &Config) -> anyhow::Result<BitrixSettings> {
 }
 
 /// The event listener's limits.
-pub fn http_limits(http: &HttpConfig) -> crate::http::Limits {
+pub(crate) fn http_limits(http: &HttpConfig) -> crate::http::Limits {
     crate::http::Limits {
         header_read_timeout: http.header_read_timeout,
         request_timeout: http.request_timeout,
@@ -54,7 +54,7 @@ pub fn http_limits(http: &HttpConfig) -> crate::http::Limits {
 }
 
 /// The outbox worker's settings.
-pub fn worker(config: &Config) -> WorkerConfig {
+pub(crate) fn worker(config: &Config) -> WorkerConfig {
     WorkerConfig {
         backoff: RetryBackoff {
             base: config.outbox.retry_min,
@@ -68,7 +68,7 @@ pub fn worker(config: &Config) -> WorkerConfig {
 }
 
 /// The outbound listener's settings.
-pub fn outbound(config: &Config) -> OutboundOptions {
+pub(crate) fn outbound(config: &Config) -> OutboundOptions {
     OutboundOptions {
         handshake_timeout: config.esl.handshake_timeout,
         command_timeout: config.esl.command_timeout,
@@ -79,7 +79,7 @@ pub fn outbound(config: &Config) -> OutboundOptions {
 }
 
 /// The inbound connection's settings.
-pub fn inbound(config: &Config) -> anyhow::Result<InboundOptions> {
+pub(crate) fn inbound(config: &Config) -> anyhow::Result<InboundOptions> {
     let inbound = &config.esl.inbound;
     let domain = config.esl.dial.domain.as_deref().unwrap_or(&inbound.host);
     Ok(InboundOptions {
@@ -101,7 +101,7 @@ pub fn inbound(config: &Config) -> anyhow::Result<InboundOptions> {
 }
 
 /// The queue policy: every agent and queue of the config.
-pub fn policy(config: &Config) -> anyhow::Result<Policy> {
+pub(crate) fn policy(config: &Config) -> anyhow::Result<Policy> {
     let agents = config.agents.iter().map(agent_info).collect();
     let queues = config
         .queues
@@ -128,7 +128,7 @@ pub fn policy(config: &Config) -> anyhow::Result<Policy> {
 }
 
 /// Extension -> who is behind it (transfer destinations).
-pub fn extensions(config: &Config) -> Arc<HashMap<String, Transferee>> {
+pub(crate) fn extensions(config: &Config) -> Arc<HashMap<String, Transferee>> {
     Arc::new(
         config
             .agents
@@ -146,7 +146,7 @@ pub fn extensions(config: &Config) -> Arc<HashMap<String, Transferee>> {
 
 /// Bitrix24 user -> agent (responsible-manager routing).
 /// SIP extension -> Bitrix24 user, for recovered calls answered while fsb24 was down.
-pub fn users_by_extension(config: &Config) -> HashMap<String, BitrixUserId> {
+pub(crate) fn users_by_extension(config: &Config) -> HashMap<String, BitrixUserId> {
     config
         .agents
         .iter()
@@ -154,7 +154,7 @@ pub fn users_by_extension(config: &Config) -> HashMap<String, BitrixUserId> {
         .collect()
 }
 
-pub fn agents_by_user(config: &Config) -> Arc<HashMap<BitrixUserId, AgentId>> {
+pub(crate) fn agents_by_user(config: &Config) -> Arc<HashMap<BitrixUserId, AgentId>> {
     Arc::new(
         config
             .agents

@@ -10,10 +10,10 @@ use super::error::{BitrixError, ErrorKind};
 use super::record::{self, Inline};
 use super::transport::Body;
 use super::wire::{
-    AttachResult, AttachUploadParams, AttachUrlParams, CardParams, CrmEntity, CrmEntityType,
-    CrmMatch, EventBindParams, EventHandler, EventName, ExternalLine, FinishParams, Finished,
-    LineAddParams, LineAdded, Method, OfflineEvents, RegisterParams, Registered, SearchParams,
-    User, active_users_params, crm_get_params, offline_get_params,
+    AttachResult, AttachUploadParams, CardParams, CrmEntity, CrmEntityType, CrmMatch,
+    EventBindParams, EventHandler, EventName, ExternalLine, FinishParams, Finished, LineAddParams,
+    LineAdded, Method, OfflineEvents, RegisterParams, Registered, SearchParams, User,
+    active_users_params, crm_get_params, offline_get_params,
 };
 use crate::ids::{BitrixCallId, BitrixUserId, ExternalCallId, PhoneNumber};
 use crate::outbox::op::{FinishCall, RegisterCall};
@@ -112,7 +112,7 @@ impl BitrixClient {
     }
 
     /// `attachRecord` mode A: base64 `FILE_CONTENT`, streamed from disk into the JSON body.
-    pub async fn attach_record_inline(
+    pub(crate) async fn attach_record_inline(
         &self,
         call_id: &BitrixCallId,
         path: &Path,
@@ -132,7 +132,7 @@ impl BitrixClient {
 
     /// `attachRecord` mode C: ask for an `uploadUrl`, then POST the file there as multipart,
     /// streamed from disk. Never batched.
-    pub async fn attach_record_upload(
+    pub(crate) async fn attach_record_upload(
         &self,
         call_id: &BitrixCallId,
         path: &Path,
@@ -167,23 +167,6 @@ impl BitrixClient {
         };
         let answer = self.direct(Method::Upload, upload).await?;
         Ok(decode::<AttachResult>(Method::Upload, answer.result)?.file_id)
-    }
-
-    /// `attachRecord` mode B: Bitrix24 downloads the recording from a public URL.
-    pub async fn attach_record_url(
-        &self,
-        call_id: &BitrixCallId,
-        record_url: &Url,
-        filename: Option<&str>,
-    ) -> Result<Option<u64>, BitrixError> {
-        let params = AttachUrlParams {
-            call_id: call_id.as_str().to_owned(),
-            record_url: record_url.as_str().to_owned(),
-            filename: filename.map(str::to_owned),
-        };
-        let body = Body::Json(to_value(Method::AttachRecord, &params)?);
-        let answer = self.direct(Method::AttachRecord, body).await?;
-        Ok(decode::<AttachResult>(Method::AttachRecord, answer.result)?.file_id)
     }
 
     /// `telephony.externalcall.searchCrmEntities`: CRM entities with this number, best first.
@@ -229,7 +212,7 @@ impl BitrixClient {
     }
 
     /// `telephony.externalLine.update` of the line `number` (its `NAME` and `CRM_AUTO_CREATE`).
-    pub async fn external_line_update(
+    pub(crate) async fn external_line_update(
         &self,
         number: &str,
         name: Option<&str>,
@@ -292,7 +275,7 @@ impl BitrixClient {
 
     /// `event.bind` of an offline handler (admin only): the portal queues the event for
     /// `event.offline.get`. Binding it twice is success.
-    pub async fn event_bind_offline(&self, event: EventName) -> Result<(), BitrixError> {
+    pub(crate) async fn event_bind_offline(&self, event: EventName) -> Result<(), BitrixError> {
         let params = EventBindParams {
             event: event.as_str(),
             handler: None,

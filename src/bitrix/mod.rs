@@ -3,16 +3,16 @@
 //! leaky bucket and `batch` coalescing. Only this module knows Bitrix24 JSON; callers speak
 //! domain types. Writes come here from the outbox; nothing here is durable except tokens.
 
-pub mod auth;
-pub mod batch;
+pub(crate) mod auth;
+pub(crate) mod batch;
 mod client;
 mod deliver;
 mod dispatcher;
-pub mod error;
-pub mod limiter;
+pub(crate) mod error;
+pub(crate) mod limiter;
 mod methods;
-pub mod metrics;
-pub mod operating;
+pub(crate) mod metrics;
+pub(crate) mod operating;
 mod record;
 mod transport;
 pub mod wire;

@@ -19,9 +19,9 @@ use crate::ids::{BitrixCallId, BitrixUserId, ExternalCallId, LegId};
 use crate::outbox::op::{BitrixWrite, CallNote, CallWrite, FinishCall};
 use crate::outbox::{Outbox, OutboxError};
 
-pub mod dial;
-pub mod hygiene;
-pub mod machine;
+pub(crate) mod dial;
+pub(crate) mod hygiene;
+pub(crate) mod machine;
 
 pub use dial::{ClickDial, ClickError, CustomerRoute, agents_by_user, originate_request};
 pub use hygiene::{ClickFilter, Hygiene, Verdict};

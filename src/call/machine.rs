@@ -22,11 +22,11 @@ use crate::queue::Outcome;
 
 use cards::Cards;
 
-pub use settings::{
+pub(crate) use settings::{
     CallInfo, CallSettings, CardMode, DirectTarget, MissedOwner, Overflow, OwnerStep, QueueRoute,
     RecordingSettings, Strategy, Target, WhenNoneFree,
 };
-pub use vocabulary::{Action, BridgeLeg, BridgeOutcome, Caller, Input, Pick, Transferee};
+pub(crate) use vocabulary::{Action, BridgeLeg, BridgeOutcome, Caller, Input, Pick, Transferee};
 
 // === Call ===
 
@@ -75,7 +75,7 @@ struct Meta {
 
 /// One call's state machine.
 #[derive(Debug)]
-pub struct Call {
+pub(crate) struct Call {
     settings: CallSettings,
     info: CallInfo,
     state: State,
@@ -98,7 +98,7 @@ pub struct Call {
 
 impl Call {
     /// A call whose session just opened; it acts on [`Input::Started`].
-    pub fn new(settings: CallSettings, info: CallInfo, _now: Instant) -> Self {
+    pub(crate) fn new(settings: CallSettings, info: CallInfo, _now: Instant) -> Self {
         Self {
             settings,
             info,
@@ -119,7 +119,7 @@ impl Call {
     }
 
     /// Applies one fact and returns what to do, in order.
-    pub fn handle(&mut self, now: Instant, input: Input) -> Vec<Action> {
+    pub(crate) fn handle(&mut self, now: Instant, input: Input) -> Vec<Action> {
         let mut out = Vec::new();
         match input {
             Input::Started {
@@ -161,7 +161,7 @@ impl Call {
     }
 
     /// When the driver must deliver [`Input::DeadlinePassed`], if ever.
-    pub fn deadline(&self) -> Option<Instant> {
+    pub(crate) fn deadline(&self) -> Option<Instant> {
         match &self.state {
             State::LookingUp { until, .. } => Some(*until),
             State::Hunting {
@@ -181,17 +181,17 @@ impl Call {
     }
 
     /// How long the driver lets a responsible-manager lookup run ([`CallSettings::lookup_timeout`]).
-    pub fn lookup_timeout(&self) -> Duration {
+    pub(crate) fn lookup_timeout(&self) -> Duration {
         self.settings.lookup_timeout
     }
 
     /// Whether the call is over for us (its last card write and `Exit` were emitted).
-    pub fn is_finished(&self) -> bool {
+    pub(crate) fn is_finished(&self) -> bool {
         self.state == State::Finished
     }
 
     /// The Bitrix24 users whose card is open now (for logs and tests).
-    pub fn card_holders(&self) -> &[BitrixUserId] {
+    pub(crate) fn card_holders(&self) -> &[BitrixUserId] {
         self.cards.open()
     }
 

@@ -3,12 +3,12 @@
 //! real effects ([`effects`]), click-to-call ([`click`]) and the startup recovery of calls a
 //! killed run left open ([`recover`]).
 
-pub mod board;
+pub(crate) mod board;
 pub mod click;
 pub mod effects;
-pub mod machine;
+pub(crate) mod machine;
 pub mod recover;
-pub mod route;
-pub mod status;
-pub mod task;
-pub mod why;
+pub(crate) mod route;
+pub(crate) mod status;
+pub(crate) mod task;
+pub(crate) mod why;

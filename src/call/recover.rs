@@ -19,7 +19,7 @@ use crate::ids::{BitrixUserId, ChannelId};
 use crate::outbox::StoredWrite;
 use crate::outbox::op::{AcceptedCall, BitrixWrite, CallNote, CallType, FinishCall};
 
-pub mod live;
+pub(crate) mod live;
 
 /// `FAILED_REASON` of a recovered call whose outcome nothing recorded.
 pub const UNKNOWN_REASON: &str = "fsb24 restarted during the call; outcome unknown";

@@ -21,7 +21,7 @@ use crate::ids::{AgentId, BitrixUserId};
 use crate::queue::AgentInfo;
 
 /// What FreeSWITCH plays while agents ring, unless a queue names music.
-pub const RINGBACK_TONE: &str = "%(2000,4000,440,480)";
+pub(crate) const RINGBACK_TONE: &str = "%(2000,4000,440,480)";
 /// How long an employee's own number rings when the route does not say.
 const DIRECT_RING: Duration = Duration::from_secs(60);
 /// How often a waiting call asks the queue again when nobody was free.
@@ -33,7 +33,7 @@ const MAX_OVERFLOW_DEPTH: usize = 16;
 
 /// What is known about a new channel when routing it.
 #[derive(Debug, Clone)]
-pub struct Arrival<'a> {
+pub(crate) struct Arrival<'a> {
     /// `Caller-Destination-Number`.
     pub destination: &'a str,
     /// The `/path` of `socket host:port/path`, if any.
@@ -48,7 +48,7 @@ pub struct Arrival<'a> {
 
 /// A resolved call: its settings and first input.
 #[derive(Debug, Clone)]
-pub struct Resolved {
+pub(crate) struct Resolved {
     /// Per-call settings.
     pub settings: CallSettings,
     /// `Input::Started` for the machine.
@@ -59,7 +59,7 @@ pub struct Resolved {
 
 /// The first route that matches, resolved; `None` when no route matches (the call is handed back
 /// to the dialplan).
-pub fn resolve(config: &Config, arrival: &Arrival<'_>) -> Option<Resolved> {
+pub(crate) fn resolve(config: &Config, arrival: &Arrival<'_>) -> Option<Resolved> {
     let (index, route) = config
         .routes
         .iter()
@@ -107,7 +107,7 @@ fn matches(route: &RouteConfig, arrival: &Arrival<'_>) -> bool {
 }
 
 /// The variable names routes match on (the outbound session must copy them).
-pub fn matched_variables(config: &Config) -> Vec<String> {
+pub(crate) fn matched_variables(config: &Config) -> Vec<String> {
     let mut names: Vec<String> = config
         .routes
         .iter()
@@ -149,7 +149,7 @@ fn target(config: &Config, target: &RouteTarget) -> Option<(Target, WaitMedia)> 
 }
 
 /// The queue agent view of a configured agent.
-pub fn agent_info(agent: &config::AgentConfig) -> AgentInfo {
+pub(crate) fn agent_info(agent: &config::AgentConfig) -> AgentInfo {
     AgentInfo {
         agent: agent.id.clone(),
         user: agent.bitrix_user,

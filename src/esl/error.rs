@@ -92,12 +92,4 @@ impl EslError {
             },
         }
     }
-
-    /// Whether the connection this happened on is no longer usable.
-    pub fn is_connection_lost(&self) -> bool {
-        matches!(
-            self,
-            Self::NotConnected { .. } | Self::Closed { .. } | Self::Protocol { .. }
-        )
-    }
 }

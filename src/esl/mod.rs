@@ -4,14 +4,14 @@
 //! [`CallEvent`]s and send commands through a [`SessionHandle`]-style API; nothing above `esl`
 //! ever sees ESL text.
 
-pub mod bridge;
+pub(crate) mod bridge;
 pub mod command;
-pub mod error;
-pub mod event;
-pub mod inbound;
-pub mod outbound;
-pub mod presence;
-pub mod switch_event;
+pub(crate) mod error;
+pub(crate) mod event;
+pub(crate) mod inbound;
+pub(crate) mod outbound;
+pub(crate) mod presence;
+pub(crate) mod switch_event;
 
 pub use bridge::{BridgeResult, Disposition};
 pub use command::{

@@ -187,7 +187,7 @@ impl OutboxMetrics {
 
 /// One progress figure: how fast the backlog drains and when it will be empty.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Progress {
+pub(crate) struct Progress {
     /// Entries still pending.
     pub pending: u64,
     /// Entries completed during the interval.
@@ -200,7 +200,7 @@ pub struct Progress {
 
 impl Progress {
     /// Computes progress from `completed` entries over `elapsed` with `pending` left.
-    pub fn compute(pending: u64, completed: u64, elapsed: Duration) -> Self {
+    pub(crate) fn compute(pending: u64, completed: u64, elapsed: Duration) -> Self {
         let secs = elapsed.as_secs_f64();
         let per_sec = if secs > 0.0 {
             completed as f64 / secs
@@ -217,7 +217,7 @@ impl Progress {
     }
 
     /// Publishes the gauges.
-    pub fn publish(&self, metrics: &OutboxMetrics) {
+    pub(crate) fn publish(&self, metrics: &OutboxMetrics) {
         metrics.pending.store(self.pending, Ordering::Relaxed);
         metrics
             .rate_per_min

@@ -13,16 +13,17 @@ use tokio::time::Instant;
 
 use crate::ids::{BitrixCallId, ChannelId, ExternalCallId};
 
-pub mod audit;
-pub mod deliver;
+pub(crate) mod audit;
+pub(crate) mod deliver;
 mod dispatch;
-pub mod fault;
-pub mod metrics;
+#[cfg(test)]
+pub(crate) mod fault;
+pub(crate) mod metrics;
 pub mod op;
-pub mod plan;
-pub mod portal;
-pub mod recording;
-pub mod sqlite;
+pub(crate) mod plan;
+pub(crate) mod portal;
+pub(crate) mod recording;
+pub(crate) mod sqlite;
 pub mod store;
 pub mod worker;
 

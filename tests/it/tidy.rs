@@ -1,4 +1,6 @@
-//! Greps `src/` for what house style bans, since the top level has no clippy.toml.
+//! Checks clippy cannot make: every module has a `//!` doc, only `src/esl` touches the ESL
+//! crate, the README's code map matches the tree. (`clippy.toml` and `[lints]` in `Cargo.toml`
+//! ban `std::time::Instant`, `thread::sleep`, `resume`, `todo!`, `unimplemented!` and `dbg!`.)
 
 use std::path::{Path, PathBuf};
 
@@ -24,31 +26,6 @@ fn sources() -> Vec<(PathBuf, String)> {
         .into_iter()
         .map(|p| (p.clone(), std::fs::read_to_string(&p).unwrap()))
         .collect()
-}
-
-#[test]
-fn src_uses_no_std_instant_no_thread_sleep_and_no_placeholders() {
-    // Paused-clock tests only control tokio's Instant; a sleeping thread blocks the runtime.
-    let banned = [
-        "std::time::Instant",
-        "thread::sleep",
-        "todo!(",
-        "unimplemented!(",
-        "dbg!(",
-    ];
-    let mut hits = Vec::new();
-    for (path, text) in sources() {
-        for (n, line) in text.lines().enumerate() {
-            if banned.iter().any(|b| line.contains(b)) && !line.trim_start().starts_with("//") {
-                hits.push(format!("{}:{}: {}", path.display(), n + 1, line.trim()));
-            }
-        }
-    }
-    assert!(
-        hits.is_empty(),
-        "banned items in src/:\n{}",
-        hits.join("\n")
-    );
 }
 
 #[test]

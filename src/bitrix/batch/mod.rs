@@ -14,7 +14,7 @@ use crate::ids::ExternalCallId;
 
 /// One REST call waiting to be sent.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Command {
+pub(crate) struct Command {
     /// The method.
     pub method: Method,
     /// Its parameters (a JSON object).
@@ -26,7 +26,7 @@ pub struct Command {
 
 /// A command ready to send, with everyone waiting for its result (several when merged).
 #[derive(Debug)]
-pub struct Planned<T> {
+pub(crate) struct Planned<T> {
     /// What to send.
     pub command: Command,
     /// Who gets the result.
@@ -42,7 +42,7 @@ struct Entry<T> {
 
 /// Commands waiting for the next flush, in arrival order.
 #[derive(Debug)]
-pub struct Pending<T> {
+pub(crate) struct Pending<T> {
     entries: VecDeque<Entry<T>>,
 }
 
@@ -56,7 +56,7 @@ impl<T> Default for Pending<T> {
 
 impl<T> Pending<T> {
     /// Queues a command that arrived at `now`.
-    pub fn push(&mut self, command: Command, waiter: T, now: Instant) {
+    pub(crate) fn push(&mut self, command: Command, waiter: T, now: Instant) {
         self.entries.push_back(Entry {
             command,
             since: now,
@@ -64,18 +64,13 @@ impl<T> Pending<T> {
         });
     }
 
-    /// Number of queued commands.
-    pub fn len(&self) -> usize {
-        self.entries.len()
-    }
-
     /// Whether nothing is queued.
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
 
     /// Removes everything (shutdown).
-    pub fn drain_all(&mut self) -> impl Iterator<Item = (Command, T)> + '_ {
+    pub(crate) fn drain_all(&mut self) -> impl Iterator<Item = (Command, T)> + '_ {
         self.entries.drain(..).map(|e| (e.command, e.waiter))
     }
 
@@ -96,7 +91,11 @@ impl<T> Pending<T> {
     /// When a flush is due: `window` after the oldest command that could be sent (commands of a
     /// call with a request in flight wait for it), or at once when a full batch is ready.
     /// `None` when nothing can be sent.
-    pub fn due_at(&self, busy: &HashSet<ExternalCallId>, window: Duration) -> Option<Instant> {
+    pub(crate) fn due_at(
+        &self,
+        busy: &HashSet<ExternalCallId>,
+        window: Duration,
+    ) -> Option<Instant> {
         let mut sendable = self.sendable(busy);
         let oldest = sendable.next()?.since;
         if 1 + sendable.count() >= BATCH_MAX {
@@ -107,7 +106,7 @@ impl<T> Pending<T> {
 
     /// Takes up to `max` commands that may be sent now, merging show (or hide) commands of one
     /// call that follow each other in that call's sequence into one with a `USER_ID` array.
-    pub fn take(&mut self, busy: &HashSet<ExternalCallId>, max: usize) -> Vec<Planned<T>> {
+    pub(crate) fn take(&mut self, busy: &HashSet<ExternalCallId>, max: usize) -> Vec<Planned<T>> {
         let mut planned: Vec<Planned<T>> = Vec::new();
         let mut last_of_key: HashMap<ExternalCallId, usize> = HashMap::new();
         let mut blocked: HashSet<ExternalCallId> = HashSet::new();
@@ -186,7 +185,7 @@ fn name(i: usize) -> String {
 }
 
 /// Builds the `batch` parameters for at most [`BATCH_MAX`] commands (the caller splits).
-pub fn build(commands: &[&Command]) -> BatchParams {
+pub(crate) fn build(commands: &[&Command]) -> BatchParams {
     let cmd = commands
         .iter()
         .enumerate()
@@ -208,7 +207,7 @@ pub fn build(commands: &[&Command]) -> BatchParams {
 
 /// Splits a batch answer into one result per command, in order. A sub-command with neither a
 /// result nor an error is reported as a decode error of its method.
-pub fn split(answer: BatchResult, methods: &[Method]) -> Vec<Result<Value, BitrixError>> {
+pub(crate) fn split(answer: BatchResult, methods: &[Method]) -> Vec<Result<Value, BitrixError>> {
     let BatchResult {
         mut result,
         mut result_error,

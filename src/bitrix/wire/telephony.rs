@@ -221,20 +221,6 @@ pub struct Finished {
     pub crm_activity_id: Option<u64>,
 }
 
-/// `attachRecord` mode B: Bitrix24 downloads the file from a public URL.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct AttachUrlParams {
-    /// `CALL_ID`.
-    #[serde(rename = "CALL_ID")]
-    pub call_id: String,
-    /// `RECORD_URL`.
-    #[serde(rename = "RECORD_URL")]
-    pub record_url: String,
-    /// `FILENAME`.
-    #[serde(rename = "FILENAME", skip_serializing_if = "Option::is_none")]
-    pub filename: Option<String>,
-}
-
 /// `attachRecord` mode C, step 1: no `FILE_CONTENT`, ask for an upload URL.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct AttachUploadParams {

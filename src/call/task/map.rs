@@ -21,7 +21,7 @@ const SIP_REQUEST_TERMINATED: u16 = 487;
 
 /// What the mapping needs besides the event: who sits behind each extension.
 #[derive(Debug, Clone, Default)]
-pub struct MapCtx {
+pub(crate) struct MapCtx {
     /// Extension -> the agent and Bitrix24 user behind it (transfer destinations).
     pub extensions: Arc<HashMap<String, Transferee>>,
 }
@@ -30,7 +30,7 @@ pub struct MapCtx {
 ///
 /// `Disconnected` maps to `None` here: the driver synthesizes the hang-up it implies
 /// ([`Seen::on_disconnect`]) because that depends on what was seen before.
-pub fn to_input(event: CallEvent, ctx: &MapCtx) -> Option<Input> {
+pub(crate) fn to_input(event: CallEvent, ctx: &MapCtx) -> Option<Input> {
     match event {
         CallEvent::ExecuteStarted {
             exec: Some(exec),
@@ -102,7 +102,7 @@ fn bridge_outcome(result: &BridgeResult) -> BridgeOutcome {
 
 /// What the driver has fed the machine about the caller leg's end.
 #[derive(Debug, Default)]
-pub struct Seen {
+pub(crate) struct Seen {
     answered_at: Option<Instant>,
     hangup_cause: Option<Cause>,
     completed: bool,
@@ -110,7 +110,7 @@ pub struct Seen {
 
 impl Seen {
     /// Notes what `event` says about the caller leg (answer time, hang-up cause, completion).
-    pub fn note(&mut self, event: &CallEvent, now: Instant) {
+    pub(crate) fn note(&mut self, event: &CallEvent, now: Instant) {
         match event {
             CallEvent::Answered => {
                 self.answered_at.get_or_insert(now);
@@ -125,7 +125,7 @@ impl Seen {
     /// whatever the switch does with the call now (a bridge goes on, a caller not in one
     /// continues the dialplan), fsb24 no longer sees it, so for us the call ended now. The cause is the one the
     /// switch reported, else `NORMAL_CLEARING`; `billsec` counts from the caller's answer.
-    pub fn on_disconnect(&mut self, now: Instant) -> Vec<Input> {
+    pub(crate) fn on_disconnect(&mut self, now: Instant) -> Vec<Input> {
         if self.completed {
             return Vec::new();
         }
