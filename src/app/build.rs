@@ -11,9 +11,9 @@ use crate::bitrix::{
 use crate::call::machine::Transferee;
 use crate::call::route::{agent_info, matched_variables};
 use crate::config::{BitrixAuth, Config, HttpConfig, QueueOrder};
-use crate::esl::{Backoff, Domain, InboundOptions, OutboundOptions};
+use crate::esl::{Domain, InboundOptions, OutboundOptions, ReconnectBackoff};
 use crate::ids::{AgentId, BitrixUserId};
-use crate::outbox::deliver::Backoff as RetryBackoff;
+use crate::outbox::deliver::RetryBackoff;
 use crate::outbox::worker::WorkerConfig;
 use crate::queue::{Order, Policy, QueueSettings, Rules};
 
@@ -89,7 +89,7 @@ pub(crate) fn inbound(config: &Config) -> anyhow::Result<InboundOptions> {
         connect_timeout: config.esl.handshake_timeout,
         command_timeout: config.esl.command_timeout,
         job_timeout: config.click_to_call.originate_timeout + config.esl.command_timeout,
-        backoff: Backoff {
+        backoff: ReconnectBackoff {
             initial: inbound.reconnect_min,
             max: inbound.reconnect_max,
             jitter: 0.2,
@@ -162,4 +162,26 @@ pub(crate) fn agents_by_user(config: &Config) -> Arc<HashMap<BitrixUserId, Agent
             .map(|a| (a.bitrix_user, a.id.clone()))
             .collect(),
     )
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    // Regression: the client defaulted to a 30 s request timeout and 2 MiB inline recordings
+    // while the config said 10 s and 4 MiB; library users and the daemon got different clients.
+    #[test]
+    fn the_clients_defaults_are_the_configs_defaults() {
+        let config = Config::from_toml_str(include_str!(
+            "../../tests/fixtures/config/valid/minimal.toml"
+        ))
+        .unwrap();
+        let from_config = bitrix(&config).unwrap();
+        let default = BitrixSettings::new(from_config.auth.clone());
+        assert_eq!(from_config.request_timeout, default.request_timeout);
+        assert_eq!(from_config.batch_window, default.batch_window);
+        assert_eq!(from_config.inline_record_max, default.inline_record_max);
+        assert_eq!(from_config.rate, default.rate);
+    }
 }

@@ -5,9 +5,9 @@
 
 pub(crate) mod auth;
 pub(crate) mod batch;
+mod batcher;
 mod client;
 mod deliver;
-mod dispatcher;
 pub(crate) mod error;
 pub(crate) mod limiter;
 mod methods;

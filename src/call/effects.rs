@@ -13,7 +13,7 @@ use crate::call::machine::{BridgeLeg, Pick};
 use crate::call::status::Cause;
 use crate::call::task::{EffectError, Effects};
 use crate::config::DialConfig;
-use crate::esl::command::CommandError;
+use crate::esl::command::{CommandError, whole_secs};
 use crate::esl::{
     DialLeg, DialString, DialTarget, Endpoint, EslError, HangupCause, MediaPath, SessionHandle,
     VarSet,
@@ -137,11 +137,6 @@ fn outbox_error(method: &'static str) -> impl Fn(OutboxError) -> EffectError {
 
 fn done<T>(command: &'static str, result: Result<T, EslError>) -> Result<(), EffectError> {
     result.map(drop).map_err(|e| esl_error(command, e))
-}
-
-/// Whole seconds for FreeSWITCH's `leg_timeout`, rounded up so the net never fires first.
-fn whole_secs(d: Duration) -> u32 {
-    u32::try_from(d.as_secs() + u64::from(d.subsec_nanos() > 0)).unwrap_or(u32::MAX)
 }
 
 impl Effects for CallEffects {

@@ -84,7 +84,7 @@ pub(crate) struct Call {
     awaiting_offer: bool,
     talk: Option<Talk>,
     transferred: bool,
-    recording: end::Recording,
+    recording: end::RecordingState,
     /// When to hide every card if the recording has not closed by then (after the hang-up).
     hide_at: Option<Instant>,
     last_attempt: Option<Attempt>,
@@ -108,7 +108,7 @@ impl Call {
             awaiting_offer: false,
             talk: None,
             transferred: false,
-            recording: end::Recording::Off,
+            recording: end::RecordingState::Off,
             hide_at: None,
             last_attempt: None,
             caller_cause: None,
@@ -148,7 +148,7 @@ impl Call {
             }
             Input::Unbridged => tracing::debug!("caller unbridged"),
             Input::Transferred { to } => self.transferred(to, &mut out),
-            Input::RecordStarted { path } => self.recording = end::Recording::Started(path),
+            Input::RecordStarted { path } => self.recording = end::RecordingState::Started(path),
             Input::RecordStopped { path } => self.record_stopped(path, &mut out),
             Input::CallerHungUp { cause, .. } => self.caller_hung_up(now, cause, &mut out),
             Input::HangupComplete { billsec, cause, .. } => {

@@ -24,7 +24,7 @@ pub use event::{
 };
 pub use freeswitch_esl_tokio::HangupCause;
 pub use freeswitch_esl_tokio::variables::SipHangupDisposition;
-pub use inbound::{Backoff, InboundClient, InboundHandle, InboundOptions};
+pub use inbound::{InboundClient, InboundHandle, InboundOptions, ReconnectBackoff};
 pub use outbound::{ChannelInfo, IncomingCall, OutboundOptions, OutboundServer, SessionHandle};
-pub use presence::{AgentPresence, Presence};
+pub use presence::{ExtensionPresence, Presence};
 pub use switch_event::{ChannelEnd, JobOutcome, SwitchEvent, SwitchMapped, map_switch_event};

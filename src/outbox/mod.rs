@@ -30,7 +30,7 @@ pub mod worker;
 #[cfg(test)]
 pub(crate) mod testkit;
 
-pub use deliver::{Backoff, Deliver, DeliverError, Delivered};
+pub use deliver::{Deliver, DeliverError, Delivered, RetryBackoff};
 pub use metrics::{MetricsSnapshot, OutboxMetrics};
 pub use op::{BitrixWrite, CallWrite};
 pub use sqlite::SqliteStore;

@@ -1,5 +1,5 @@
 //! The Bitrix24 writes a call produces, as durable data: what the call machine emits, what the
-//! outbox stores (JSON) and what the dispatcher turns into REST calls. No IO here.
+//! outbox stores (JSON) and what the worker turns into REST calls. No IO here.
 
 use std::path::PathBuf;
 
@@ -47,7 +47,7 @@ pub struct RegisterCall {
     pub started_at: DateTime<FixedOffset>,
     /// `CRM_CREATE`.
     pub crm_create: bool,
-    /// `SHOW`. The dispatcher forces 0 when the call is already over by the time it is sent.
+    /// `SHOW`. The worker forces 0 when the call is already over by the time it is sent.
     pub show: bool,
     /// Force a CRM binding (`CRM_ENTITY_TYPE` / `CRM_ENTITY_ID`).
     pub crm: Option<CrmBinding>,

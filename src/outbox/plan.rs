@@ -7,7 +7,7 @@ use crate::ids::BitrixCallId;
 use crate::outbox::op::BitrixWrite;
 use crate::outbox::store::CallState;
 
-/// The dispatcher's decision for one entry.
+/// The worker's decision for one entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Decision {
     /// Send this (possibly adjusted) write.

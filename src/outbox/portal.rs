@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::outbox::deliver::Backoff;
+use crate::outbox::deliver::RetryBackoff;
 
 /// What one delivery taught the worker about the portal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,13 +60,13 @@ enum State {
 #[derive(Debug, Clone)]
 pub(crate) struct Portal {
     state: State,
-    schedule: Backoff,
+    schedule: RetryBackoff,
 }
 
 impl Portal {
     /// A portal assumed up. `schedule` spaces the probes while it is down (no jitter needed:
     /// there is one prober).
-    pub(crate) fn new(schedule: Backoff) -> Self {
+    pub(crate) fn new(schedule: RetryBackoff) -> Self {
         Self {
             state: State::Up,
             schedule,
@@ -167,7 +167,7 @@ mod tests {
     use super::*;
 
     fn portal() -> Portal {
-        Portal::new(Backoff {
+        Portal::new(RetryBackoff {
             base: Duration::from_millis(100),
             max: Duration::from_secs(1),
             jitter: 0.0,

@@ -46,7 +46,7 @@ impl RecordingError {
 
 /// A checked recording file.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Recording {
+pub(crate) struct RecordingFile {
     /// The file.
     pub path: PathBuf,
     /// `FILENAME` (the file's own name, ending in `.mp3` or `.wav`).
@@ -55,7 +55,7 @@ pub(crate) struct Recording {
     pub len: u64,
 }
 
-impl Recording {
+impl RecordingFile {
     /// Checks the file without reading it.
     pub(crate) async fn inspect(path: &Path) -> Result<Self, RecordingError> {
         let owned = || path.to_path_buf();
@@ -101,7 +101,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("call.WAV");
         std::fs::write(&path, vec![7u8; 200_000]).unwrap();
-        let rec = Recording::inspect(&path).await.unwrap();
+        let rec = RecordingFile::inspect(&path).await.unwrap();
         assert_eq!(rec.filename, "call.WAV");
         assert_eq!(rec.len, 200_000);
     }
@@ -109,17 +109,17 @@ mod tests {
     #[tokio::test]
     async fn missing_empty_and_foreign_files_are_refused_with_the_path() {
         let dir = tempfile::tempdir().unwrap();
-        let missing = Recording::inspect(&dir.path().join("gone.mp3"))
+        let missing = RecordingFile::inspect(&dir.path().join("gone.mp3"))
             .await
             .unwrap_err();
         assert!(missing.is_absent() && missing.to_string().contains("gone.mp3"));
         std::fs::write(dir.path().join("empty.mp3"), b"").unwrap();
         assert!(matches!(
-            Recording::inspect(&dir.path().join("empty.mp3")).await,
+            RecordingFile::inspect(&dir.path().join("empty.mp3")).await,
             Err(RecordingError::Empty { .. })
         ));
         std::fs::write(dir.path().join("x.ogg"), b"x").unwrap();
-        let err = Recording::inspect(&dir.path().join("x.ogg"))
+        let err = RecordingFile::inspect(&dir.path().join("x.ogg"))
             .await
             .unwrap_err();
         assert!(matches!(err, RecordingError::UnsupportedFormat { .. }) && !err.is_absent());

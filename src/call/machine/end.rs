@@ -17,7 +17,7 @@ use super::{Action, Call, Caller, CardMode, OwnerStep, State, Transferee};
 
 /// The recording of this call.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) enum Recording {
+pub(super) enum RecordingState {
     Off,
     /// We asked for it; no `RECORD_START` yet.
     Requested,
@@ -44,11 +44,11 @@ impl Call {
         let Some(settings) = &self.settings.recording else {
             return;
         };
-        if self.recording != Recording::Off {
+        if self.recording != RecordingState::Off {
             return;
         }
         let path = self.render_path(&settings.path_template);
-        self.recording = Recording::Requested;
+        self.recording = RecordingState::Requested;
         // Stored before the switch is asked (the driver flushes card writes first), so that a
         // run killed mid-call still knows which file to attach.
         out.push(Action::Card(BitrixWrite::Note(CallNote::Recording {
@@ -127,7 +127,7 @@ impl Call {
     }
 
     pub(super) fn record_stopped(&mut self, path: PathBuf, out: &mut Vec<Action>) {
-        self.recording = Recording::Stopped(path.clone());
+        self.recording = RecordingState::Stopped(path.clone());
         if let State::HungUp { finish } = &mut self.state
             && let Some(pending) = finish.take()
         {
@@ -152,7 +152,10 @@ impl Call {
         // Regression (call_cases late recording): with a slow file the cards stayed open until
         // the file was ready; they close after RECORD_GRACE, the finish still waits.
         if self.talk.is_some()
-            && matches!(self.recording, Recording::Started(_) | Recording::Requested)
+            && matches!(
+                self.recording,
+                RecordingState::Started(_) | RecordingState::Requested
+            )
         {
             self.hide_at = Some(now + RECORD_GRACE);
         }
@@ -176,7 +179,7 @@ impl Call {
         }
         let finish = self.finish_call(now, Some(billsec));
         let path = match &self.recording {
-            Recording::Started(_) if self.talk.is_some() => {
+            RecordingState::Started(_) if self.talk.is_some() => {
                 // Scenario 5: the file is not complete; close every card now, finish when it is.
                 self.cards.close_all_except(None, out);
                 let wait = self
@@ -193,7 +196,7 @@ impl Call {
                 };
                 return;
             }
-            Recording::Stopped(path) if self.talk.is_some() => Some(path.clone()),
+            RecordingState::Stopped(path) if self.talk.is_some() => Some(path.clone()),
             _ => None,
         };
         self.emit_finish(finish, path, true, out);

@@ -23,15 +23,15 @@ use crate::ids::ExternalCallId;
 /// Where a command's result goes.
 pub(crate) type Reply = oneshot::Sender<Result<Value, BitrixError>>;
 
-/// A command handed to the dispatcher.
+/// A command handed to the batcher.
 pub(crate) struct Queued {
     pub(crate) command: Command,
     pub(crate) reply: Reply,
 }
 
-/// Tuning of the dispatcher.
+/// Tuning of the batcher.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct DispatchSettings {
+pub(crate) struct BatcherSettings {
     pub(crate) window: Duration,
     pub(crate) max_in_flight: usize,
 }
@@ -44,7 +44,7 @@ type InFlight = FuturesUnordered<BoxFuture<'static, Vec<ExternalCallId>>>;
 pub(crate) async fn run(
     transport: Arc<Transport>,
     mut rx: mpsc::Receiver<Queued>,
-    settings: DispatchSettings,
+    settings: BatcherSettings,
     shutdown: CancellationToken,
 ) {
     let mut pending: Pending<Reply> = Pending::default();
