@@ -272,11 +272,9 @@ fn originate_input(result: Result<crate::ids::ChannelId, EslError>) -> Option<In
             info!("agent answered");
             Some(Input::OriginateAnswered)
         }
-        Err(EslError::OriginateFailed { reason, .. }) => {
-            info!(reason = reason.trim(), "agent phone failed");
-            Some(Input::OriginateFailed {
-                cause: Cause::new(reason.trim()),
-            })
+        Err(EslError::OriginateFailed { cause }) => {
+            info!(reason = %cause, "agent phone failed");
+            Some(Input::OriginateFailed { cause })
         }
         // The job may still be running: keep following the legs (the deadline bounds it).
         Err(e @ (EslError::Timeout { .. } | EslError::Closed { .. })) => {
@@ -315,7 +313,7 @@ fn leg_input(legs: &Legs, event: SwitchEvent) -> Option<Input> {
             debug!(leg = %channel, cause = %cause, "leg ended");
             Some(Input::LegEnded {
                 leg: channel.as_str().to_owned(),
-                cause: Cause::new(cause.to_string()),
+                cause: Cause::from(cause),
                 sip_term_status,
             })
         }

@@ -122,9 +122,8 @@ fn esl_error(command: &'static str, err: impl std::fmt::Display) -> EffectError 
 
 fn cause(command: &'static str, cause: &Cause) -> Result<HangupCause, EffectError> {
     cause
-        .as_str()
-        .parse()
-        .map_err(|_| esl_error(command, format!("unknown cause {}", cause.as_str())))
+        .known()
+        .ok_or_else(|| esl_error(command, format!("unknown cause {cause}")))
 }
 
 /// A write of `method` that could not be stored.

@@ -16,6 +16,7 @@ use chrono::{DateTime, FixedOffset};
 use tokio::time::Instant;
 
 use crate::call::status::{Attempt, Cause};
+use crate::esl::HangupCause as H;
 use crate::ids::{AgentId, BitrixUserId, ExecId, PhoneNumber};
 use crate::outbox::op::{BitrixWrite, CallNote};
 use crate::queue::Outcome;
@@ -263,15 +264,17 @@ impl Call {
 
 /// What an agent attempt's failure cause says about the agent.
 fn classify(cause: &Cause) -> Outcome {
-    match cause.as_str() {
-        "USER_BUSY" | "BUSY_EVERYWHERE" => Outcome::Busy,
-        "CALL_REJECTED" | "DECLINE" | "REJECT_ALL" | "UNWANTED" => Outcome::Rejected,
-        "NO_ANSWER"
-        | "ALLOTTED_TIMEOUT"
-        | "NO_USER_RESPONSE"
-        | "PROGRESS_TIMEOUT"
-        | "RECOVERY_ON_TIMER_EXPIRE" => Outcome::NoAnswer,
-        "ORIGINATOR_CANCEL" | "LOSE_RACE" | "PICKED_OFF" => Outcome::Cancelled,
+    match cause.known() {
+        Some(H::UserBusy | H::BusyEverywhere) => Outcome::Busy,
+        Some(H::CallRejected | H::Decline | H::RejectAll | H::Unwanted) => Outcome::Rejected,
+        Some(
+            H::NoAnswer
+            | H::AllottedTimeout
+            | H::NoUserResponse
+            | H::ProgressTimeout
+            | H::RecoveryOnTimerExpire,
+        ) => Outcome::NoAnswer,
+        Some(H::OriginatorCancel | H::LoseRace | H::PickedOff) => Outcome::Cancelled,
         _ => Outcome::Unreachable,
     }
 }

@@ -180,7 +180,7 @@ fn queue_route(config: &Config, queue: &QueueConfig, depth: usize) -> Option<Que
         )?)),
         config::Overflow::Agent(id) => Overflow::Agent(Box::new(direct(config, id)?)),
         config::Overflow::Hangup(cause) => Overflow::Hangup {
-            cause: Cause::new(cause.as_str()),
+            cause: cause.clone(),
         },
     };
     Some(QueueRoute {

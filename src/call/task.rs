@@ -32,7 +32,7 @@ use crate::queue::{AgentInfo, Outcome};
 pub(crate) use map::{MapCtx, Seen, to_input};
 
 /// The cause fed back when the switch refused our `bridge` command itself.
-const BRIDGE_COMMAND_FAILED: Cause = Cause::from_static("DESTINATION_OUT_OF_ORDER");
+const BRIDGE_COMMAND_FAILED: Cause = Cause::DESTINATION_OUT_OF_ORDER;
 
 /// Why an effect failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -288,8 +288,7 @@ impl InboundHandle {
         match outcome {
             JobOutcome::Ok(uuid) => Ok(ChannelId::new(uuid.trim())),
             JobOutcome::Failed(reason) => Err(EslError::OriginateFailed {
-                cause: reason.trim().parse().ok(),
-                reason,
+                cause: super::Cause::parse(&reason),
             }),
         }
     }

@@ -5,6 +5,7 @@
 //! ever sees ESL text.
 
 pub(crate) mod bridge;
+mod cause;
 pub mod command;
 pub(crate) mod error;
 pub(crate) mod event;
@@ -14,6 +15,7 @@ pub(crate) mod presence;
 pub(crate) mod switch_event;
 
 pub use bridge::{BridgeResult, Disposition};
+pub use cause::Cause;
 pub use command::{
     CommandError, DialLeg, DialString, DialTarget, Domain, Endpoint, Extension, MediaPath, Name,
     OriginateRequest, OriginateThen, VarName, VarSet, VarValue,

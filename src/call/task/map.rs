@@ -82,7 +82,7 @@ pub(crate) fn to_input(event: CallEvent, ctx: &MapCtx) -> Option<Input> {
 
 /// The wire spelling (`USER_BUSY`) of a FreeSWITCH cause.
 fn cause_of(cause: HangupCause) -> Cause {
-    Cause::new(cause.to_string())
+    Cause::from(cause)
 }
 
 /// `originate_disposition` decides; an unknown or transient spelling counts as a temporary

@@ -213,8 +213,7 @@ async fn originate_waits_for_its_background_job_and_reports_the_cause() {
     assert!(matches!(
         result,
         Err(EslError::OriginateFailed {
-            cause: Some(HangupCause::UserBusy),
-            ..
+            cause: crate::esl::Cause::Known(HangupCause::UserBusy),
         })
     ));
     shutdown.cancel();

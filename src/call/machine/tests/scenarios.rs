@@ -201,7 +201,7 @@ fn sequential_queue_moves_the_card_along_the_ring_steps_then_overflows() {
     assert_eq!(
         at_15[3],
         Action::HangupCaller {
-            cause: Cause::new("NORMAL_CLEARING")
+            cause: Cause::parse("NORMAL_CLEARING")
         },
         "the overflow target"
     );

@@ -102,7 +102,7 @@ pub(crate) fn route(queue: &str, strategy: Strategy, ring: &[u64], max_wait: u64
         when_none_free: WhenNoneFree::Wait,
         card: CardMode::Ringing,
         overflow: Overflow::Hangup {
-            cause: Cause::new("NORMAL_CLEARING"),
+            cause: Cause::parse("NORMAL_CLEARING"),
         },
     }
 }
@@ -282,7 +282,7 @@ impl World {
                     && let Some(cause) = failures.last()
                 {
                     let outcome = BridgeOutcome::Failed {
-                        cause: Cause::new(*cause),
+                        cause: Cause::parse(cause),
                         sip_status: None,
                     };
                     queue.push_back(Input::BridgeEnded {
