@@ -256,7 +256,7 @@ async fn start_services(
     let settings = build::bitrix(config)?;
     settings
         .metrics
-        .watch_cards(outbox.metrics().card_clock.clone());
+        .watch_wire(outbox.metrics().card_clock.clone());
     let bitrix = BitrixClient::start(settings, tracker, token.child_token())
         .await
         .context("starting the Bitrix24 client")?;

@@ -17,7 +17,7 @@ use tokio_util::task::TaskTracker;
 use super::auth::{Auth, AuthSettings, OAuth};
 use super::batch::Command;
 use super::batcher::{self, BatcherSettings, Queued};
-use super::error::BitrixError;
+use super::error::{BitrixError, WRONG_AUTH_TYPE_ADVICE};
 use super::limiter::{Limiter, RateLimit};
 use super::metrics::BitrixMetrics;
 use super::transport::{Answer, Body, Transport};
@@ -206,9 +206,14 @@ impl BitrixClient {
         self.inner.inline_record_max
     }
 
-    /// True the first time this client meets `WRONG_AUTH_TYPE` (its advice is logged once).
-    pub(crate) fn first_wrong_auth(&self) -> bool {
-        !self.inner.wrong_auth_told.swap(true, Ordering::Relaxed)
+    /// Logs what to change the first time this client meets `WRONG_AUTH_TYPE` (once per client).
+    pub(crate) fn advise_once(&self, err: &BitrixError) {
+        if err.is_wrong_auth_type() && !self.inner.wrong_auth_told.swap(true, Ordering::Relaxed) {
+            tracing::error!(
+                method = err.method().unwrap_or_default(),
+                "Bitrix24 refused webhook auth (WRONG_AUTH_TYPE): {WRONG_AUTH_TYPE_ADVICE}"
+            );
+        }
     }
 
     pub(crate) fn check_recording(path: &Path) -> Result<String, BitrixError> {

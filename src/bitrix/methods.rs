@@ -5,6 +5,7 @@ use std::path::Path;
 
 use url::Url;
 
+use super::call::{FinishCall, RegisterCall};
 use super::client::BitrixClient;
 use super::error::{BitrixError, ErrorKind};
 use super::record::{self, Inline};
@@ -16,7 +17,6 @@ use super::wire::{
     active_users_params, crm_get_params, offline_get_params,
 };
 use crate::ids::{BitrixCallId, BitrixUserId, ExternalCallId, PhoneNumber};
-use crate::outbox::op::{FinishCall, RegisterCall};
 
 /// Upper bound on `user.get` pages (50 users each), against a portal that never stops paging.
 const MAX_USER_PAGES: u64 = 2000;

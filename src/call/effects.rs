@@ -8,7 +8,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::bitrix::BitrixClient;
-use crate::bitrix::wire::CrmEntityType;
 use crate::call::machine::{BridgeLeg, Pick};
 use crate::call::status::Cause;
 use crate::call::task::{EffectError, Effects};
@@ -93,13 +92,10 @@ impl CallEffects {
         let Some(crm) = registered.crm else {
             return Ok(None);
         };
-        let Some(kind) = CrmEntityType::parse(&crm.entity_type) else {
-            return Ok(None);
-        };
         let owner = self
             .services
             .bitrix
-            .crm_entity(kind, crm.entity_id)
+            .crm_entity(crm.entity_type, crm.entity_id)
             .await
             .map_err(|e| EffectError::Lookup {
                 reason: e.to_string(),

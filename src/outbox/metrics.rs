@@ -9,6 +9,7 @@ use dashmap::DashMap;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use tokio::time::Instant;
 
+use crate::bitrix::WireWatch;
 use crate::ids::ExternalCallId;
 use crate::outbox::store::EntryId;
 
@@ -93,14 +94,6 @@ impl CardClock {
         }
     }
 
-    /// A request carrying `call`'s write leaves for the portal now.
-    pub fn on_wire(&self, call: &ExternalCallId) {
-        if let Some((_, seen)) = self.inner.pending.remove(call) {
-            let latency = Instant::now().saturating_duration_since(seen);
-            self.inner.latency.observe(latency.as_secs_f64());
-        }
-    }
-
     /// The delivery of `call`'s entry is over (sent or not).
     pub(crate) fn settled(&self, call: &ExternalCallId) {
         self.inner.pending.remove(call);
@@ -109,6 +102,15 @@ impl CardClock {
     /// The histogram, for registration.
     pub fn histogram(&self) -> Histogram {
         self.inner.latency.clone()
+    }
+}
+
+impl WireWatch for CardClock {
+    fn on_wire(&self, call: &ExternalCallId) {
+        if let Some((_, seen)) = self.inner.pending.remove(call) {
+            let latency = Instant::now().saturating_duration_since(seen);
+            self.inner.latency.observe(latency.as_secs_f64());
+        }
     }
 }
 

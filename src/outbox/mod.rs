@@ -14,6 +14,7 @@ use tokio::time::Instant;
 use crate::ids::{BitrixCallId, ChannelId, ExternalCallId};
 
 pub(crate) mod audit;
+mod bitrix;
 pub(crate) mod deliver;
 mod dispatch;
 #[cfg(test)]

@@ -156,3 +156,17 @@ fn module_folders(dir: &Path, out: &mut Vec<PathBuf>) {
         module_folders(&path, out);
     }
 }
+
+#[test]
+fn the_bitrix_client_does_not_import_the_outbox() {
+    // The protocol client stands alone; `outbox::bitrix` adapts it to the outbox's seam.
+    let offenders: Vec<_> = sources()
+        .into_iter()
+        .filter(|(path, text)| {
+            let in_bitrix = path.components().any(|c| c.as_os_str() == "bitrix");
+            in_bitrix && text.contains("crate::outbox")
+        })
+        .map(|(path, _)| path.display().to_string())
+        .collect();
+    assert!(offenders.is_empty(), "bitrix imports the outbox: {offenders:?}");
+}
