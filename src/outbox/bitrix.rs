@@ -35,7 +35,7 @@ impl Deliver for BitrixClient {
                 }));
             }
             // Adopted calls were registered by Bitrix24 itself; the worker stores the id.
-            // Notes are for startup recovery; the planner skips them before they get here.
+            // Notes are stored settled for startup recovery and never come due.
             BitrixWrite::Adopt { .. } | BitrixWrite::Note(_) => Ok(()),
             BitrixWrite::Show { users } => self.show(call, needs_id()?, users).await.map(drop),
             BitrixWrite::Hide { users } => self.hide(call, needs_id()?, users).await.map(drop),

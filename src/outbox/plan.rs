@@ -32,6 +32,7 @@ pub(crate) enum Decision {
 pub(crate) fn decide(write: &BitrixWrite, state: &CallState) -> Decision {
     let has_id = state.call_id().is_some();
     match write {
+        // Notes are stored settled, beside the queue; one never comes due.
         BitrixWrite::Note(_) => Decision::Skip {
             reason: "a note for startup recovery: nothing to send",
         },

@@ -168,5 +168,8 @@ fn the_bitrix_client_does_not_import_the_outbox() {
         })
         .map(|(path, _)| path.display().to_string())
         .collect();
-    assert!(offenders.is_empty(), "bitrix imports the outbox: {offenders:?}");
+    assert!(
+        offenders.is_empty(),
+        "bitrix imports the outbox: {offenders:?}"
+    );
 }

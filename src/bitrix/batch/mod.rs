@@ -19,8 +19,9 @@ pub(crate) struct Command {
     pub method: Method,
     /// Its parameters (a JSON object).
     pub params: Value,
-    /// The call it belongs to: commands of one call are never reordered, and a later one is
-    /// never sent while an earlier one is still in flight in another request.
+    /// The call it belongs to: commands of one call queued together are never reordered (and
+    /// neighbouring show/hide merge). Across requests the caller keeps the order: the outbox
+    /// worker, the one owner of per-call ordering, has at most one write of a call in flight.
     pub key: Option<ExternalCallId>,
 }
 
@@ -74,31 +75,11 @@ impl<T> Pending<T> {
         self.entries.drain(..).map(|e| (e.command, e.waiter))
     }
 
-    fn sendable<'a>(
-        &'a self,
-        busy: &'a HashSet<ExternalCallId>,
-    ) -> impl Iterator<Item = &'a Entry<T>> + 'a {
-        let mut blocked: HashSet<&ExternalCallId> = HashSet::new();
-        self.entries.iter().filter(move |e| match &e.command.key {
-            Some(k) if busy.contains(k) || blocked.contains(k) => {
-                blocked.insert(k);
-                false
-            }
-            _ => true,
-        })
-    }
-
-    /// When a flush is due: `window` after the oldest command that could be sent (commands of a
-    /// call with a request in flight wait for it), or at once when a full batch is ready.
-    /// `None` when nothing can be sent.
-    pub(crate) fn due_at(
-        &self,
-        busy: &HashSet<ExternalCallId>,
-        window: Duration,
-    ) -> Option<Instant> {
-        let mut sendable = self.sendable(busy);
-        let oldest = sendable.next()?.since;
-        if 1 + sendable.count() >= BATCH_MAX {
+    /// When a flush is due: `window` after the oldest command, or at once when a full batch is
+    /// ready. `None` when nothing is queued.
+    pub(crate) fn due_at(&self, window: Duration) -> Option<Instant> {
+        let oldest = self.entries.front()?.since;
+        if self.entries.len() >= BATCH_MAX {
             return Some(oldest);
         }
         Some(oldest + window)
@@ -106,7 +87,7 @@ impl<T> Pending<T> {
 
     /// Takes up to `max` commands that may be sent now, merging show (or hide) commands of one
     /// call that follow each other in that call's sequence into one with a `USER_ID` array.
-    pub(crate) fn take(&mut self, busy: &HashSet<ExternalCallId>, max: usize) -> Vec<Planned<T>> {
+    pub(crate) fn take(&mut self, max: usize) -> Vec<Planned<T>> {
         let mut planned: Vec<Planned<T>> = Vec::new();
         let mut last_of_key: HashMap<ExternalCallId, usize> = HashMap::new();
         let mut blocked: HashSet<ExternalCallId> = HashSet::new();
@@ -114,7 +95,7 @@ impl<T> Pending<T> {
         while let Some(entry) = self.entries.pop_front() {
             let key = entry.command.key.clone();
             if let Some(k) = &key {
-                if busy.contains(k) || blocked.contains(k) {
+                if blocked.contains(k) {
                     kept.push_back(entry);
                     continue;
                 }
