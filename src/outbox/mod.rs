@@ -203,6 +203,23 @@ impl Outbox {
         Ok(ids)
     }
 
+    /// [`Outbox::push_all`] with one reason for all of them (audit trail only: they follow no
+    /// switch event, so the card-latency clock does not time them).
+    pub async fn push_all_explained(
+        &self,
+        writes: Vec<CallWrite>,
+        why: &str,
+    ) -> Result<Vec<EntryId>, OutboxError> {
+        let cause = audit::WriteCause::now(why.to_owned(), Instant::now());
+        let writes = writes
+            .into_iter()
+            .map(|w| (w, Some(cause.clone())))
+            .collect();
+        let ids = self.inner.store.push_caused(writes, self.now()).await?;
+        self.pushed(ids.len());
+        Ok(ids)
+    }
+
     /// Counts `n` stored writes and wakes the worker.
     fn pushed(&self, n: usize) {
         for _ in 0..n {

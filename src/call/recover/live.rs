@@ -82,7 +82,8 @@ pub(crate) async fn start(recovery: Recovery, switch_up: bool) -> Result<LiveCal
                 span.in_scope(|| {
                     info!(channel = %channel, "call left open by a previous run is still up");
                 });
-                live.push(&call, progress.live_writes()).await?;
+                live.push(&call, progress.live_writes(), super::WHY_STILL_UP)
+                    .await?;
                 live.calls.insert(channel, (call, progress));
             }
             _ => live.finish_gone(&call, &progress).instrument(span).await?,
@@ -225,14 +226,20 @@ impl LiveCalls {
                 "call left open by a previous run finished"
             );
         }
-        self.push(call, writes).await
+        let why = match ending {
+            Ending::HungUp { .. } => super::WHY_HUNG_UP,
+            Ending::Gone { .. } => super::WHY_GONE,
+        };
+        self.push(call, writes, why).await
     }
 
-    /// Stores `writes` in one transaction (a kill meanwhile leaves the call open for next time).
+    /// Stores `writes` in one transaction (a kill meanwhile leaves the call open for next time),
+    /// each with the recovery's outcome as its "why" (`fsb24 call show`).
     async fn push(
         &self,
         call: &ExternalCallId,
         writes: Vec<BitrixWrite>,
+        why: &str,
     ) -> Result<(), OutboxError> {
         if writes.is_empty() {
             return Ok(());
@@ -244,7 +251,11 @@ impl LiveCalls {
                 write,
             })
             .collect();
-        self.recovery.outbox.push_all(writes).await.map(drop)
+        self.recovery
+            .outbox
+            .push_all_explained(writes, why)
+            .await
+            .map(drop)
     }
 }
 
