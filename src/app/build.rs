@@ -1,18 +1,16 @@
 //! Config sections -> component settings (plain mapping, no IO).
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use anyhow::Context;
 
 use crate::bitrix::{
     AuthSettings, BitrixSettings, OAuthSettings, RateLimit, SecretString, WebhookUrl,
 };
-use crate::call::machine::Transferee;
 use crate::call::route::{agent_info, matched_variables};
 use crate::config::{BitrixAuth, Config, HttpConfig, QueueOrder};
 use crate::esl::{Domain, InboundOptions, OutboundOptions, ReconnectBackoff};
-use crate::ids::{AgentId, BitrixUserId};
+use crate::ids::BitrixUserId;
 use crate::outbox::deliver::RetryBackoff;
 use crate::outbox::worker::WorkerConfig;
 use crate::queue::{Order, Policy, QueueSettings, Rules};
@@ -127,24 +125,6 @@ pub(crate) fn policy(config: &Config) -> anyhow::Result<Policy> {
     Policy::new(agents, queues, Rules::default()).context("building the queue policy")
 }
 
-/// Extension -> who is behind it (transfer destinations).
-pub(crate) fn extensions(config: &Config) -> Arc<HashMap<String, Transferee>> {
-    Arc::new(
-        config
-            .agents
-            .iter()
-            .map(|a| {
-                let who = Transferee {
-                    agent: Some(a.id.clone()),
-                    user: a.bitrix_user,
-                };
-                (a.extension.as_str().to_owned(), who)
-            })
-            .collect(),
-    )
-}
-
-/// Bitrix24 user -> agent (responsible-manager routing).
 /// SIP extension -> Bitrix24 user, for recovered calls answered while fsb24 was down.
 pub(crate) fn users_by_extension(config: &Config) -> HashMap<String, BitrixUserId> {
     config
@@ -152,16 +132,6 @@ pub(crate) fn users_by_extension(config: &Config) -> HashMap<String, BitrixUserI
         .iter()
         .map(|a| (a.extension.as_str().to_owned(), a.bitrix_user))
         .collect()
-}
-
-pub(crate) fn agents_by_user(config: &Config) -> Arc<HashMap<BitrixUserId, AgentId>> {
-    Arc::new(
-        config
-            .agents
-            .iter()
-            .map(|a| (a.bitrix_user, a.id.clone()))
-            .collect(),
-    )
 }
 
 #[cfg(test)]

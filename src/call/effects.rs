@@ -59,8 +59,6 @@ pub struct CallServices {
     pub bitrix: BitrixClient,
     /// How agents are dialled.
     pub dialer: Dialer,
-    /// Bitrix24 user -> agent, for the responsible-manager lookup.
-    pub agents_by_user: Arc<HashMap<BitrixUserId, AgentId>>,
 }
 
 /// One call's effects.
@@ -68,15 +66,23 @@ pub struct CallEffects {
     session: SessionHandle,
     call: ExternalCallId,
     services: CallServices,
+    /// Bitrix24 user -> agent of the call's config version (responsible-manager lookup).
+    agents_by_user: Arc<HashMap<BitrixUserId, AgentId>>,
 }
 
 impl CallEffects {
     /// Effects of the call `call` (its EXTERNAL_CALL_ID) on `session`.
-    pub fn new(session: SessionHandle, call: ExternalCallId, services: CallServices) -> Self {
+    pub(crate) fn new(
+        session: SessionHandle,
+        call: ExternalCallId,
+        services: CallServices,
+        agents_by_user: Arc<HashMap<BitrixUserId, AgentId>>,
+    ) -> Self {
         Self {
             session,
             call,
             services,
+            agents_by_user,
         }
     }
 
@@ -100,12 +106,7 @@ impl CallEffects {
             .map_err(|e| EffectError::Lookup {
                 reason: e.to_string(),
             })?;
-        Ok(owner.and_then(|user| {
-            self.services
-                .agents_by_user
-                .get(&user)
-                .map(|a| (user, a.clone()))
-        }))
+        Ok(owner.and_then(|user| self.agents_by_user.get(&user).map(|a| (user, a.clone()))))
     }
 }
 

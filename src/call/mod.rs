@@ -9,6 +9,7 @@ pub mod effects;
 pub(crate) mod machine;
 pub mod recover;
 pub(crate) mod route;
+pub(crate) mod spawn;
 pub(crate) mod status;
 pub(crate) mod task;
 pub(crate) mod why;
