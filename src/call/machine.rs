@@ -1,7 +1,8 @@
 //! One inbound call's lifecycle as a pure state machine: `handle(now, Input) -> Vec<Action>`.
 //! It decides whom to ring and when, mirrors every leg change onto the Bitrix24 card and builds the
 //! final `finish`. No IO, no clock reads, no spawning: the call task executes the actions and
-//! feeds back what happened. Ids for new legs and executes are random v4 UUIDs made here.
+//! feeds back what happened. Ids for new legs and executes come from the call's [`crate::ids::IdSequence`]
+//! (in [`CallInfo`]), so the same inputs give the same outputs.
 
 mod cards;
 mod end;
@@ -98,8 +99,9 @@ pub(crate) struct Call {
 }
 
 impl Call {
-    /// A call whose session just opened; it acts on [`Input::Started`].
-    pub(crate) fn new(settings: CallSettings, info: CallInfo, _now: Instant) -> Self {
+    /// A call whose session just opened; it acts on [`Input::Started`] (and takes the time
+    /// with each input: nothing is decided at construction).
+    pub(crate) fn new(settings: CallSettings, info: CallInfo) -> Self {
         Self {
             settings,
             info,

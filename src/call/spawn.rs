@@ -19,7 +19,7 @@ use crate::call::route::{self, Arrival};
 use crate::call::task::{self, MapCtx};
 use crate::config::{Config, LineMatch, RouteConfig};
 use crate::esl::IncomingCall;
-use crate::ids::{AgentId, BitrixUserId};
+use crate::ids::{AgentId, BitrixUserId, IdSequence};
 use crate::outbox;
 
 /// Longest a call waits for the first presence snapshot after start-up.
@@ -122,8 +122,8 @@ pub(crate) fn spawn(incoming: IncomingCall, config: &CallConfig, services: &Serv
         resolved.settings,
         CallInfo {
             channel: channel.clone(),
+            ids: IdSequence::random(),
         },
-        now,
     );
     let call_key = outbox::external_call_id(&channel, 0);
     let fx = CallEffects::new(
@@ -208,7 +208,10 @@ mod tests {
         assert!(second.extensions.contains_key("1009"));
         for config in [&first, &second] {
             for agent in &config.config.agents {
-                assert_eq!(config.agents_by_user.get(&agent.bitrix_user), Some(&agent.id));
+                assert_eq!(
+                    config.agents_by_user.get(&agent.bitrix_user),
+                    Some(&agent.id)
+                );
             }
         }
     }

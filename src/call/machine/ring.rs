@@ -285,13 +285,13 @@ impl Call {
         (step, simultaneous, card): (Duration, bool, CardMode),
         out: &mut Vec<Action>,
     ) {
-        let exec = ExecId::random();
+        let exec = self.info.ids.exec();
         let legs: Vec<RingLeg> = agents
             .into_iter()
             .map(|agent| RingLeg {
                 card: self.card_mode(Some(&agent.agent), card),
                 agent,
-                leg: LegId::random(),
+                leg: self.info.ids.leg(),
                 reserved: false,
             })
             .collect();

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use crate::call::status::{Cause, MissedStatus};
-use crate::ids::{AgentId, BitrixUserId, ChannelId, PhoneNumber, QueueName};
+use crate::ids::{AgentId, BitrixUserId, ChannelId, IdSequence, PhoneNumber, QueueName};
 use crate::queue::AgentInfo;
 use crate::recording::PathTemplate;
 
@@ -185,4 +185,6 @@ pub(crate) enum Overflow {
 pub(crate) struct CallInfo {
     /// The caller's channel (`Unique-ID`), used in recording paths.
     pub channel: ChannelId,
+    /// Where the call's leg and execute ids come from.
+    pub ids: IdSequence,
 }

@@ -9,7 +9,9 @@ use tokio::time::Instant;
 
 use super::super::*;
 use crate::call::status::{Cause, MissedStatus, SipStatus};
-use crate::ids::{AgentId, BitrixUserId, ChannelId, ExecId, LegId, PhoneNumber, QueueName};
+use crate::ids::{
+    AgentId, BitrixUserId, ChannelId, ExecId, IdSequence, LegId, PhoneNumber, QueueName,
+};
 use crate::outbox::op::{BitrixWrite, FinishCall};
 use crate::queue::{AgentInfo, AgentPresence, Order, Policy, QueueSettings, Rules};
 use crate::recording::PathTemplate;
@@ -157,8 +159,8 @@ impl World {
             settings(),
             CallInfo {
                 channel: ChannelId::from("caller-uuid"),
+                ids: IdSequence::new(1),
             },
-            t0,
         );
         Self {
             call,
@@ -179,8 +181,8 @@ impl World {
             settings,
             CallInfo {
                 channel: ChannelId::from("caller-uuid"),
+                ids: IdSequence::new(1),
             },
-            self.t0,
         );
         self
     }
