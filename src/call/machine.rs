@@ -45,6 +45,8 @@ enum State {
         plan: ring::Plan,
         ring: Option<ring::Ring>,
         retry_at: Option<Instant>,
+        /// We asked the queue for agents and wait for its answer.
+        awaiting_offer: bool,
     },
     Talking,
     /// We asked the switch to hang the caller up; waiting for it.
@@ -52,6 +54,8 @@ enum State {
     /// The caller is gone; waiting for `HangupComplete`, then perhaps for the recording.
     HungUp {
         finish: Option<end::PendingFinish>,
+        /// When to hide every card if the recording has not closed by then.
+        hide_at: Option<Instant>,
     },
     Finished,
 }
@@ -65,6 +69,8 @@ struct Talk {
     reserved: bool,
     exec: ExecId,
     since: Instant,
+    /// The switch moved the conversation on (a transfer): only the caller's hang-up ends it.
+    transferred: bool,
 }
 
 /// What `Started` told us.
@@ -83,12 +89,8 @@ pub(crate) struct Call {
     state: State,
     meta: Option<Meta>,
     cards: Cards,
-    awaiting_offer: bool,
     talk: Option<Talk>,
-    transferred: bool,
     recording: end::RecordingState,
-    /// When to hide every card if the recording has not closed by then (after the hang-up).
-    hide_at: Option<Instant>,
     last_attempt: Option<Attempt>,
     caller_cause: Option<Cause>,
     caller_gave_up: bool,
@@ -108,11 +110,8 @@ impl Call {
             state: State::Idle,
             meta: None,
             cards: Cards::default(),
-            awaiting_offer: false,
             talk: None,
-            transferred: false,
             recording: end::RecordingState::Off,
-            hide_at: None,
             last_attempt: None,
             caller_cause: None,
             caller_gave_up: false,
@@ -171,14 +170,19 @@ impl Call {
                 plan,
                 ring,
                 retry_at,
+                ..
             } => [plan.give_up_at(), ring.as_ref().map(|r| r.until), *retry_at]
                 .into_iter()
                 .flatten()
                 .min(),
             State::HungUp {
                 finish: Some(pending),
+                ..
             } => Some(pending.until),
-            State::HungUp { finish: None } => self.hide_at,
+            State::HungUp {
+                finish: None,
+                hide_at,
+            } => *hide_at,
             _ => None,
         }
     }

@@ -86,9 +86,12 @@ impl Call {
 
     /// Our bridge returned after a conversation: the agent side is gone.
     pub(super) fn talk_ended(&mut self, exec: &crate::ids::ExecId, out: &mut Vec<Action>) {
-        let ours = self.talk.as_ref().is_some_and(|t| t.exec == *exec);
         // After a transfer the switch owns the conversation; only the caller's hang-up ends it.
-        if ours && !self.transferred {
+        let ours = self
+            .talk
+            .as_ref()
+            .is_some_and(|t| t.exec == *exec && !t.transferred);
+        if ours {
             out.push(Action::HangupCaller {
                 cause: Cause::NORMAL_CLEARING,
             });
@@ -101,7 +104,7 @@ impl Call {
             tracing::debug!("transfer before an answer; ignored");
             return;
         };
-        self.transferred = true;
+        talk.transferred = true;
         let Some(to) = to else { return };
         let old = talk.user;
         if talk.reserved
@@ -128,7 +131,7 @@ impl Call {
 
     pub(super) fn record_stopped(&mut self, path: PathBuf, out: &mut Vec<Action>) {
         self.recording = RecordingState::Stopped(path.clone());
-        if let State::HungUp { finish } = &mut self.state
+        if let State::HungUp { finish, .. } = &mut self.state
             && let Some(pending) = finish.take()
         {
             self.emit_finish(pending.finish, Some(path), true, out);
@@ -144,21 +147,20 @@ impl Call {
             State::Talking | State::Closing => {}
         }
         self.cancel_ringing(out);
-        self.awaiting_offer = false;
         self.release_talker(out);
         tracing::info!(cause = %cause, "caller hung up");
         self.caller_cause = Some(cause);
-        self.state = State::HungUp { finish: None };
         // Regression (call_cases late recording): with a slow file the cards stayed open until
         // the file was ready; they close after RECORD_GRACE, the finish still waits.
-        if self.talk.is_some()
-            && matches!(
-                self.recording,
-                RecordingState::Started(_) | RecordingState::Requested
-            )
-        {
-            self.hide_at = Some(now + RECORD_GRACE);
-        }
+        let recording = matches!(
+            self.recording,
+            RecordingState::Started(_) | RecordingState::Requested
+        );
+        let hide_at = (self.talk.is_some() && recording).then(|| now + RECORD_GRACE);
+        self.state = State::HungUp {
+            finish: None,
+            hide_at,
+        };
     }
 
     pub(super) fn hangup_complete(
@@ -174,9 +176,13 @@ impl Call {
             return;
         }
         self.caller_hung_up(now, cause, out);
-        if self.state != (State::HungUp { finish: None }) {
-            return;
-        }
+        let hide_at = match self.state {
+            State::HungUp {
+                finish: None,
+                hide_at,
+            } => hide_at,
+            _ => return,
+        };
         let finish = self.finish_call(now, Some(billsec));
         let path = match &self.recording {
             RecordingState::Started(_) if self.talk.is_some() => {
@@ -193,6 +199,7 @@ impl Call {
                         finish,
                         until: now + wait,
                     }),
+                    hide_at,
                 };
                 return;
             }
@@ -206,12 +213,15 @@ impl Call {
         match &mut self.state {
             State::LookingUp { until, .. } if *until <= now => self.lookup_done(now, None, out),
             State::Hunting { .. } => self.hunting_deadline(now, out),
-            State::HungUp { finish: None } if self.hide_at.is_some_and(|at| at <= now) => {
-                self.hide_at = None;
+            State::HungUp {
+                finish: None,
+                hide_at,
+            } if hide_at.is_some_and(|at| at <= now) => {
+                *hide_at = None;
                 tracing::info!("recording not closed yet; hiding every card");
                 self.cards.close_all_except(None, out);
             }
-            State::HungUp { finish } if finish.as_ref().is_some_and(|p| p.until <= now) => {
+            State::HungUp { finish, .. } if finish.as_ref().is_some_and(|p| p.until <= now) => {
                 if let Some(pending) = finish.take() {
                     tracing::warn!("recording not complete in time; finishing without it");
                     self.emit_finish(pending.finish, None, true, out);
@@ -249,7 +259,6 @@ impl Call {
             State::LookingUp { .. } | State::Hunting { .. } => {
                 tracing::info!("shutdown: caller handed to the dialplan fallback");
                 self.cancel_ringing(out);
-                self.awaiting_offer = false;
                 self.state = State::Finished;
                 out.push(Action::Exit);
             }
