@@ -56,6 +56,8 @@ enum State {
         finish: Option<end::PendingFinish>,
         /// When to hide every card if the recording has not closed by then.
         hide_at: Option<Instant>,
+        /// How the caller left.
+        caller: end::CallerLeft,
     },
     Finished,
 }
@@ -92,8 +94,6 @@ pub(crate) struct Call {
     talk: Option<Talk>,
     recording: end::RecordingState,
     last_attempt: Option<Attempt>,
-    caller_cause: Option<Cause>,
-    caller_gave_up: bool,
     /// The CRM-responsible manager the lookup found.
     responsible: Option<BitrixUserId>,
     /// The agent whose phone rang last.
@@ -113,8 +113,6 @@ impl Call {
             talk: None,
             recording: end::RecordingState::Off,
             last_attempt: None,
-            caller_cause: None,
-            caller_gave_up: false,
             responsible: None,
             last_rung: None,
         }
@@ -182,6 +180,7 @@ impl Call {
             State::HungUp {
                 finish: None,
                 hide_at,
+                ..
             } => *hide_at,
             _ => None,
         }

@@ -27,6 +27,13 @@ pub(super) enum RecordingState {
     Stopped(PathBuf),
 }
 
+/// How the caller's side ended: the cause, and whether they gave up before anybody answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct CallerLeft {
+    cause: Cause,
+    gave_up: bool,
+}
+
 /// How long after the caller's hang-up a recording may take to close before every card is hidden.
 /// FreeSWITCH closes the file before it reports the hang-up complete, so a slow file holds back
 /// both; the finish then waits for them, the cards do not.
@@ -139,17 +146,14 @@ impl Call {
     }
 
     pub(super) fn caller_hung_up(&mut self, now: Instant, cause: Cause, out: &mut Vec<Action>) {
-        match &self.state {
+        let gave_up = match &self.state {
             State::Finished | State::HungUp { .. } => return,
-            State::Idle | State::LookingUp { .. } | State::Hunting { .. } => {
-                self.caller_gave_up = true
-            }
-            State::Talking | State::Closing => {}
-        }
+            State::Idle | State::LookingUp { .. } | State::Hunting { .. } => true,
+            State::Talking | State::Closing => false,
+        };
         self.cancel_ringing(out);
         self.release_talker(out);
         tracing::info!(cause = %cause, "caller hung up");
-        self.caller_cause = Some(cause);
         // Regression (call_cases late recording): with a slow file the cards stayed open until
         // the file was ready; they close after RECORD_GRACE, the finish still waits.
         let recording = matches!(
@@ -160,6 +164,7 @@ impl Call {
         self.state = State::HungUp {
             finish: None,
             hide_at,
+            caller: CallerLeft { cause, gave_up },
         };
     }
 
@@ -176,14 +181,15 @@ impl Call {
             return;
         }
         self.caller_hung_up(now, cause, out);
-        let hide_at = match self.state {
+        let (hide_at, caller) = match &self.state {
             State::HungUp {
                 finish: None,
                 hide_at,
-            } => hide_at,
+                caller,
+            } => (*hide_at, caller.clone()),
             _ => return,
         };
-        let finish = self.finish_call(now, Some(billsec));
+        let finish = self.finish_call(now, Some(billsec), &caller);
         let path = match &self.recording {
             RecordingState::Started(_) if self.talk.is_some() => {
                 // Scenario 5: the file is not complete; close every card now, finish when it is.
@@ -200,6 +206,7 @@ impl Call {
                         until: now + wait,
                     }),
                     hide_at,
+                    caller,
                 };
                 return;
             }
@@ -216,6 +223,7 @@ impl Call {
             State::HungUp {
                 finish: None,
                 hide_at,
+                ..
             } if hide_at.is_some_and(|at| at <= now) => {
                 *hide_at = None;
                 tracing::info!("recording not closed yet; hiding every card");
@@ -279,7 +287,7 @@ impl Call {
     }
 
     /// The finish for this call; `billsec` `None` means "measure the talk time ourselves".
-    fn finish_call(&self, now: Instant, billsec: Option<u32>) -> FinishCall {
+    fn finish_call(&self, now: Instant, billsec: Option<u32>, caller: &CallerLeft) -> FinishCall {
         let measured = |since: Instant| {
             u32::try_from(now.saturating_duration_since(since).as_secs()).unwrap_or(u32::MAX)
         };
@@ -295,7 +303,7 @@ impl Call {
         let status_code = finish_status(
             Direction::Inbound,
             answered,
-            self.caller_gave_up,
+            caller.gave_up,
             self.settings.missed_status,
             self.last_attempt.as_ref(),
         );
@@ -305,7 +313,7 @@ impl Call {
             self.last_attempt
                 .as_ref()
                 .map(|a| &a.cause)
-                .or(self.caller_cause.as_ref())
+                .or(Some(&caller.cause))
                 .map(|c| c.to_string())
         };
         FinishCall {
