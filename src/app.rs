@@ -15,18 +15,17 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::{Instrument, error, info, info_span, warn};
+use tracing::{error, info, warn};
 
 use crate::admin::{Admin, Sources};
 use crate::bitrix::BitrixClient;
-use crate::call::board::{Arrived, Board};
+use crate::call;
+use crate::call::board::Board;
 use crate::call::callback::{self, CallbackDeps};
 use crate::call::click::{self, ClickDeps, ClickDial};
-use crate::call::effects::{CallEffects, CallServices, Dialer};
-use crate::call::machine::{Call, CallInfo};
+use crate::call::effects::{CallServices, Dialer};
 use crate::call::recover::{self, live::Recovery};
-use crate::call::route::{self, Arrival};
-use crate::call::task::{self, MapCtx};
+use crate::call::spawn::{CallConfig, Services};
 use crate::config::{BitrixAuth, Config, ConfigError, ConfigErrors};
 use crate::esl::{InboundClient, InboundHandle, IncomingCall, OutboundServer, Presence};
 use crate::http::offline::OfflinePoller;
@@ -119,14 +118,14 @@ pub async fn run_with(
     let esl_addr = listeners.esl.local_addr().ok();
     let outbound = OutboundServer::new(listeners.esl, build::outbound(&config_updates.borrow()));
     calls.spawn(outbound.run(calls_tx, calls_token.child_token(), calls.clone()));
-    calls.spawn(dispatch_calls(
-        calls_rx,
-        inbound.resyncs(),
-        config_updates.clone(),
-        (services.clone(), board),
-        calls_token.child_token(),
-        calls.clone(),
-    ));
+    let spawn_with = Services {
+        calls: services.clone(),
+        board,
+        resyncs: inbound.resyncs(),
+        token: calls_token.child_token(),
+        tracker: calls.clone(),
+    };
+    calls.spawn(dispatch_calls(calls_rx, config_updates.clone(), spawn_with));
     if listeners.http.is_some() || config_updates.borrow().portal.delivery.offline() {
         let clicks = ClickDeps {
             agents: click::agents_by_user(&config_updates.borrow().agents)?,
@@ -262,7 +261,7 @@ async fn start_services(
     let settings = build::bitrix(config)?;
     settings
         .metrics
-        .watch_cards(outbox.metrics().card_clock.clone());
+        .watch_wire(outbox.metrics().card_clock.clone());
     let bitrix = BitrixClient::start(settings, tracker, token.child_token())
         .await
         .context("starting the Bitrix24 client")?;
@@ -289,7 +288,6 @@ async fn start_services(
         outbox,
         bitrix,
         dialer: Dialer::new(config.esl.dial.clone()),
-        agents_by_user: build::agents_by_user(config),
     };
     Ok((services, inbound, presence, worker))
 }
@@ -318,206 +316,24 @@ async fn follow_reloads(
     }
 }
 
-/// Longest a call waits for the first presence snapshot after start-up.
-const FIRST_PRESENCE_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
-
-/// Routes every call FreeSWITCH hands over and runs it in its own task.
+/// Hands every call FreeSWITCH passes over to [`call::spawn`], with the lookups of the config
+/// current at its arrival (built once per config version). Never waits on a call.
 async fn dispatch_calls(
     mut calls: mpsc::Receiver<IncomingCall>,
-    mut resyncs: watch::Receiver<u64>,
-    config: watch::Receiver<Arc<Config>>,
-    (services, board): (CallServices, Board),
-    token: CancellationToken,
-    tracker: TaskTracker,
+    mut config: watch::Receiver<Arc<Config>>,
+    services: Services,
 ) {
+    let mut current = CallConfig::new(Arc::clone(&config.borrow_and_update()));
     loop {
         let incoming = tokio::select! {
-            () = token.cancelled() => return,
+            () = services.token.cancelled() => return,
             incoming = calls.recv() => match incoming { Some(c) => c, None => return },
         };
-        // Until the first presence snapshot every agent looks unregistered and queues would skip
-        // them; a call arriving right after start-up waits for it (bounded). Without this wait
-        // agents were skipped (pinned by call_queue::a_simultaneous_queue_*).
-        if *resyncs.borrow() == 0 {
-            let first = resyncs.wait_for(|n| *n > 0);
-            if tokio::time::timeout(FIRST_PRESENCE_WAIT, first)
-                .await
-                .is_err()
-            {
-                warn!("no presence snapshot yet; routing with unknown registrations");
-            }
+        // A reload changes new calls only.
+        if config.has_changed().unwrap_or(false) {
+            current = CallConfig::new(Arc::clone(&config.borrow_and_update()));
         }
-        // The config current at arrival: a reload changes new calls only.
-        let current = Arc::clone(&config.borrow());
-        start_call(incoming, &current, (&services, &board), &token, &tracker).await;
-    }
-}
-
-async fn start_call(
-    incoming: IncomingCall,
-    config: &Config,
-    (services, board): (&CallServices, &Board),
-    token: &CancellationToken,
-    tracker: &TaskTracker,
-) {
-    use crate::call::{forward, outgoing};
-    let leg = crate::ids::LegId::random();
-    let planned = if outgoing::is_outgoing(&incoming.info) {
-        Some(outgoing::plan(config, &incoming.info, leg))
-    } else if crate::call::callback::vars::is_marked(&incoming.info.variables) {
-        // A callback's customer leg is routed to the callback queue below, never forwarded.
-        None
-    } else {
-        route::matching(config, &arrival_of(&incoming.info))
-            .and_then(|route| forward::plan(config, route, &incoming.info, leg))
-    };
-    if let Some(plan) = planned {
-        start_planned(incoming, plan, (services, board), token, tracker);
-        return;
-    }
-    let IncomingCall {
-        info,
-        session,
-        events,
-    } = incoming;
-    let arrival = arrival_of(&info);
-    let resolved =
-        route::resolve_callback(config, &arrival).or_else(|| route::resolve(config, &arrival));
-    let Some(resolved) = resolved else {
-        // Not ours: hand the call back. The socket closes before any bridge, so the dialplan
-        // continues after `socket` and runs its fallback (esl-protocol.md §5.6).
-        warn!(channel = %info.channel, destination = arrival.destination, "no route matches; call handed back");
-        if let Err(e) = session.exit().await {
-            warn!(
-                error = &e as &dyn std::error::Error,
-                "exit after no route failed"
-            );
-        }
-        return;
-    };
-    let channel = info.channel.clone();
-    let arrived = Arrived {
-        channel: channel.clone(),
-        caller: arrival.caller_number.to_owned(),
-        destination: arrival.destination.to_owned(),
-        route: config
-            .routes
-            .get(resolved.route)
-            .map_or_else(|| "callback".to_owned(), route_label),
-        queue: first_queue(&resolved.start),
-    };
-    let entry = board.enter(arrived, tokio::time::Instant::now());
-    let call_key = outbox::external_call_id(&channel, 0);
-    let call = Call::new(
-        resolved.settings,
-        CallInfo {
-            channel: channel.clone(),
-        },
-        tokio::time::Instant::now(),
-    );
-    let fx = CallEffects::new(session, call_key, services.clone());
-    let ctx = MapCtx {
-        extensions: build::extensions(config),
-    };
-    let span = info_span!("dispatch", channel = %channel);
-    tracker.spawn(
-        task::run_on_board(
-            channel,
-            call,
-            resolved.start,
-            events,
-            ctx,
-            fx,
-            token.child_token(),
-            entry,
-        )
-        .instrument(span),
-    );
-}
-
-/// What routing knows about a new channel.
-fn arrival_of(info: &crate::esl::ChannelInfo) -> Arrival<'_> {
-    Arrival {
-        destination: info.destination_number.as_deref().unwrap_or_default(),
-        socket_path: info.socket_path.as_deref(),
-        variables: &info.variables,
-        caller_number: info.caller_id_number.as_deref().unwrap_or_default(),
-        created_at: info.created_at,
-    }
-}
-
-/// A call fsb24 places on one external leg (an outgoing call the dialplan handed over as
-/// `fsb24_call=outgoing`, or a call a route forwards), planned against the config current at
-/// arrival and run in its own task.
-fn start_planned(
-    incoming: IncomingCall,
-    plan: crate::call::outgoing::Plan,
-    (services, board): (&CallServices, &Board),
-    token: &CancellationToken,
-    tracker: &TaskTracker,
-) {
-    use crate::call::outgoing::{self, OutgoingSession, Plan};
-    let IncomingCall {
-        info,
-        session,
-        events,
-    } = incoming;
-    let route = match &plan {
-        Plan::Place(p)
-            if p.register.call_type == crate::outbox::op::CallType::IncomingRedirected =>
-        {
-            "forwarded"
-        }
-        _ => "outgoing",
-    };
-    let arrived = Arrived {
-        channel: info.channel.clone(),
-        caller: info.caller_id_number.clone().unwrap_or_default(),
-        destination: info.destination_number.clone().unwrap_or_default(),
-        route: route.to_owned(),
-        queue: None,
-    };
-    // A call handed back is the dialplan's, as an unrouted inbound call is: not on the board.
-    let entry = if matches!(plan, Plan::HandBack(_)) {
-        crate::call::board::BoardEntry::detached()
-    } else {
-        board.enter(arrived, tokio::time::Instant::now())
-    };
-    let call = OutgoingSession {
-        board: entry,
-        session,
-        events,
-        key: outbox::external_call_id(&info.channel, 0),
-        outbox: services.outbox.clone(),
-    };
-    tracker.spawn(outgoing::run(call, plan, token.child_token()));
-}
-
-/// A route as operators read it: its number (or `any`) and line.
-fn route_label(route: &crate::config::RouteConfig) -> String {
-    let number = route.destination.as_deref().unwrap_or("any");
-    match &route.line {
-        None => number.to_owned(),
-        Some(crate::config::LineMatch::SocketPath(path)) => format!("{number} on {path}"),
-        Some(crate::config::LineMatch::Variable { name, value }) => {
-            format!("{number} where {name}={value}")
-        }
-    }
-}
-
-/// The queue a call starts in, if any.
-fn first_queue(start: &crate::call::machine::Input) -> Option<String> {
-    use crate::call::machine::{Input, Target};
-    match start {
-        Input::Started {
-            target: Target::Queue(q),
-            ..
-        }
-        | Input::Started {
-            target: Target::Responsible { fallback: q, .. },
-            ..
-        } => Some(q.queue.to_string()),
-        _ => None,
+        call::spawn::spawn(incoming, &current, &services);
     }
 }
 

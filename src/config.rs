@@ -26,10 +26,10 @@ pub use click::CustomerRoute;
 pub use error::{ConfigError, ConfigErrors};
 pub use model::{
     AdminConfig, AgentConfig, BitrixAuth, BitrixConfig, BitrixDefaults, CardMode,
-    ClickToCallConfig, Config, DialConfig, EslConfig, EslInboundConfig, Extension, HangupCause,
-    HttpConfig, LineMatch, LogConfig, LogFormat, MissedOwner, OAuthConfig, OutboxConfig, Overflow,
-    QueueConfig, QueueOrder, RateConfig, RecordingConfig, RouteConfig, RouteTarget, Strategy,
-    WaitMedia, WhenNobodyFree,
+    ClickToCallConfig, Config, DialConfig, EslConfig, EslInboundConfig, Extension, HttpConfig,
+    LineMatch, LogConfig, LogFormat, MissedOwner, OAuthConfig, OutboxConfig, Overflow, QueueConfig,
+    QueueOrder, RateConfig, RecordingConfig, RouteConfig, RouteTarget, Strategy, WaitMedia,
+    WhenNobodyFree,
 };
 pub use outgoing::OutgoingConfig;
 pub use portal::{EventDelivery, LineConfig, PortalConfig};

@@ -120,6 +120,45 @@ impl JobId {
     }
 }
 
+/// Fresh leg and execute ids for one call, drawn from a seed its creator chose (random in the
+/// daemon, fixed in tests), so a call machine's run is a pure function of its inputs. Each id is
+/// a UUID v4 (`origination_uuid`, `Event-UUID`); a call's ids follow each other from its seed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdSequence {
+    seed: u128,
+    drawn: u128,
+}
+
+impl IdSequence {
+    /// Ids following `seed`.
+    pub fn new(seed: u128) -> Self {
+        Self { seed, drawn: 0 }
+    }
+
+    /// Ids following a random seed.
+    pub fn random() -> Self {
+        Self::new(uuid::Uuid::new_v4().as_u128())
+    }
+
+    fn next_uuid(&mut self) -> String {
+        self.drawn += 1;
+        let bytes = self.seed.wrapping_add(self.drawn).to_be_bytes();
+        uuid::Builder::from_random_bytes(bytes)
+            .into_uuid()
+            .to_string()
+    }
+
+    /// The next leg id.
+    pub fn leg(&mut self) -> LegId {
+        LegId(self.next_uuid())
+    }
+
+    /// The next execute id.
+    pub fn exec(&mut self) -> ExecId {
+        ExecId(self.next_uuid())
+    }
+}
+
 impl From<LegId> for ChannelId {
     fn from(leg: LegId) -> Self {
         ChannelId(leg.0)
@@ -296,5 +335,21 @@ mod tests {
         let b: BitrixUserId = serde_json::from_str("\"17\"").unwrap();
         assert_eq!(a, b);
         assert!(serde_json::from_str::<BitrixUserId>("\"x\"").is_err());
+    }
+
+    #[test]
+    fn a_sequence_draws_distinct_v4_uuids_and_repeats_for_its_seed() {
+        let draw = |seed| {
+            let mut ids = IdSequence::new(seed);
+            [ids.leg().0, ids.exec().0, ids.leg().0]
+        };
+        let ids = draw(u128::MAX);
+        for id in &ids {
+            let uuid = uuid::Uuid::parse_str(id).unwrap();
+            assert_eq!(uuid.get_version_num(), 4, "{id}");
+        }
+        assert!(ids[0] != ids[1] && ids[1] != ids[2] && ids[0] != ids[2]);
+        assert_eq!(draw(u128::MAX), ids);
+        assert_ne!(draw(7), ids);
     }
 }

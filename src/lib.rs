@@ -6,7 +6,7 @@
 //! mirrors every leg change onto Bitrix24 call cards through a durable [`outbox`].
 //! The README's "Architecture" section has the bird's-eye view, code map and invariants.
 
-pub mod admin;
+pub(crate) mod admin;
 pub mod app;
 pub mod bitrix;
 pub mod call;
@@ -16,7 +16,7 @@ pub mod http;
 pub mod ids;
 pub mod outbox;
 pub mod phone;
-pub mod queue;
-pub mod recording;
+pub(crate) mod queue;
+pub(crate) mod recording;
 pub mod setup;
 pub mod telemetry;

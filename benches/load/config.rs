@@ -11,10 +11,10 @@ use crate::switch::Kind;
 use crate::{Args, Mix};
 
 /// The inbound ESL password of the synthetic switch.
-pub const PASSWORD: &str = "BenchCon";
+pub(crate) const PASSWORD: &str = "BenchCon";
 
 /// Pools of agents and queues, sized from the offered load.
-pub struct Plan {
+pub(crate) struct Plan {
     direct: u64,
     ringall: u64,
     sequential: u64,
@@ -29,7 +29,7 @@ pub struct Plan {
 const SLACK: f64 = 1.5;
 
 impl Plan {
-    pub fn new(args: &Args, mix: Mix, call_len: Duration) -> Self {
+    pub(crate) fn new(args: &Args, mix: Mix, call_len: Duration) -> Self {
         let total = f64::from(mix.direct + mix.ringall + mix.sequential + mix.abandon);
         let held = |share: u32, secs: f64| {
             (args.cps * secs * f64::from(share) / total * SLACK).ceil() as u64 + 2
@@ -49,12 +49,12 @@ impl Plan {
     }
 
     /// Agents in the config.
-    pub fn agents(&self) -> u64 {
+    pub(crate) fn agents(&self) -> u64 {
         self.direct + 2 * (self.ringall + self.sequential + self.abandon)
     }
 
     /// The kind and dialled number of offered call `i`.
-    pub fn call(&self, i: u64) -> (Kind, String) {
+    pub(crate) fn call(&self, i: u64) -> (Kind, String) {
         let kind = self.order[(i % 100) as usize];
         let n = i / 100 * 100
             + self.order[..(i % 100) as usize]
@@ -70,7 +70,7 @@ impl Plan {
         (kind, dest)
     }
 
-    pub fn toml(
+    pub(crate) fn toml(
         &self,
         esl: SocketAddr,
         inbound: SocketAddr,

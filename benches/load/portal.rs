@@ -18,7 +18,7 @@ use tokio::time::Instant;
 use crate::stats::Stats;
 
 /// The bucket: `rate` requests per second drain it, `burst` is its size.
-pub struct Bucket {
+pub(crate) struct Bucket {
     rate: f64,
     burst: f64,
     level: f64,
@@ -26,7 +26,7 @@ pub struct Bucket {
 }
 
 impl Bucket {
-    pub fn new(rate: f64, burst: u32) -> Self {
+    pub(crate) fn new(rate: f64, burst: u32) -> Self {
         Self {
             rate,
             burst: f64::from(burst),
@@ -48,14 +48,14 @@ impl Bucket {
     }
 }
 
-pub struct Portal {
+pub(crate) struct Portal {
     stats: Arc<Stats>,
     bucket: Mutex<Bucket>,
     calls: DashMap<String, String>,
     serial: AtomicU64,
 }
 
-pub fn router(stats: Arc<Stats>, bucket: Bucket) -> Router {
+pub(crate) fn router(stats: Arc<Stats>, bucket: Bucket) -> Router {
     let portal = Arc::new(Portal {
         stats,
         bucket: Mutex::new(bucket),

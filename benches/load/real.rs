@@ -7,17 +7,17 @@ use std::collections::HashMap;
 
 /// One event as FreeSWITCH sent it: header names and their encoded values, in wire order.
 #[derive(Debug, Clone)]
-pub struct Template {
+pub(crate) struct Template {
     headers: Vec<(String, String)>,
 }
 
 /// Placeholders for the legs of the captured call.
-pub const A: &str = "{A}";
-pub const B: &str = "{B}";
+pub(crate) const A: &str = "{A}";
+pub(crate) const B: &str = "{B}";
 
 impl Template {
     /// The value of `name` (still encoded).
-    pub fn get(&self, name: &str) -> Option<&str> {
+    pub(crate) fn get(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
             .find(|(k, _)| k == name)
@@ -26,7 +26,7 @@ impl Template {
 
     /// Renders the event as `Name: value` lines with the placeholders replaced and `set`
     /// overriding (or adding) headers; values of `set` are encoded here.
-    pub fn render(&self, a: &str, b: &str, set: &[(&str, &str)]) -> String {
+    pub(crate) fn render(&self, a: &str, b: &str, set: &[(&str, &str)]) -> String {
         let mut out = String::with_capacity(8192);
         for (k, v) in &self.headers {
             if let Some((_, nv)) = set.iter().find(|(n, _)| n == k) {
@@ -56,7 +56,7 @@ fn push_header(out: &mut String, k: &str, v: &str) {
 }
 
 /// FreeSWITCH's `switch_url_encode` as seen on the wire: letters, digits and `-_.~@/` stay.
-pub fn encode(v: &str) -> String {
+pub(crate) fn encode(v: &str) -> String {
     let mut out = String::with_capacity(v.len());
     for b in v.bytes() {
         if b.is_ascii_alphanumeric() || b"-_.~@/".contains(&b) {
@@ -149,18 +149,18 @@ fn frames(bytes: &[u8]) -> Vec<Frame> {
 }
 
 /// The events the synthetic switch sends, each copied from a real transcript.
-pub struct Catalog {
+pub(crate) struct Catalog {
     map: HashMap<&'static str, Template>,
 }
 
 impl Catalog {
     /// The template called `key`.
-    pub fn get(&self, key: &str) -> &Template {
+    pub(crate) fn get(&self, key: &str) -> &Template {
         &self.map[key]
     }
 
     /// Reads the transcripts shipped in `benches/load/real/`.
-    pub fn load() -> anyhow::Result<Self> {
+    pub(crate) fn load() -> anyhow::Result<Self> {
         let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/load/real/");
         let read = |f: &str| std::fs::read_to_string(format!("{dir}{f}"));
         let a = frames(&fs_bytes(&read("a_answered_agent.txt")?, "OUT8084#1"));

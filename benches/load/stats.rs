@@ -10,7 +10,7 @@ use tokio::time::Instant;
 
 /// Counters and samples shared by the switch, the portal and the driver.
 #[derive(Default)]
-pub struct Stats {
+pub(crate) struct Stats {
     pub started: AtomicU64,
     pub ended: AtomicU64,
     live: AtomicU64,
@@ -37,27 +37,27 @@ pub struct Stats {
 }
 
 impl Stats {
-    pub fn call_started(&self) {
+    pub(crate) fn call_started(&self) {
         self.started.fetch_add(1, Ordering::Relaxed);
         let now = self.live.fetch_add(1, Ordering::Relaxed) + 1;
         self.max_live.fetch_max(now, Ordering::Relaxed);
     }
 
-    pub fn call_ended(&self) {
+    pub(crate) fn call_ended(&self) {
         self.ended.fetch_add(1, Ordering::Relaxed);
         self.live.fetch_sub(1, Ordering::Relaxed);
     }
 
-    pub fn live(&self) -> u64 {
+    pub(crate) fn live(&self) -> u64 {
         self.live.load(Ordering::Relaxed)
     }
 
-    pub fn decision(&self, d: Duration) {
+    pub(crate) fn decision(&self, d: Duration) {
         let us = u32::try_from(d.as_micros()).unwrap_or(u32::MAX);
         lock(&self.decisions).push(us);
     }
 
-    pub fn bridge_started(&self, uuid: &str) {
+    pub(crate) fn bridge_started(&self, uuid: &str) {
         if !self.ringing.contains_key(uuid) {
             self.ringing.insert(uuid.to_owned(), Instant::now());
             self.setups.fetch_add(1, Ordering::Relaxed);
@@ -65,7 +65,7 @@ impl Stats {
     }
 
     /// A request opened the card of the call on channel `uuid`.
-    pub fn card_opened(&self, uuid: &str) {
+    pub(crate) fn card_opened(&self, uuid: &str) {
         if self.carded.insert(uuid.to_owned(), ()).is_some() {
             return;
         }
@@ -75,11 +75,11 @@ impl Stats {
         }
     }
 
-    pub fn decisions(&self) -> Vec<u32> {
+    pub(crate) fn decisions(&self) -> Vec<u32> {
         lock(&self.decisions).clone()
     }
 
-    pub fn cards(&self) -> Vec<u32> {
+    pub(crate) fn cards(&self) -> Vec<u32> {
         lock(&self.cards).clone()
     }
 }
@@ -89,7 +89,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 /// `(p50, p99, max)` of microsecond samples.
-pub fn percentiles(mut v: Vec<u32>) -> (f64, f64, f64) {
+pub(crate) fn percentiles(mut v: Vec<u32>) -> (f64, f64, f64) {
     if v.is_empty() {
         return (0.0, 0.0, 0.0);
     }
@@ -103,12 +103,12 @@ pub fn percentiles(mut v: Vec<u32>) -> (f64, f64, f64) {
 
 /// CPU seconds (user + system) and resident set of a process, from `/proc`.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct ProcSample {
+pub(crate) struct ProcSample {
     pub cpu_s: f64,
     pub rss_kib: u64,
 }
 
-pub fn sample(pid: u32) -> ProcSample {
+pub(crate) fn sample(pid: u32) -> ProcSample {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     // Fields after the command name (which may hold spaces) start after the last ')'.
     let after = stat.rsplit_once(')').map_or("", |(_, r)| r);
@@ -127,6 +127,6 @@ pub fn sample(pid: u32) -> ProcSample {
 }
 
 /// Pushes onto a shared list.
-pub fn lock_push<T>(m: &Mutex<Vec<T>>, v: T) {
+pub(crate) fn lock_push<T>(m: &Mutex<Vec<T>>, v: T) {
     lock(m).push(v);
 }

@@ -22,7 +22,7 @@ use crate::stats::Stats;
 
 /// What a simulated call does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
+pub(crate) enum Kind {
     /// Dialled straight to one agent, who answers.
     Direct,
     /// A simultaneous queue: the first phone answers, the others lose the race.
@@ -35,7 +35,7 @@ pub enum Kind {
 
 /// Timings of the simulated people.
 #[derive(Debug, Clone, Copy)]
-pub struct Timing {
+pub(crate) struct Timing {
     /// How long a phone rings before it is answered.
     pub ring: Duration,
     /// Conversation length.
@@ -46,12 +46,12 @@ pub struct Timing {
 
 /// A command for a call's task from elsewhere (the inbound server's `uuid_kill`).
 #[derive(Debug)]
-pub enum Ctl {
+pub(crate) enum Ctl {
     Kill { leg: String, cause: String },
 }
 
 /// Shared by the sessions and the inbound server.
-pub struct Switch {
+pub(crate) struct Switch {
     pub cat: Catalog,
     pub stats: Arc<Stats>,
     pub timing: Timing,
@@ -117,7 +117,12 @@ struct Call {
 }
 
 impl Switch {
-    pub fn new(cat: Catalog, stats: Arc<Stats>, timing: Timing, fsb24: SocketAddr) -> Arc<Self> {
+    pub(crate) fn new(
+        cat: Catalog,
+        stats: Arc<Stats>,
+        timing: Timing,
+        fsb24: SocketAddr,
+    ) -> Arc<Self> {
         Arc::new(Self {
             cat,
             stats,
@@ -242,7 +247,7 @@ fn header<'a>(h: &'a [(String, String)], k: &str) -> &'a str {
 }
 
 /// Offers one call to fsb24 and plays it to its end.
-pub async fn run_call(sw: Arc<Switch>, kind: Kind, dest: String, caller: String) {
+pub(crate) async fn run_call(sw: Arc<Switch>, kind: Kind, dest: String, caller: String) {
     let uuid = uuid::Uuid::new_v4().to_string();
     let stream = match TcpStream::connect(sw.fsb24).await {
         Ok(s) => s,
@@ -806,7 +811,7 @@ fn leg_timeout(arg: &str) -> Duration {
 }
 
 /// The inbound ESL server (mod_event_socket on 8021).
-pub async fn serve_inbound(sw: Arc<Switch>, listener: TcpListener, password: String) {
+pub(crate) async fn serve_inbound(sw: Arc<Switch>, listener: TcpListener, password: String) {
     loop {
         let Ok((stream, _)) = listener.accept().await else {
             return;

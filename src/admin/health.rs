@@ -15,7 +15,7 @@ use crate::bitrix::PortalState;
 
 /// The readiness checks, each with its finding.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Readiness {
+pub(crate) struct Readiness {
     /// The inbound ESL connection is up.
     pub esl_connected: bool,
     /// The outbox store accepts writes (`Err`: why not).
@@ -26,12 +26,12 @@ pub struct Readiness {
 
 impl Readiness {
     /// Whether every check passes.
-    pub fn is_ready(&self) -> bool {
+    pub(crate) fn is_ready(&self) -> bool {
         self.esl_connected && self.outbox.is_ok() && self.portal != PortalState::Unknown
     }
 
     /// One line per check: `ok <check>` or `FAIL <check>: <why>`.
-    pub fn render(&self) -> String {
+    pub(crate) fn render(&self) -> String {
         let mut out = String::new();
         let _ = writeln!(
             out,

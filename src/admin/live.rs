@@ -12,7 +12,7 @@ use prometheus_client::metrics::gauge::ConstGauge;
 
 /// Whether a value only grows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
+pub(crate) enum Kind {
     /// A level.
     Gauge,
     /// A total.
@@ -21,7 +21,7 @@ pub enum Kind {
 
 /// One metric family read at scrape time.
 #[derive(Debug, Clone, PartialEq)]
-pub struct LiveMetric {
+pub(crate) struct LiveMetric {
     /// Name (a counter's `_total` suffix is added by the encoder).
     pub name: &'static str,
     /// `# HELP`.
@@ -34,7 +34,7 @@ pub struct LiveMetric {
 
 impl LiveMetric {
     /// A family with one unlabelled sample.
-    pub fn single(name: &'static str, help: &'static str, kind: Kind, value: f64) -> Self {
+    pub(crate) fn single(name: &'static str, help: &'static str, kind: Kind, value: f64) -> Self {
         Self {
             name,
             help,
@@ -46,13 +46,13 @@ impl LiveMetric {
 
 /// The collector; the handler replaces its values before each encode.
 #[derive(Debug, Clone, Default)]
-pub struct Live {
+pub(crate) struct Live {
     values: Arc<Mutex<Vec<LiveMetric>>>,
 }
 
 impl Live {
     /// Replaces every value.
-    pub fn set(&self, metrics: Vec<LiveMetric>) {
+    pub(crate) fn set(&self, metrics: Vec<LiveMetric>) {
         *self.values.lock().unwrap_or_else(|p| p.into_inner()) = metrics;
     }
 }

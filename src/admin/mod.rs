@@ -4,10 +4,10 @@
 //! [`Sources`] and changes nothing, except that `/readyz` may send the portal one cheap read
 //! while its state is unknown.
 
-pub mod health;
-pub mod live;
+pub(crate) mod health;
+pub(crate) mod live;
 mod page;
-pub mod scrape;
+pub(crate) mod scrape;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -39,7 +39,7 @@ const PORTAL_PROBE_LIMIT: Duration = Duration::from_secs(3);
 
 /// Read-only handles on the running daemon.
 #[derive(Debug, Clone)]
-pub struct Sources {
+pub(crate) struct Sources {
     /// Calls in progress and the call metrics.
     pub board: Board,
     /// The queue actor (agent snapshot).
@@ -58,7 +58,7 @@ pub struct Sources {
 
 /// The admin side: sources, the metric registry, and the scrape-time values.
 #[derive(Debug, Clone)]
-pub struct Admin {
+pub(crate) struct Admin {
     sources: Arc<Sources>,
     registry: Arc<Registry>,
     live: Live,
@@ -67,7 +67,7 @@ pub struct Admin {
 
 impl Admin {
     /// Registers every metric the sources keep.
-    pub fn new(sources: Sources) -> Self {
+    pub(crate) fn new(sources: Sources) -> Self {
         let mut registry = Registry::default();
         sources.board.metrics().register(&mut registry);
         sources.bitrix.metrics().register(&mut registry);
@@ -89,7 +89,7 @@ impl Admin {
     }
 
     /// The routes.
-    pub fn router(self) -> Router {
+    pub(crate) fn router(self) -> Router {
         Router::new()
             .route("/", get(status_page))
             .route("/metrics", get(metrics))
@@ -99,7 +99,7 @@ impl Admin {
     }
 
     /// Serves on `listener` until `stop`.
-    pub async fn serve(self, listener: TcpListener, stop: CancellationToken) {
+    pub(crate) async fn serve(self, listener: TcpListener, stop: CancellationToken) {
         let served = axum::serve(listener, self.router())
             .with_graceful_shutdown(stop.cancelled_owned())
             .await;
@@ -112,7 +112,7 @@ impl Admin {
     }
 
     /// The readiness checks now; reads the portal once if its state is unknown.
-    pub async fn readiness(&self) -> Readiness {
+    pub(crate) async fn readiness(&self) -> Readiness {
         let s = &self.sources;
         if s.bitrix.metrics().portal() == PortalState::Unknown {
             // One read at a time, however many probes a load balancer sends.

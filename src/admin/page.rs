@@ -20,7 +20,7 @@ th{background:#f4f4f4}.ok{color:#1a7f37}.bad{color:#cf222e}.muted{color:#777}\
 .phase-ringing{color:#9a6700}.phase-talking{color:#1a7f37}";
 
 /// The whole page.
-pub fn render(s: &Snapshot) -> String {
+pub(super) fn render(s: &Snapshot) -> String {
     let mut h = String::with_capacity(8 * 1024);
     let _ = write!(
         h,

@@ -18,7 +18,7 @@ use crate::queue::{AgentStatus, Availability, Outcome};
 const READ_LIMIT: Duration = Duration::from_secs(2);
 
 /// What an agent is doing, for people and the `fsb24_agents` gauge.
-pub const AGENT_STATES: [&str; 10] = [
+pub(crate) const AGENT_STATES: [&str; 10] = [
     "ringing",
     "talking",
     "reserved",
@@ -33,7 +33,7 @@ pub const AGENT_STATES: [&str; 10] = [
 
 /// One agent on the page.
 #[derive(Debug, Clone)]
-pub struct AgentView {
+pub(crate) struct AgentView {
     /// The queue's view.
     pub status: AgentStatus,
     /// Its sofia registration.
@@ -48,7 +48,7 @@ pub struct AgentView {
 
 /// Everything the page and the metrics show, read at one moment.
 #[derive(Debug, Clone)]
-pub struct Snapshot {
+pub(crate) struct Snapshot {
     /// When it was read.
     pub now: Instant,
     /// The same on the wall clock.
@@ -79,7 +79,7 @@ pub struct Snapshot {
 
 impl Snapshot {
     /// Reads everything now.
-    pub async fn read(sources: &Sources) -> Self {
+    pub(crate) async fn read(sources: &Sources) -> Self {
         let now = Instant::now();
         let calls = sources.board.snapshot();
         let statuses = tokio::time::timeout(READ_LIMIT, sources.queue.snapshot()).await;
@@ -111,7 +111,7 @@ impl Snapshot {
     }
 
     /// The values `/metrics` reads at scrape time.
-    pub fn live_metrics(&self) -> Vec<LiveMetric> {
+    pub(crate) fn live_metrics(&self) -> Vec<LiveMetric> {
         use Kind::{Counter, Gauge};
         let o = &self.outbox_counts;
         let report = self.outbox.clone().unwrap_or_default();

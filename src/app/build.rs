@@ -1,24 +1,22 @@
 //! Config sections -> component settings (plain mapping, no IO).
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use anyhow::Context;
 
 use crate::bitrix::{
     AuthSettings, BitrixSettings, OAuthSettings, RateLimit, SecretString, WebhookUrl,
 };
-use crate::call::machine::Transferee;
 use crate::call::route::{agent_info, matched_variables};
 use crate::config::{BitrixAuth, Config, HttpConfig, QueueOrder};
-use crate::esl::{Backoff, Domain, InboundOptions, OutboundOptions};
-use crate::ids::{AgentId, BitrixUserId};
-use crate::outbox::deliver::Backoff as RetryBackoff;
+use crate::esl::{Domain, InboundOptions, OutboundOptions, ReconnectBackoff};
+use crate::ids::BitrixUserId;
+use crate::outbox::deliver::RetryBackoff;
 use crate::outbox::worker::WorkerConfig;
 use crate::queue::{Order, Policy, QueueSettings, Rules};
 
 /// The Bitrix24 client's settings.
-pub fn bitrix(config: &Config) -> anyhow::Result<BitrixSettings> {
+pub(crate) fn bitrix(config: &Config) -> anyhow::Result<BitrixSettings> {
     let auth = match &config.bitrix.auth {
         BitrixAuth::Webhook { url } => AuthSettings::Webhook(
             WebhookUrl::parse(url.expose()).context("bitrix.auth.webhook.url")?,
@@ -44,7 +42,7 @@ pub fn bitrix(config: &Config) -> anyhow::Result<BitrixSettings> {
 }
 
 /// The event listener's limits.
-pub fn http_limits(http: &HttpConfig) -> crate::http::Limits {
+pub(crate) fn http_limits(http: &HttpConfig) -> crate::http::Limits {
     crate::http::Limits {
         header_read_timeout: http.header_read_timeout,
         request_timeout: http.request_timeout,
@@ -54,7 +52,7 @@ pub fn http_limits(http: &HttpConfig) -> crate::http::Limits {
 }
 
 /// The outbox worker's settings.
-pub fn worker(config: &Config) -> WorkerConfig {
+pub(crate) fn worker(config: &Config) -> WorkerConfig {
     WorkerConfig {
         backoff: RetryBackoff {
             base: config.outbox.retry_min,
@@ -68,7 +66,7 @@ pub fn worker(config: &Config) -> WorkerConfig {
 }
 
 /// The outbound listener's settings.
-pub fn outbound(config: &Config) -> OutboundOptions {
+pub(crate) fn outbound(config: &Config) -> OutboundOptions {
     OutboundOptions {
         handshake_timeout: config.esl.handshake_timeout,
         command_timeout: config.esl.command_timeout,
@@ -82,7 +80,7 @@ pub fn outbound(config: &Config) -> OutboundOptions {
 }
 
 /// The inbound connection's settings.
-pub fn inbound(config: &Config) -> anyhow::Result<InboundOptions> {
+pub(crate) fn inbound(config: &Config) -> anyhow::Result<InboundOptions> {
     let inbound = &config.esl.inbound;
     let domain = config.esl.dial.domain.as_deref().unwrap_or(&inbound.host);
     Ok(InboundOptions {
@@ -92,7 +90,7 @@ pub fn inbound(config: &Config) -> anyhow::Result<InboundOptions> {
         connect_timeout: config.esl.handshake_timeout,
         command_timeout: config.esl.command_timeout,
         job_timeout: config.click_to_call.originate_timeout + config.esl.command_timeout,
-        backoff: Backoff {
+        backoff: ReconnectBackoff {
             initial: inbound.reconnect_min,
             max: inbound.reconnect_max,
             jitter: 0.2,
@@ -104,7 +102,7 @@ pub fn inbound(config: &Config) -> anyhow::Result<InboundOptions> {
 }
 
 /// The queue policy: every agent and queue of the config.
-pub fn policy(config: &Config) -> anyhow::Result<Policy> {
+pub(crate) fn policy(config: &Config) -> anyhow::Result<Policy> {
     let agents = config.agents.iter().map(agent_info).collect();
     let queues = config
         .queues
@@ -130,26 +128,8 @@ pub fn policy(config: &Config) -> anyhow::Result<Policy> {
     Policy::new(agents, queues, Rules::default()).context("building the queue policy")
 }
 
-/// Extension -> who is behind it (transfer destinations).
-pub fn extensions(config: &Config) -> Arc<HashMap<String, Transferee>> {
-    Arc::new(
-        config
-            .agents
-            .iter()
-            .map(|a| {
-                let who = Transferee {
-                    agent: Some(a.id.clone()),
-                    user: a.bitrix_user,
-                };
-                (a.extension.as_str().to_owned(), who)
-            })
-            .collect(),
-    )
-}
-
-/// Bitrix24 user -> agent (responsible-manager routing).
 /// SIP extension -> Bitrix24 user, for recovered calls answered while fsb24 was down.
-pub fn users_by_extension(config: &Config) -> HashMap<String, BitrixUserId> {
+pub(crate) fn users_by_extension(config: &Config) -> HashMap<String, BitrixUserId> {
     config
         .agents
         .iter()
@@ -157,12 +137,24 @@ pub fn users_by_extension(config: &Config) -> HashMap<String, BitrixUserId> {
         .collect()
 }
 
-pub fn agents_by_user(config: &Config) -> Arc<HashMap<BitrixUserId, AgentId>> {
-    Arc::new(
-        config
-            .agents
-            .iter()
-            .map(|a| (a.bitrix_user, a.id.clone()))
-            .collect(),
-    )
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    // Regression: the client defaulted to a 30 s request timeout and 2 MiB inline recordings
+    // while the config said 10 s and 4 MiB; library users and the daemon got different clients.
+    #[test]
+    fn the_clients_defaults_are_the_configs_defaults() {
+        let config = Config::from_toml_str(include_str!(
+            "../../tests/fixtures/config/valid/minimal.toml"
+        ))
+        .unwrap();
+        let from_config = bitrix(&config).unwrap();
+        let default = BitrixSettings::new(from_config.auth.clone());
+        assert_eq!(from_config.request_timeout, default.request_timeout);
+        assert_eq!(from_config.batch_window, default.batch_window);
+        assert_eq!(from_config.inline_record_max, default.inline_record_max);
+        assert_eq!(from_config.rate, default.rate);
+    }
 }

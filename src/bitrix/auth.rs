@@ -279,7 +279,7 @@ fn write_durably(path: &Path, bytes: &[u8]) -> Result<(), (&'static str, std::io
 
 /// The token URL of an authorisation server: `server_endpoint` with its trailing `/rest/`
 /// replaced by `/oauth/token/` (regions use different servers, so it is never hard-coded).
-pub fn token_url(server_endpoint: &str) -> Result<Url, BitrixError> {
+pub(crate) fn token_url(server_endpoint: &str) -> Result<Url, BitrixError> {
     let bad = || BitrixError::Url {
         what: "server_endpoint",
     };

@@ -1,5 +1,5 @@
 //! `BitrixClient`: typed Bitrix24 methods over the transport, with batchable commands routed
-//! through the dispatcher. Cheap to clone; one per portal.
+//! through the batcher. Cheap to clone; one per portal.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -16,8 +16,8 @@ use tokio_util::task::TaskTracker;
 
 use super::auth::{Auth, AuthSettings, OAuth};
 use super::batch::Command;
-use super::dispatcher::{self, DispatchSettings, Queued};
-use super::error::BitrixError;
+use super::batcher::{self, BatcherSettings, Queued};
+use super::error::{BitrixError, WRONG_AUTH_TYPE_ADVICE};
 use super::limiter::{Limiter, RateLimit};
 use super::metrics::BitrixMetrics;
 use super::transport::{Answer, Body, Transport};
@@ -44,15 +44,16 @@ pub struct BitrixSettings {
 }
 
 impl BitrixSettings {
-    /// Defaults around the given credentials: 2/s burst 50, 10 ms batch window, 30 s timeout.
+    /// Defaults around the given credentials, the same as the config's (`conf/fsb24.toml`):
+    /// 2/s burst 50, 10 ms batch window, 10 s request timeout, recordings up to 4 MiB inline.
     pub fn new(auth: AuthSettings) -> Self {
         Self {
             auth,
             rate: RateLimit::default(),
             batch_window: Some(Duration::from_millis(10)),
-            request_timeout: Duration::from_secs(30),
+            request_timeout: Duration::from_secs(10),
             max_in_flight: 4,
-            inline_record_max: 2 * 1024 * 1024,
+            inline_record_max: 4 * 1024 * 1024,
             metrics: BitrixMetrics::default(),
         }
     }
@@ -67,7 +68,7 @@ struct Inner {
 }
 
 /// A Bitrix24 REST client for one portal. Clone it freely: clones share the rate limiter,
-/// the token state and the batching dispatcher.
+/// the token state and the batching batcher.
 #[derive(Clone)]
 pub struct BitrixClient {
     inner: Arc<Inner>,
@@ -87,8 +88,8 @@ impl BitrixClient {
         Some(Duration::from_secs(u64::try_from(until - now).unwrap_or(0)))
     }
 
-    /// Builds the client (reading the OAuth token file if needed) and starts its dispatcher on
-    /// `tracker`; the dispatcher stops on `shutdown` or when the last clone is dropped.
+    /// Builds the client (reading the OAuth token file if needed) and starts its batcher on
+    /// `tracker`; the batcher stops on `shutdown` or when the last clone is dropped.
     pub async fn start(
         settings: BitrixSettings,
         tracker: &TaskTracker,
@@ -114,16 +115,11 @@ impl BitrixClient {
         let transport = Arc::new(Transport::new(http, base, auth, limiter, metrics));
         let queue = settings.batch_window.map(|window| {
             let (tx, rx) = mpsc::channel(1024);
-            let dispatch = DispatchSettings {
+            let dispatch = BatcherSettings {
                 window,
                 max_in_flight: settings.max_in_flight.max(1),
             };
-            tracker.spawn(dispatcher::run(
-                Arc::clone(&transport),
-                rx,
-                dispatch,
-                shutdown,
-            ));
+            tracker.spawn(batcher::run(Arc::clone(&transport), rx, dispatch, shutdown));
             tx
         });
         Ok(Self {
@@ -149,7 +145,7 @@ impl BitrixClient {
         }
     }
 
-    /// Runs one command: batchable ones through the dispatcher (when batching is on), others
+    /// Runs one command: batchable ones through the batcher (when batching is on), others
     /// directly. Cancel-safe: dropping the future abandons only this caller's interest.
     pub(crate) async fn command(
         &self,
@@ -214,9 +210,14 @@ impl BitrixClient {
         self.inner.inline_record_max
     }
 
-    /// True the first time this client meets `WRONG_AUTH_TYPE` (its advice is logged once).
-    pub(crate) fn first_wrong_auth(&self) -> bool {
-        !self.inner.wrong_auth_told.swap(true, Ordering::Relaxed)
+    /// Logs what to change the first time this client meets `WRONG_AUTH_TYPE` (once per client).
+    pub(crate) fn advise_once(&self, err: &BitrixError) {
+        if err.is_wrong_auth_type() && !self.inner.wrong_auth_told.swap(true, Ordering::Relaxed) {
+            tracing::error!(
+                method = err.method().unwrap_or_default(),
+                "Bitrix24 refused webhook auth (WRONG_AUTH_TYPE): {WRONG_AUTH_TYPE_ADVICE}"
+            );
+        }
     }
 
     pub(crate) fn check_recording(path: &Path) -> Result<String, BitrixError> {

@@ -268,26 +268,18 @@ impl BitrixError {
             | Self::Insecure { .. } => false,
         }
     }
-
-    /// Whether the failure was an expired or invalid OAuth access token (refresh, retry once).
-    pub fn is_token_expired(&self) -> bool {
-        matches!(
-            self.kind(),
-            Some(ErrorKind::ExpiredToken | ErrorKind::InvalidToken)
-        )
-    }
 }
 
 /// What to change when a portal answers `WRONG_AUTH_TYPE` (bitrix24-telephony.md §3.1: the
 /// documentation allows `register`/`finish` only to applications, whatever portals did so far).
-pub const WRONG_AUTH_TYPE_ADVICE: &str = "this portal accepts telephony.externalcall.register \
+pub(crate) const WRONG_AUTH_TYPE_ADVICE: &str = "this portal accepts telephony.externalcall.register \
     and finish only from an application: replace [bitrix.auth.webhook] with [bitrix.auth.oauth] \
     (a local application with the telephony, crm and user scopes; see README, Bitrix24 \
     application), restart fsb24, then run `fsb24 outbox retry` to send the refused calls";
 
 /// Classifies an API answer. The code wins when known; otherwise known description texts;
 /// otherwise the HTTP status.
-pub fn classify(status: u16, code: &str, description: &str) -> ErrorKind {
+pub(crate) fn classify(status: u16, code: &str, description: &str) -> ErrorKind {
     if let Some(kind) = classify_code(code) {
         return kind;
     }

@@ -30,7 +30,7 @@ const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// least one request) is kept as headroom: the portal measures arrival times, and connection
 /// setup or network jitter can bunch requests up there that left here evenly spaced.
 #[derive(Debug, Clone)]
-pub struct Limiter {
+pub(crate) struct Limiter {
     limit: RateLimit,
     level: f64,
     at: Instant,
@@ -41,7 +41,7 @@ pub struct Limiter {
 impl Limiter {
     /// An empty bucket at `now`. A non-positive or non-finite rate is treated as 0.1/s and a
     /// burst below 2 as 2, so the limiter always makes progress.
-    pub fn new(limit: RateLimit, now: Instant) -> Self {
+    pub(crate) fn new(limit: RateLimit, now: Instant) -> Self {
         let per_second = if limit.per_second.is_finite() && limit.per_second > 0.0 {
             limit.per_second
         } else {
@@ -60,11 +60,6 @@ impl Limiter {
         }
     }
 
-    /// The effective limit.
-    pub fn limit(&self) -> RateLimit {
-        self.limit
-    }
-
     fn capacity(&self) -> f64 {
         f64::from(self.limit.burst - (self.limit.burst / 10).max(1))
     }
@@ -77,14 +72,15 @@ impl Limiter {
         }
     }
 
+    #[cfg(test)]
     /// The bucket level at `now` (requests not yet drained).
-    pub fn level(&mut self, now: Instant) -> f64 {
+    pub(crate) fn level(&mut self, now: Instant) -> f64 {
         self.drain(now);
         self.level
     }
 
     /// Takes room for one request at `now`, or says how long to wait before asking again.
-    pub fn try_acquire(&mut self, now: Instant) -> Result<(), Duration> {
+    pub(crate) fn try_acquire(&mut self, now: Instant) -> Result<(), Duration> {
         if let Some(until) = self.blocked_until {
             if now < until {
                 return Err(until - now);
@@ -106,7 +102,7 @@ impl Limiter {
     /// The portal said `QUERY_LIMIT_EXCEEDED` anyway (another app shares the bucket): treat the
     /// bucket as full and hold every request for an exponentially growing pause (one drain
     /// period, doubling per consecutive rejection, capped at 30 s). Returns the pause.
-    pub fn on_rejected(&mut self, now: Instant) -> Duration {
+    pub(crate) fn on_rejected(&mut self, now: Instant) -> Duration {
         self.drain(now);
         self.level = self.capacity();
         let period = 1.0 / self.limit.per_second;
@@ -118,7 +114,7 @@ impl Limiter {
     }
 
     /// A request was accepted: the back-off schedule starts over.
-    pub fn on_accepted(&mut self) {
+    pub(crate) fn on_accepted(&mut self) {
         self.rejections = 0;
     }
 }

@@ -6,19 +6,18 @@ use std::path::Path;
 use url::Url;
 
 use super::auth::TokenFile;
+use super::call::{FinishCall, RegisterCall};
 use super::client::BitrixClient;
 use super::error::{BitrixError, ErrorKind};
 use super::record::{self, Inline};
 use super::transport::Body;
 use super::wire::{
-    AttachResult, AttachUploadParams, AttachUrlParams, CardParams, CrmEntity, CrmEntityType,
-    CrmMatch, EventBindParams, EventHandler, EventName, ExternalLine, FinishParams, Finished,
-    LineAddParams, LineAdded, Method, OfflineClearParams, OfflineErrorParams, OfflineEvents,
-    OfflineGetParams, RegisterParams, Registered, SearchParams, User, active_users_params,
-    crm_get_params,
+    AttachResult, AttachUploadParams, CardParams, CrmEntity, CrmEntityType, CrmMatch,
+    EventBindParams, EventHandler, EventName, ExternalLine, FinishParams, Finished, LineAddParams,
+    LineAdded, Method, OfflineClearParams, OfflineErrorParams, OfflineEvents, OfflineGetParams,
+    RegisterParams, Registered, SearchParams, User, active_users_params, crm_get_params,
 };
 use crate::ids::{BitrixCallId, BitrixUserId, ExternalCallId, PhoneNumber};
-use crate::outbox::op::{FinishCall, RegisterCall};
 
 /// Upper bound on `user.get` pages (50 users each), against a portal that never stops paging.
 const MAX_USER_PAGES: u64 = 2000;
@@ -114,7 +113,7 @@ impl BitrixClient {
     }
 
     /// `attachRecord` mode A: base64 `FILE_CONTENT`, streamed from disk into the JSON body.
-    pub async fn attach_record_inline(
+    pub(crate) async fn attach_record_inline(
         &self,
         call_id: &BitrixCallId,
         path: &Path,
@@ -134,7 +133,7 @@ impl BitrixClient {
 
     /// `attachRecord` mode C: ask for an `uploadUrl`, then POST the file there as multipart,
     /// streamed from disk. Never batched.
-    pub async fn attach_record_upload(
+    pub(crate) async fn attach_record_upload(
         &self,
         call_id: &BitrixCallId,
         path: &Path,
@@ -169,23 +168,6 @@ impl BitrixClient {
         };
         let answer = self.direct(Method::Upload, upload).await?;
         Ok(decode::<AttachResult>(Method::Upload, answer.result)?.file_id)
-    }
-
-    /// `attachRecord` mode B: Bitrix24 downloads the recording from a public URL.
-    pub async fn attach_record_url(
-        &self,
-        call_id: &BitrixCallId,
-        record_url: &Url,
-        filename: Option<&str>,
-    ) -> Result<Option<u64>, BitrixError> {
-        let params = AttachUrlParams {
-            call_id: call_id.as_str().to_owned(),
-            record_url: record_url.as_str().to_owned(),
-            filename: filename.map(str::to_owned),
-        };
-        let body = Body::Json(to_value(Method::AttachRecord, &params)?);
-        let answer = self.direct(Method::AttachRecord, body).await?;
-        Ok(decode::<AttachResult>(Method::AttachRecord, answer.result)?.file_id)
     }
 
     /// `telephony.externalcall.searchCrmEntities`: CRM entities with this number, best first.
@@ -231,7 +213,7 @@ impl BitrixClient {
     }
 
     /// `telephony.externalLine.update` of the line `number` (its `NAME` and `CRM_AUTO_CREATE`).
-    pub async fn external_line_update(
+    pub(crate) async fn external_line_update(
         &self,
         number: &str,
         name: Option<&str>,
@@ -294,7 +276,7 @@ impl BitrixClient {
 
     /// `event.bind` of an offline handler (admin only): the portal queues the event for
     /// `event.offline.get`. Binding it twice is success.
-    pub async fn event_bind_offline(&self, event: EventName) -> Result<(), BitrixError> {
+    pub(crate) async fn event_bind_offline(&self, event: EventName) -> Result<(), BitrixError> {
         let params = EventBindParams {
             event: event.as_str(),
             handler: None,

@@ -13,7 +13,13 @@ use prometheus_client::registry::Registry;
 
 use super::error::{BitrixError, ErrorKind};
 use crate::ids::ExternalCallId;
-use crate::outbox::metrics::CardClock;
+
+/// Told when a request carrying a call's write leaves for the portal (the outbox's card-write
+/// clock listens; the client does not know what it measures).
+pub trait WireWatch: Send + Sync + std::fmt::Debug {
+    /// A request carrying `call`'s write leaves now.
+    fn on_wire(&self, call: &ExternalCallId);
+}
 
 /// How many recent errors the status page shows.
 const LAST_ERRORS: usize = 10;
@@ -47,7 +53,7 @@ struct Inner {
     operating_limited: Family<[(&'static str, String); 1], Counter>,
     portal: AtomicU8,
     last_errors: Mutex<VecDeque<LastError>>,
-    card_clock: Mutex<Option<CardClock>>,
+    wire_watch: Mutex<Option<Arc<dyn WireWatch>>>,
 }
 
 /// The client's metrics; clones share them.
@@ -65,7 +71,7 @@ impl Default for BitrixMetrics {
                 operating_limited: Family::default(),
                 portal: AtomicU8::new(0),
                 last_errors: Mutex::new(VecDeque::new()),
-                card_clock: Mutex::new(None),
+                wire_watch: Mutex::new(None),
             }),
         }
     }
@@ -91,9 +97,9 @@ impl BitrixMetrics {
         );
     }
 
-    /// Reports card writes to `clock` when their requests go on the wire.
-    pub fn watch_cards(&self, clock: CardClock) {
-        *lock(&self.inner.card_clock) = Some(clock);
+    /// Tells `watch` when requests carrying a call's write go on the wire.
+    pub fn watch_wire(&self, watch: impl WireWatch + 'static) {
+        *lock(&self.inner.wire_watch) = Some(Arc::new(watch));
     }
 
     /// Whether the portal answers.
@@ -155,8 +161,8 @@ impl BitrixMetrics {
 
     /// A request carrying `call`'s write leaves now.
     pub(crate) fn on_wire(&self, call: &ExternalCallId) {
-        if let Some(clock) = lock(&self.inner.card_clock).as_ref() {
-            clock.on_wire(call);
+        if let Some(watch) = lock(&self.inner.wire_watch).as_ref() {
+            watch.on_wire(call);
         }
     }
 }

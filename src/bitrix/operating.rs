@@ -8,7 +8,7 @@ use std::sync::Mutex;
 
 /// How long a method is held when the portal never reported its `operating_reset_at`: the
 /// budget is counted in one-minute buckets, so a minute frees the oldest one.
-pub const DEFAULT_HOLD_SECS: i64 = 60;
+pub(crate) const DEFAULT_HOLD_SECS: i64 = 60;
 
 #[derive(Debug, Default)]
 struct Inner {
@@ -20,7 +20,7 @@ struct Inner {
 
 /// Per-method holds, shared by every request of a client.
 #[derive(Debug, Default)]
-pub struct OperatingHolds {
+pub(crate) struct OperatingHolds {
     inner: Mutex<Inner>,
 }
 
@@ -30,13 +30,13 @@ impl OperatingHolds {
     }
 
     /// Notes the `time.operating_reset_at` of an answer of `method`.
-    pub fn observe(&self, method: &'static str, reset_at: i64) {
+    pub(crate) fn observe(&self, method: &'static str, reset_at: i64) {
         self.lock().reset_at.insert(method, reset_at);
     }
 
     /// `method` answered `OPERATION_TIME_LIMIT` at `now`: hold it. Returns the unix second the
     /// hold ends.
-    pub fn hold(&self, method: &'static str, now: i64) -> i64 {
+    pub(crate) fn hold(&self, method: &'static str, now: i64) -> i64 {
         let mut inner = self.lock();
         let until = inner
             .reset_at
@@ -49,7 +49,7 @@ impl OperatingHolds {
     }
 
     /// When `method` may be called again, if it is held at `now`.
-    pub fn held(&self, method: &str, now: i64) -> Option<i64> {
+    pub(crate) fn held(&self, method: &str, now: i64) -> Option<i64> {
         let mut inner = self.lock();
         match inner.held_until.get(method).copied() {
             Some(until) if until > now => Some(until),

@@ -21,7 +21,7 @@ const CHUNK: usize = 3 * 16 * 1024;
 
 /// The file name Bitrix24 accepts for a recording: the path's own name, ending in `.mp3` or
 /// `.wav`.
-pub fn recording_name(method: Method, path: &Path) -> Result<String, BitrixError> {
+pub(super) fn recording_name(method: Method, path: &Path) -> Result<String, BitrixError> {
     let name = path
         .file_name()
         .and_then(|n| n.to_str())
@@ -48,7 +48,7 @@ fn recording_error(method: Method, path: &Path, reason: String) -> BitrixError {
 }
 
 /// Size of a recording on disk.
-pub async fn recording_len(method: Method, path: &Path) -> Result<u64, BitrixError> {
+pub(super) async fn recording_len(method: Method, path: &Path) -> Result<u64, BitrixError> {
     let meta = tokio::fs::metadata(path)
         .await
         .map_err(|e| recording_error(method, path, e.to_string()))?;

@@ -26,7 +26,7 @@ const RATE_RETRIES: u32 = 3;
 
 /// A successful answer.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Answer {
+pub(crate) struct Answer {
     /// `result`.
     pub result: Value,
     /// `next` (list methods).

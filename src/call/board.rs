@@ -21,7 +21,7 @@ use crate::outbox::op::BitrixWrite;
 
 /// Where a call stands, for people.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Phase {
+pub(crate) enum Phase {
     /// In a queue, nobody ringing (between steps, or nobody free).
     Waiting,
     /// Agents' phones ring.
@@ -34,7 +34,7 @@ pub enum Phase {
 
 impl Phase {
     /// Lower-case name.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Self::Waiting => "waiting",
             Self::Ringing => "ringing",
@@ -46,7 +46,7 @@ impl Phase {
 
 /// How a call arrived: fixed for its life.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Arrived {
+pub(crate) struct Arrived {
     /// The switch channel.
     pub channel: ChannelId,
     /// The caller's number as the switch gave it.
@@ -61,7 +61,7 @@ pub struct Arrived {
 
 /// One call in progress.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CallView {
+pub(crate) struct CallView {
     /// How it arrived.
     pub arrived: Arrived,
     /// Wall-clock start.
@@ -82,7 +82,7 @@ pub struct CallView {
 
 /// The call metrics (registered by [`CallMetrics::register`]).
 #[derive(Debug, Clone)]
-pub struct CallMetrics {
+pub(crate) struct CallMetrics {
     calls: Family<[(&'static str, String); 3], Counter>,
     in_progress: Gauge,
     ring_step: Histogram,
@@ -104,7 +104,7 @@ impl Default for CallMetrics {
 
 impl CallMetrics {
     /// Adds the call metrics to `registry`.
-    pub fn register(&self, registry: &mut Registry) {
+    pub(crate) fn register(&self, registry: &mut Registry) {
         registry.register(
             "fsb24_calls",
             "Calls ended, by route, first queue and outcome (answered, missed, abandoned, failed, unfinished)",
@@ -137,26 +137,26 @@ struct Inner {
 
 /// Every call in progress. Cheap to clone.
 #[derive(Debug, Clone, Default)]
-pub struct Board {
+pub(crate) struct Board {
     inner: Arc<Mutex<Inner>>,
     metrics: CallMetrics,
 }
 
 impl Board {
     /// The metrics this board keeps.
-    pub fn metrics(&self) -> &CallMetrics {
+    pub(crate) fn metrics(&self) -> &CallMetrics {
         &self.metrics
     }
 
     /// Every call in progress, oldest first.
-    pub fn snapshot(&self) -> Vec<CallView> {
+    pub(crate) fn snapshot(&self) -> Vec<CallView> {
         let mut calls: Vec<CallView> = self.lock().calls.values().cloned().collect();
         calls.sort_by_key(|c| c.since);
         calls
     }
 
     /// Puts a new call on the board; the entry takes it off when dropped.
-    pub fn enter(&self, arrived: Arrived, now: Instant) -> BoardEntry {
+    pub(crate) fn enter(&self, arrived: Arrived, now: Instant) -> BoardEntry {
         let view = CallView {
             arrived: arrived.clone(),
             started_at: Utc::now(),
@@ -194,7 +194,7 @@ impl Board {
 
 /// One call's place on the board, owned by its task.
 #[derive(Debug)]
-pub struct BoardEntry {
+pub(crate) struct BoardEntry {
     board: Option<Board>,
     channel: ChannelId,
     labels: [(&'static str, String); 2],
@@ -207,7 +207,7 @@ pub struct BoardEntry {
 
 impl BoardEntry {
     /// An entry on no board (tests, calls nobody watches).
-    pub fn detached() -> Self {
+    pub(crate) fn detached() -> Self {
         Self {
             board: None,
             channel: ChannelId::new(""),
@@ -221,7 +221,7 @@ impl BoardEntry {
     }
 
     /// Notes what an input says about the call, before the machine handles it.
-    pub fn on_input(&mut self, input: &Input, now: Instant) {
+    pub(crate) fn on_input(&mut self, input: &Input, now: Instant) {
         let Some(board) = self.board.clone() else {
             return;
         };
@@ -280,7 +280,7 @@ impl BoardEntry {
     }
 
     /// Notes what the machine decided, and whose card is open after it.
-    pub fn on_actions(&mut self, actions: &[Action], cards: &[BitrixUserId], now: Instant) {
+    pub(crate) fn on_actions(&mut self, actions: &[Action], cards: &[BitrixUserId], now: Instant) {
         if self.board.is_none() {
             return;
         }

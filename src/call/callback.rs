@@ -32,36 +32,36 @@ use crate::outbox::{Outbox, external_call_id};
 
 /// The channel variables that mark a callback's customer leg; the outbound session copies them
 /// and [`crate::call::route::resolve_callback`] reads them back.
-pub mod vars {
+pub(crate) mod vars {
     use std::collections::HashMap;
 
     use crate::bitrix::wire::CrmEntityType;
     use crate::outbox::op::CrmBinding;
 
     /// Present on every callback leg.
-    pub const MARK: &str = "fsb24_callback";
+    pub(crate) const MARK: &str = "fsb24_callback";
     /// The customer's number (E.164 form).
-    pub const NUMBER: &str = "fsb24_callback_number";
+    pub(crate) const NUMBER: &str = "fsb24_callback_number";
     /// The form's line (`LINE_NUMBER`).
-    pub const LINE: &str = "fsb24_callback_line";
+    pub(crate) const LINE: &str = "fsb24_callback_line";
     /// The form's CRM entity type.
-    pub const CRM_TYPE: &str = "fsb24_callback_crm_type";
+    pub(crate) const CRM_TYPE: &str = "fsb24_callback_crm_type";
     /// The form's CRM entity id.
-    pub const CRM_ID: &str = "fsb24_callback_crm_id";
+    pub(crate) const CRM_ID: &str = "fsb24_callback_crm_id";
     /// All of them.
-    pub const ALL: [&str; 5] = [MARK, NUMBER, LINE, CRM_TYPE, CRM_ID];
+    pub(crate) const ALL: [&str; 5] = [MARK, NUMBER, LINE, CRM_TYPE, CRM_ID];
 
     /// Whether `vars` are a callback leg's (fsb24 set [`MARK`] when it dialled the customer).
-    pub fn is_marked(vars: &HashMap<String, String>) -> bool {
+    pub(crate) fn is_marked(vars: &HashMap<String, String>) -> bool {
         vars.contains_key(MARK)
     }
 
     /// The CRM entity carried by `vars`, if both halves are there and valid.
-    pub fn crm(vars: &HashMap<String, String>) -> Option<CrmBinding> {
+    pub(crate) fn crm(vars: &HashMap<String, String>) -> Option<CrmBinding> {
         let kind = CrmEntityType::parse(vars.get(CRM_TYPE)?)?;
         let id = vars.get(CRM_ID)?.parse::<u64>().ok().filter(|id| *id > 0)?;
         Some(CrmBinding {
-            entity_type: kind.as_str().to_owned(),
+            entity_type: kind,
             entity_id: id,
         })
     }
@@ -73,7 +73,7 @@ const REPEAT_WINDOW: Duration = Duration::from_secs(60);
 
 /// Everything the callback task needs.
 #[derive(Debug, Clone)]
-pub struct CallbackDeps {
+pub(crate) struct CallbackDeps {
     /// The inbound ESL connection (originate).
     pub inbound: InboundHandle,
     /// The durable Bitrix24 write queue (a customer who did not answer).
@@ -95,7 +95,7 @@ pub struct CallbackDeps {
 }
 
 /// Runs callbacks from `rx` (one tracked task each) until `shutdown` or the channel closes.
-pub async fn run_callbacks(
+pub(crate) async fn run_callbacks(
     mut rx: mpsc::Receiver<CallbackRequest>,
     deps: CallbackDeps,
     shutdown: CancellationToken,
@@ -133,16 +133,15 @@ async fn one_callback(deps: Arc<CallbackDeps>, request: CallbackRequest, leg: Le
         Ok(originate) => originate,
         Err(e) => {
             error!(error = %e, "callback dial string refused");
-            let cause = Cause::new("INVALID_NUMBER_FORMAT");
+            let cause = Cause::INVALID_NUMBER_FORMAT;
             return not_answered(&deps, &request, request_line, &leg, started_at, cause).await;
         }
     };
     info!("calling the customer back");
     match deps.inbound.originate(&originate).await {
         Ok(_) => info!("customer answered; handed to the callback queue"),
-        Err(EslError::OriginateFailed { reason, .. }) => {
-            info!(reason = reason.trim(), "customer did not answer");
-            let cause = Cause::new(reason.trim());
+        Err(EslError::OriginateFailed { cause }) => {
+            info!(%cause, "customer did not answer");
             not_answered(&deps, &request, request_line, &leg, started_at, cause).await;
         }
         // The job may still run: if the customer answers, the call arrives at the socket.
@@ -151,7 +150,7 @@ async fn one_callback(deps: Arc<CallbackDeps>, request: CallbackRequest, leg: Le
         }
         Err(e) => {
             error!(error = %e, "callback originate not sent");
-            let cause = Cause::new("DESTINATION_OUT_OF_ORDER");
+            let cause = Cause::DESTINATION_OUT_OF_ORDER;
             not_answered(&deps, &request, request_line, &leg, started_at, cause).await;
         }
     }
@@ -226,7 +225,7 @@ async fn not_answered(
         crm_create: false,
         show: false,
         crm: request.crm.map(|(kind, id)| CrmBinding {
-            entity_type: kind.as_str().to_owned(),
+            entity_type: kind,
             entity_id: id,
         }),
     };

@@ -19,9 +19,9 @@ use crate::ids::{BitrixCallId, BitrixUserId, ExternalCallId, LegId};
 use crate::outbox::op::{BitrixWrite, CallNote, CallWrite, FinishCall};
 use crate::outbox::{Outbox, OutboxError};
 
-pub mod dial;
-pub mod hygiene;
-pub mod machine;
+pub(crate) mod dial;
+pub(crate) mod hygiene;
+pub(crate) mod machine;
 
 pub use dial::{ClickDial, ClickError, CustomerRoute, agents_by_user, originate_request};
 pub use hygiene::{ClickFilter, Hygiene, Verdict};
@@ -285,11 +285,9 @@ fn originate_input(result: Result<crate::ids::ChannelId, EslError>) -> Option<In
             info!("agent answered");
             Some(Input::OriginateAnswered)
         }
-        Err(EslError::OriginateFailed { reason, .. }) => {
-            info!(reason = reason.trim(), "agent phone failed");
-            Some(Input::OriginateFailed {
-                cause: Cause::new(reason.trim()),
-            })
+        Err(EslError::OriginateFailed { cause }) => {
+            info!(reason = %cause, "agent phone failed");
+            Some(Input::OriginateFailed { cause })
         }
         // The job may still be running: keep following the legs (the deadline bounds it).
         Err(e @ (EslError::Timeout { .. } | EslError::Closed { .. })) => {
@@ -328,7 +326,7 @@ fn leg_input(legs: &Legs, event: SwitchEvent) -> Option<Input> {
             debug!(leg = %channel, cause = %cause, "leg ended");
             Some(Input::LegEnded {
                 leg: channel.as_str().to_owned(),
-                cause: Cause::new(cause.to_string()),
+                cause: Cause::from(cause),
                 sip_term_status,
             })
         }

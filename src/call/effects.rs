@@ -8,12 +8,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::bitrix::BitrixClient;
-use crate::bitrix::wire::CrmEntityType;
 use crate::call::machine::{BridgeLeg, Pick};
 use crate::call::status::Cause;
 use crate::call::task::{EffectError, Effects};
 use crate::config::DialConfig;
-use crate::esl::command::CommandError;
+use crate::esl::command::{CommandError, whole_secs};
 use crate::esl::{
     DialLeg, DialString, DialTarget, Endpoint, EslError, HangupCause, MediaPath, SessionHandle,
     VarSet,
@@ -60,8 +59,6 @@ pub struct CallServices {
     pub bitrix: BitrixClient,
     /// How agents are dialled.
     pub dialer: Dialer,
-    /// Bitrix24 user -> agent, for the responsible-manager lookup.
-    pub agents_by_user: Arc<HashMap<BitrixUserId, AgentId>>,
 }
 
 /// One call's effects.
@@ -69,15 +66,23 @@ pub struct CallEffects {
     session: SessionHandle,
     call: ExternalCallId,
     services: CallServices,
+    /// Bitrix24 user -> agent of the call's config version (responsible-manager lookup).
+    agents_by_user: Arc<HashMap<BitrixUserId, AgentId>>,
 }
 
 impl CallEffects {
     /// Effects of the call `call` (its EXTERNAL_CALL_ID) on `session`.
-    pub fn new(session: SessionHandle, call: ExternalCallId, services: CallServices) -> Self {
+    pub(crate) fn new(
+        session: SessionHandle,
+        call: ExternalCallId,
+        services: CallServices,
+        agents_by_user: Arc<HashMap<BitrixUserId, AgentId>>,
+    ) -> Self {
         Self {
             session,
             call,
             services,
+            agents_by_user,
         }
     }
 
@@ -93,23 +98,15 @@ impl CallEffects {
         let Some(crm) = registered.crm else {
             return Ok(None);
         };
-        let Some(kind) = CrmEntityType::parse(&crm.entity_type) else {
-            return Ok(None);
-        };
         let owner = self
             .services
             .bitrix
-            .crm_entity(kind, crm.entity_id)
+            .crm_entity(crm.entity_type, crm.entity_id)
             .await
             .map_err(|e| EffectError::Lookup {
                 reason: e.to_string(),
             })?;
-        Ok(owner.and_then(|user| {
-            self.services
-                .agents_by_user
-                .get(&user)
-                .map(|a| (user, a.clone()))
-        }))
+        Ok(owner.and_then(|user| self.agents_by_user.get(&user).map(|a| (user, a.clone()))))
     }
 }
 
@@ -122,9 +119,8 @@ fn esl_error(command: &'static str, err: impl std::fmt::Display) -> EffectError 
 
 fn cause(command: &'static str, cause: &Cause) -> Result<HangupCause, EffectError> {
     cause
-        .as_str()
-        .parse()
-        .map_err(|_| esl_error(command, format!("unknown cause {}", cause.as_str())))
+        .known()
+        .ok_or_else(|| esl_error(command, format!("unknown cause {cause}")))
 }
 
 /// A write of `method` that could not be stored.
@@ -137,11 +133,6 @@ fn outbox_error(method: &'static str) -> impl Fn(OutboxError) -> EffectError {
 
 fn done<T>(command: &'static str, result: Result<T, EslError>) -> Result<(), EffectError> {
     result.map(drop).map_err(|e| esl_error(command, e))
-}
-
-/// Whole seconds for FreeSWITCH's `leg_timeout`, rounded up so the net never fires first.
-fn whole_secs(d: Duration) -> u32 {
-    u32::try_from(d.as_secs() + u64::from(d.subsec_nanos() > 0)).unwrap_or(u32::MAX)
 }
 
 impl Effects for CallEffects {

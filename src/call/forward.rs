@@ -17,7 +17,7 @@ use crate::outbox::op::{CallType, RegisterCall};
 
 /// The plan for a call that `config.routes[route]` takes, when that route forwards; `None` for
 /// any other route. `leg` becomes the forwarded leg's `origination_uuid`. Pure.
-pub fn plan(config: &Config, route: usize, info: &ChannelInfo, leg: LegId) -> Option<Plan> {
+pub(crate) fn plan(config: &Config, route: usize, info: &ChannelInfo, leg: LegId) -> Option<Plan> {
     let route = config.routes.get(route)?;
     let RouteTarget::Forward {
         number,

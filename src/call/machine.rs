@@ -1,7 +1,8 @@
 //! One inbound call's lifecycle as a pure state machine: `handle(now, Input) -> Vec<Action>`.
 //! It decides whom to ring and when, mirrors every leg change onto the Bitrix24 card and builds the
 //! final `finish`. No IO, no clock reads, no spawning: the call task executes the actions and
-//! feeds back what happened. Ids for new legs and executes are random v4 UUIDs made here.
+//! feeds back what happened. Ids for new legs and executes come from the call's [`crate::ids::IdSequence`]
+//! (in [`CallInfo`]), so the same inputs give the same outputs.
 
 mod cards;
 mod end;
@@ -16,17 +17,18 @@ use chrono::{DateTime, FixedOffset};
 use tokio::time::Instant;
 
 use crate::call::status::{Attempt, Cause};
+use crate::esl::HangupCause as H;
 use crate::ids::{AgentId, BitrixUserId, ExecId, PhoneNumber};
 use crate::outbox::op::{BitrixWrite, CallNote};
 use crate::queue::Outcome;
 
 use cards::Cards;
 
-pub use settings::{
+pub(crate) use settings::{
     CallInfo, CallSettings, CallbackCard, CardMode, DirectTarget, MissedOwner, Overflow, OwnerStep,
     QueueRoute, RecordingSettings, Strategy, Target, WhenNoneFree,
 };
-pub use vocabulary::{Action, BridgeLeg, BridgeOutcome, Caller, Input, Pick, Transferee};
+pub(crate) use vocabulary::{Action, BridgeLeg, BridgeOutcome, Caller, Input, Pick, Transferee};
 
 // === Call ===
 
@@ -43,6 +45,8 @@ enum State {
         plan: ring::Plan,
         ring: Option<ring::Ring>,
         retry_at: Option<Instant>,
+        /// We asked the queue for agents and wait for its answer.
+        awaiting_offer: bool,
     },
     Talking,
     /// We asked the switch to hang the caller up; waiting for it.
@@ -50,6 +54,10 @@ enum State {
     /// The caller is gone; waiting for `HangupComplete`, then perhaps for the recording.
     HungUp {
         finish: Option<end::PendingFinish>,
+        /// When to hide every card if the recording has not closed by then.
+        hide_at: Option<Instant>,
+        /// How the caller left.
+        caller: end::CallerLeft,
     },
     Finished,
 }
@@ -63,6 +71,8 @@ struct Talk {
     reserved: bool,
     exec: ExecId,
     since: Instant,
+    /// The switch moved the conversation on (a transfer): only the caller's hang-up ends it.
+    transferred: bool,
 }
 
 /// What `Started` told us.
@@ -75,21 +85,15 @@ struct Meta {
 
 /// One call's state machine.
 #[derive(Debug)]
-pub struct Call {
+pub(crate) struct Call {
     settings: CallSettings,
     info: CallInfo,
     state: State,
     meta: Option<Meta>,
     cards: Cards,
-    awaiting_offer: bool,
     talk: Option<Talk>,
-    transferred: bool,
-    recording: end::Recording,
-    /// When to hide every card if the recording has not closed by then (after the hang-up).
-    hide_at: Option<Instant>,
+    recording: end::RecordingState,
     last_attempt: Option<Attempt>,
-    caller_cause: Option<Cause>,
-    caller_gave_up: bool,
     /// The CRM-responsible manager the lookup found.
     responsible: Option<BitrixUserId>,
     /// The agent whose phone rang last.
@@ -97,29 +101,25 @@ pub struct Call {
 }
 
 impl Call {
-    /// A call whose session just opened; it acts on [`Input::Started`].
-    pub fn new(settings: CallSettings, info: CallInfo, _now: Instant) -> Self {
+    /// A call whose session just opened; it acts on [`Input::Started`] (and takes the time
+    /// with each input: nothing is decided at construction).
+    pub(crate) fn new(settings: CallSettings, info: CallInfo) -> Self {
         Self {
             settings,
             info,
             state: State::Idle,
             meta: None,
             cards: Cards::default(),
-            awaiting_offer: false,
             talk: None,
-            transferred: false,
-            recording: end::Recording::Off,
-            hide_at: None,
+            recording: end::RecordingState::Off,
             last_attempt: None,
-            caller_cause: None,
-            caller_gave_up: false,
             responsible: None,
             last_rung: None,
         }
     }
 
     /// Applies one fact and returns what to do, in order.
-    pub fn handle(&mut self, now: Instant, input: Input) -> Vec<Action> {
+    pub(crate) fn handle(&mut self, now: Instant, input: Input) -> Vec<Action> {
         let mut out = Vec::new();
         match input {
             Input::Started {
@@ -148,7 +148,7 @@ impl Call {
             }
             Input::Unbridged => tracing::debug!("caller unbridged"),
             Input::Transferred { to } => self.transferred(to, &mut out),
-            Input::RecordStarted { path } => self.recording = end::Recording::Started(path),
+            Input::RecordStarted { path } => self.recording = end::RecordingState::Started(path),
             Input::RecordStopped { path } => self.record_stopped(path, &mut out),
             Input::CallerHungUp { cause, .. } => self.caller_hung_up(now, cause, &mut out),
             Input::HangupComplete { billsec, cause, .. } => {
@@ -161,37 +161,43 @@ impl Call {
     }
 
     /// When the driver must deliver [`Input::DeadlinePassed`], if ever.
-    pub fn deadline(&self) -> Option<Instant> {
+    pub(crate) fn deadline(&self) -> Option<Instant> {
         match &self.state {
             State::LookingUp { until, .. } => Some(*until),
             State::Hunting {
                 plan,
                 ring,
                 retry_at,
+                ..
             } => [plan.give_up_at(), ring.as_ref().map(|r| r.until), *retry_at]
                 .into_iter()
                 .flatten()
                 .min(),
             State::HungUp {
                 finish: Some(pending),
+                ..
             } => Some(pending.until),
-            State::HungUp { finish: None } => self.hide_at,
+            State::HungUp {
+                finish: None,
+                hide_at,
+                ..
+            } => *hide_at,
             _ => None,
         }
     }
 
     /// How long the driver lets a responsible-manager lookup run ([`CallSettings::lookup_timeout`]).
-    pub fn lookup_timeout(&self) -> Duration {
+    pub(crate) fn lookup_timeout(&self) -> Duration {
         self.settings.lookup_timeout
     }
 
     /// Whether the call is over for us (its last card write and `Exit` were emitted).
-    pub fn is_finished(&self) -> bool {
+    pub(crate) fn is_finished(&self) -> bool {
         self.state == State::Finished
     }
 
     /// The Bitrix24 users whose card is open now (for logs and tests).
-    pub fn card_holders(&self) -> &[BitrixUserId] {
+    pub(crate) fn card_holders(&self) -> &[BitrixUserId] {
         self.cards.open()
     }
 
@@ -263,15 +269,17 @@ impl Call {
 
 /// What an agent attempt's failure cause says about the agent.
 fn classify(cause: &Cause) -> Outcome {
-    match cause.as_str() {
-        "USER_BUSY" | "BUSY_EVERYWHERE" => Outcome::Busy,
-        "CALL_REJECTED" | "DECLINE" | "REJECT_ALL" | "UNWANTED" => Outcome::Rejected,
-        "NO_ANSWER"
-        | "ALLOTTED_TIMEOUT"
-        | "NO_USER_RESPONSE"
-        | "PROGRESS_TIMEOUT"
-        | "RECOVERY_ON_TIMER_EXPIRE" => Outcome::NoAnswer,
-        "ORIGINATOR_CANCEL" | "LOSE_RACE" | "PICKED_OFF" => Outcome::Cancelled,
+    match cause.known() {
+        Some(H::UserBusy | H::BusyEverywhere) => Outcome::Busy,
+        Some(H::CallRejected | H::Decline | H::RejectAll | H::Unwanted) => Outcome::Rejected,
+        Some(
+            H::NoAnswer
+            | H::AllottedTimeout
+            | H::NoUserResponse
+            | H::ProgressTimeout
+            | H::RecoveryOnTimerExpire,
+        ) => Outcome::NoAnswer,
+        Some(H::OriginatorCancel | H::LoseRace | H::PickedOff) => Outcome::Cancelled,
         _ => Outcome::Unreachable,
     }
 }

@@ -3,15 +3,16 @@
 //! real effects ([`effects`]), click-to-call ([`click`]), outgoing calls dialled on desk phones ([`outgoing`]), calls forwarded to a mobile ([`forward`]) and the startup recovery of calls a
 //! killed run left open ([`recover`]).
 
-pub mod board;
-pub mod callback;
+pub(crate) mod board;
+pub(crate) mod callback;
 pub mod click;
 pub mod effects;
-pub mod forward;
-pub mod machine;
-pub mod outgoing;
+pub(crate) mod forward;
+pub(crate) mod machine;
+pub(crate) mod outgoing;
 pub mod recover;
-pub mod route;
-pub mod status;
-pub mod task;
-pub mod why;
+pub(crate) mod route;
+pub(crate) mod spawn;
+pub(crate) mod status;
+pub(crate) mod task;
+pub(crate) mod why;

@@ -24,37 +24,37 @@ use crate::outbox::Outbox;
 use crate::outbox::op::{BitrixWrite, CallType, CallWrite, FinishCall, RegisterCall};
 use crate::recording::RecordingVars;
 
-pub mod machine;
+pub(crate) mod machine;
 
-pub use machine::{Action, OutgoingCall, OutgoingSettings};
+pub(crate) use machine::{Action, OutgoingCall, OutgoingSettings};
 
 /// The channel variable the dialplan sets on a call it hands to fsb24 as outgoing.
-pub const KIND_VAR: &str = "fsb24_call";
+pub(crate) const KIND_VAR: &str = "fsb24_call";
 /// Its value for an outgoing call.
-pub const KIND_OUTGOING: &str = "outgoing";
+pub(crate) const KIND_OUTGOING: &str = "outgoing";
 /// Optional: the employee's extension, when the caller id is not it.
-pub const EXTENSION_VAR: &str = "fsb24_extension";
+pub(crate) const EXTENSION_VAR: &str = "fsb24_extension";
 /// Set by fsb24 on the channel once it places the call: the dialplan's fallback after `socket`
 /// then hangs up instead of dialling the number a second time (fsb24 went away mid-call).
-pub const PLACED_VAR: &str = "fsb24_placed";
+pub(crate) const PLACED_VAR: &str = "fsb24_placed";
 /// FreeSWITCH's switch that keeps a caller up when its bridge fails.
 const CONTINUE_ON_FAIL: &str = "continue_on_fail";
 /// The cause an implausible number is refused with (the phone shows 484).
-const INVALID_NUMBER: Cause = Cause::from_static("INVALID_NUMBER_FORMAT");
+const INVALID_NUMBER: Cause = Cause::INVALID_NUMBER_FORMAT;
 
 /// The channel variables the outbound session must copy for this module.
-pub fn variables() -> [&'static str; 2] {
+pub(crate) fn variables() -> [&'static str; 2] {
     [KIND_VAR, EXTENSION_VAR]
 }
 
 /// Whether the dialplan handed this channel over as an outgoing call.
-pub fn is_outgoing(info: &ChannelInfo) -> bool {
+pub(crate) fn is_outgoing(info: &ChannelInfo) -> bool {
     info.variables.get(KIND_VAR).map(String::as_str) == Some(KIND_OUTGOING)
 }
 
 /// What to do with an outgoing call.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Plan {
+pub(crate) enum Plan {
     /// Not for fsb24 (outgoing calls off, an unknown extension, an unreported internal call):
     /// hand the call back; the dialplan's fallback places it unreported.
     HandBack(&'static str),
@@ -67,7 +67,7 @@ pub enum Plan {
 
 /// A call fsb24 places: its register, its one leg and the machine's settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Placement {
+pub(crate) struct Placement {
     /// `register TYPE=1`, stored before anything is dialled.
     pub register: RegisterCall,
     /// The dialled leg (checked parts only).
@@ -78,7 +78,7 @@ pub struct Placement {
 
 /// Decides from the config how the outgoing call on `info` goes. `leg` becomes the dialled
 /// leg's `origination_uuid`. Pure: ids and time come in.
-pub fn plan(config: &Config, info: &ChannelInfo, leg: LegId) -> Plan {
+pub(crate) fn plan(config: &Config, info: &ChannelInfo, leg: LegId) -> Plan {
     let out = &config.outgoing;
     if !out.enabled {
         return Plan::HandBack("outgoing calls are off");
@@ -190,7 +190,7 @@ fn refused(mut register: RegisterCall, add_to_chat: bool) -> (RegisterCall, Fini
 }
 
 /// One outgoing call's session, its outbox key and the outbox.
-pub struct OutgoingSession {
+pub(crate) struct OutgoingSession {
     /// The employee's leg, under the `socket` app.
     pub session: SessionHandle,
     /// Its events.
@@ -205,7 +205,7 @@ pub struct OutgoingSession {
 
 /// Executes `plan` on the session until the call is finished (or `shutdown` lets it go).
 #[tracing::instrument(name = "outgoing", skip_all, fields(call = %call.key))]
-pub async fn run(call: OutgoingSession, plan: Plan, shutdown: CancellationToken) {
+pub(crate) async fn run(call: OutgoingSession, plan: Plan, shutdown: CancellationToken) {
     match plan {
         Plan::HandBack(why) => {
             info!(why, "outgoing call handed back to the dialplan");
@@ -257,7 +257,7 @@ async fn place(mut call: OutgoingSession, placement: Placement, shutdown: Cancel
         inputs.push(Input::BridgeEnded {
             exec,
             outcome: crate::call::machine::BridgeOutcome::Failed {
-                cause: Cause::new("DESTINATION_OUT_OF_ORDER"),
+                cause: Cause::DESTINATION_OUT_OF_ORDER,
                 sip_status: None,
             },
         });

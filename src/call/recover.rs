@@ -19,7 +19,17 @@ use crate::ids::{BitrixUserId, ChannelId};
 use crate::outbox::StoredWrite;
 use crate::outbox::op::{AcceptedCall, BitrixWrite, CallNote, CallType, FinishCall};
 
-pub mod live;
+pub(crate) mod live;
+
+/// The "why" (`fsb24 call show`) of the writes that finish a call a previous run left open and
+/// the switch followed to its hang-up after the restart.
+pub const WHY_HUNG_UP: &str = "left open by a previous run: hung up after the restart";
+/// The "why" of the writes that keep the cards of a call a previous run left open and that is
+/// still up at the restart (it is followed to its hang-up).
+pub const WHY_STILL_UP: &str = "left open by a previous run: still up at the restart";
+/// The "why" of the writes that finish a call a previous run left open and that was already
+/// over at the restart (finished from its notes).
+pub const WHY_GONE: &str = "left open by a previous run: gone before the restart";
 
 /// `FAILED_REASON` of a recovered call whose outcome nothing recorded.
 pub const UNKNOWN_REASON: &str = "fsb24 restarted during the call; outcome unknown";

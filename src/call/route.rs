@@ -22,7 +22,7 @@ use crate::ids::{AgentId, BitrixUserId, PhoneNumber};
 use crate::queue::AgentInfo;
 
 /// What FreeSWITCH plays while agents ring, unless a queue names music.
-pub const RINGBACK_TONE: &str = "%(2000,4000,440,480)";
+pub(crate) const RINGBACK_TONE: &str = "%(2000,4000,440,480)";
 /// How long an employee's own number rings when the route does not say.
 const DIRECT_RING: Duration = Duration::from_secs(60);
 /// How often a waiting call asks the queue again when nobody was free.
@@ -34,7 +34,7 @@ const MAX_OVERFLOW_DEPTH: usize = 16;
 
 /// What is known about a new channel when routing it.
 #[derive(Debug, Clone)]
-pub struct Arrival<'a> {
+pub(crate) struct Arrival<'a> {
     /// `Caller-Destination-Number`.
     pub destination: &'a str,
     /// The `/path` of `socket host:port/path`, if any.
@@ -49,7 +49,7 @@ pub struct Arrival<'a> {
 
 /// A resolved call: its settings and first input.
 #[derive(Debug, Clone)]
-pub struct Resolved {
+pub(crate) struct Resolved {
     /// Per-call settings.
     pub settings: CallSettings,
     /// `Input::Started` for the machine.
@@ -60,7 +60,7 @@ pub struct Resolved {
 
 /// The first route that matches, resolved; `None` when no route matches (the call is handed back
 /// to the dialplan).
-pub fn resolve(config: &Config, arrival: &Arrival<'_>) -> Option<Resolved> {
+pub(crate) fn resolve(config: &Config, arrival: &Arrival<'_>) -> Option<Resolved> {
     let (index, route) = config
         .routes
         .iter()
@@ -95,7 +95,7 @@ pub fn resolve(config: &Config, arrival: &Arrival<'_>) -> Option<Resolved> {
 /// [`callback::vars`]): routed to `[events] callback_queue`, registered as `TYPE=4` with the
 /// form's line and CRM entity. `None` for any other call, or when no callback queue is set.
 /// [`Resolved::route`] is `usize::MAX`: no `[[routes]]` entry took it.
-pub fn resolve_callback(config: &Config, arrival: &Arrival<'_>) -> Option<Resolved> {
+pub(crate) fn resolve_callback(config: &Config, arrival: &Arrival<'_>) -> Option<Resolved> {
     let vars = arrival.variables;
     if !callback::vars::is_marked(vars) {
         return None;
@@ -137,7 +137,7 @@ pub fn resolve_callback(config: &Config, arrival: &Arrival<'_>) -> Option<Resolv
 }
 
 /// Which of `config.routes` takes the call: the first that matches.
-pub fn matching(config: &Config, arrival: &Arrival<'_>) -> Option<usize> {
+pub(crate) fn matching(config: &Config, arrival: &Arrival<'_>) -> Option<usize> {
     config.routes.iter().position(|r| matches(r, arrival))
 }
 
@@ -158,7 +158,7 @@ fn matches(route: &RouteConfig, arrival: &Arrival<'_>) -> bool {
 }
 
 /// The variable names routes match on (the outbound session must copy them).
-pub fn matched_variables(config: &Config) -> Vec<String> {
+pub(crate) fn matched_variables(config: &Config) -> Vec<String> {
     let mut names: Vec<String> = config
         .routes
         .iter()
@@ -203,7 +203,7 @@ fn target(config: &Config, target: &RouteTarget) -> Option<(Target, WaitMedia)> 
 }
 
 /// The queue agent view of a configured agent.
-pub fn agent_info(agent: &config::AgentConfig) -> AgentInfo {
+pub(crate) fn agent_info(agent: &config::AgentConfig) -> AgentInfo {
     AgentInfo {
         agent: agent.id.clone(),
         user: agent.bitrix_user,
@@ -234,7 +234,7 @@ fn queue_route(config: &Config, queue: &QueueConfig, depth: usize) -> Option<Que
         )?)),
         config::Overflow::Agent(id) => Overflow::Agent(Box::new(direct(config, id)?)),
         config::Overflow::Hangup(cause) => Overflow::Hangup {
-            cause: Cause::new(cause.as_str()),
+            cause: cause.clone(),
         },
     };
     Some(QueueRoute {

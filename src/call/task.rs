@@ -29,10 +29,10 @@ use crate::outbox::audit::WriteCause;
 use crate::outbox::op::{BitrixWrite, CallNote};
 use crate::queue::{AgentInfo, Outcome};
 
-pub use map::{MapCtx, Seen, to_input};
+pub(crate) use map::{MapCtx, Seen, to_input};
 
 /// The cause fed back when the switch refused our `bridge` command itself.
-const BRIDGE_COMMAND_FAILED: Cause = Cause::from_static("DESTINATION_OUT_OF_ORDER");
+const BRIDGE_COMMAND_FAILED: Cause = Cause::DESTINATION_OUT_OF_ORDER;
 
 /// Why an effect failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -71,7 +71,7 @@ pub enum EffectError {
 
 /// One method per kind of effect a call's actions need. Generic (no `dyn`): the real
 /// implementation and the tests' fake are both plain types.
-pub trait Effects: Send + Sync {
+pub(crate) trait Effects: Send + Sync {
     /// `set` each `(name, value)` on the caller leg.
     fn set_vars(
         &self,
@@ -142,13 +142,14 @@ pub trait Effects: Send + Sync {
     ) -> impl Future<Output = Result<Option<(BitrixUserId, AgentId)>, EffectError>> + Send;
 }
 
+#[cfg(test)]
 /// Drives one call until its machine is finished (after `Exit` was executed), then returns.
 ///
 /// `start` is the first input (normally [`Input::Started`]); `events` are the session's domain
 /// events; `shutdown` is delivered once as [`Input::Shutdown`]. The lookup runs beside the loop
 /// (events, deadlines and shutdown are handled while it runs) and is bounded by the call's
 /// lookup timeout.
-pub async fn run<E: Effects>(
+pub(crate) async fn run<E: Effects>(
     channel: ChannelId,
     call: Call,
     start: Input,
@@ -164,7 +165,7 @@ pub async fn run<E: Effects>(
 /// [`run`], keeping `board` (the call's place on the operators' board) up to date.
 #[allow(clippy::too_many_arguments)]
 #[tracing::instrument(name = "call", skip_all, fields(call = %channel))]
-pub async fn run_on_board<E: Effects>(
+pub(crate) async fn run_on_board<E: Effects>(
     channel: ChannelId,
     mut call: Call,
     start: Input,

@@ -5,7 +5,7 @@
 use crate::call::machine::{BridgeOutcome, Input};
 
 /// A short description of `input` for the audit trail.
-pub fn why(input: &Input) -> String {
+pub(crate) fn why(input: &Input) -> String {
     match input {
         Input::Started { .. } => "call arrived (socket connect) and was routed".to_owned(),
         Input::AgentsOffered { agents } => {

@@ -8,6 +8,7 @@ use url::Url;
 
 use super::Secret;
 use super::template::DialTemplate;
+use crate::esl::Cause;
 use crate::ids::{AgentId, BitrixUserId, PhoneNumber, QueueName};
 use crate::phone::Numbering;
 use crate::recording::PathTemplate;
@@ -284,18 +285,7 @@ pub enum Overflow {
     /// One agent, rung until the caller hangs up or the next queue timer.
     Agent(AgentId),
     /// Hang up the caller with this cause.
-    Hangup(HangupCause),
-}
-
-/// A hang-up cause fsb24 may use on a caller, by its FreeSWITCH name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct HangupCause(pub(crate) &'static str);
-
-impl HangupCause {
-    /// FreeSWITCH cause name, e.g. `NORMAL_CLEARING`.
-    pub fn as_str(&self) -> &'static str {
-        self.0
-    }
+    Hangup(Cause),
 }
 
 /// What a waiting caller hears.

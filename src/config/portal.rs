@@ -170,7 +170,7 @@ pub(crate) fn portal(p: &mut Problems, events: RawEvents, lines: Vec<RawLine>) -
 }
 
 /// `[events] poll_interval` when absent.
-pub const DEFAULT_POLL_INTERVAL: &str = "2s";
+pub(super) const DEFAULT_POLL_INTERVAL: &str = "2s";
 
 impl Default for PortalConfig {
     fn default() -> Self {

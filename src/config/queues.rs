@@ -6,12 +6,12 @@ use std::time::Duration;
 
 use super::error::Problems;
 use super::model::{
-    AgentConfig, Extension, HangupCause, Overflow, QueueConfig, QueueOrder, Strategy, WaitMedia,
-    WhenNobodyFree,
+    AgentConfig, Extension, Overflow, QueueConfig, QueueOrder, Strategy, WaitMedia, WhenNobodyFree,
 };
 use super::policies::{card_mode, missed_owner};
 use super::raw::{RawAgent, RawOverflow, RawQueue};
 use super::validate::bounded_duration;
+use crate::esl::Cause;
 use crate::esl::command::VarValue;
 use crate::ids::{AgentId, BitrixUserId, QueueName};
 
@@ -314,7 +314,7 @@ fn overflow(
     known: &Known<'_>,
 ) -> Overflow {
     match raw {
-        None => Overflow::Hangup(HangupCause("NORMAL_CLEARING")),
+        None => Overflow::Hangup(Cause::NORMAL_CLEARING),
         Some(RawOverflow::Agent(id)) => {
             Overflow::Agent(known.agent(p, format!("{key}.agent"), &id))
         }
@@ -329,11 +329,11 @@ fn overflow(
             Overflow::Queue(known.queue(p, format!("{key}.queue"), &name))
         }
         Some(RawOverflow::Hangup(cause)) => match CALLER_CAUSES.iter().find(|c| **c == cause) {
-            Some(c) => Overflow::Hangup(HangupCause(c)),
+            Some(c) => Overflow::Hangup(Cause::parse(c)),
             None => {
                 let problem = format!("{cause:?} is not one of {}", CALLER_CAUSES.join(", "));
                 p.push(format!("{key}.hangup"), problem);
-                Overflow::Hangup(HangupCause("NORMAL_CLEARING"))
+                Overflow::Hangup(Cause::NORMAL_CLEARING)
             }
         },
     }

@@ -56,7 +56,7 @@ impl Config {
             let overflow = match &q.overflow {
                 Overflow::Queue(name) => format!("queue {name}"),
                 Overflow::Agent(id) => format!("agent {id}"),
-                Overflow::Hangup(cause) => format!("hangup {}", cause.as_str()),
+                Overflow::Hangup(cause) => format!("hangup {cause}"),
             };
             let _ = writeln!(
                 out,

@@ -5,6 +5,7 @@
 //! Numbers from outside arrive only as [`PhoneNumber`]. Rendering happens only in `esl/`.
 
 use std::fmt::{self, Write as _};
+use std::time::Duration;
 
 use crate::ids::{LegId, PhoneNumber};
 
@@ -178,6 +179,14 @@ impl fmt::Display for Endpoint {
             Self::Target(target) => f.write_str(target.as_str()),
         }
     }
+}
+
+/// A ring time as FreeSWITCH's whole seconds (`leg_timeout`, `originate` timeout): rounded up,
+/// so a safety net never fires before the time it backs up, and at least 1 (0 means none).
+pub(crate) fn whole_secs(d: Duration) -> u32 {
+    u32::try_from(d.as_secs() + u64::from(d.subsec_nanos() > 0))
+        .unwrap_or(u32::MAX)
+        .max(1)
 }
 
 /// One leg: a pre-assigned `origination_uuid`, a safety-net `leg_timeout`, an endpoint.

@@ -61,12 +61,10 @@ pub enum EslError {
         detail: String,
     },
     /// `originate` finished without a leg.
-    #[error("originate: failed with {reason}")]
+    #[error("originate: failed with {cause}")]
     OriginateFailed {
-        /// The cause FreeSWITCH gave (`USER_BUSY`, ...), parsed when it is a known cause.
-        cause: Option<super::HangupCause>,
-        /// The raw reason text.
-        reason: String,
+        /// The cause FreeSWITCH gave (`-ERR USER_BUSY`).
+        cause: super::Cause,
     },
 }
 
@@ -91,13 +89,5 @@ impl EslError {
                 source: other,
             },
         }
-    }
-
-    /// Whether the connection this happened on is no longer usable.
-    pub fn is_connection_lost(&self) -> bool {
-        matches!(
-            self,
-            Self::NotConnected { .. } | Self::Closed { .. } | Self::Protocol { .. }
-        )
     }
 }

@@ -24,7 +24,7 @@ use crate::ids::{ChannelId, JobId, LegId};
 
 mod conn;
 
-pub use conn::Backoff;
+pub use conn::ReconnectBackoff;
 
 /// Where and how to connect.
 #[derive(Debug, Clone)]
@@ -42,7 +42,7 @@ pub struct InboundOptions {
     /// Limit for a `bgapi originate` to report its BACKGROUND_JOB.
     pub job_timeout: Duration,
     /// Reconnect schedule.
-    pub backoff: Backoff,
+    pub backoff: ReconnectBackoff,
     /// No traffic for this long (HEARTBEAT comes every 20 s) counts as a dead connection.
     pub liveness_timeout: Duration,
     /// Directory domain of the agents (`sofia_contact <ext>@<domain>`).
@@ -288,8 +288,7 @@ impl InboundHandle {
         match outcome {
             JobOutcome::Ok(uuid) => Ok(ChannelId::new(uuid.trim())),
             JobOutcome::Failed(reason) => Err(EslError::OriginateFailed {
-                cause: reason.trim().parse().ok(),
-                reason,
+                cause: super::Cause::parse(&reason),
             }),
         }
     }

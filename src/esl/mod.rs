@@ -4,16 +4,18 @@
 //! [`CallEvent`]s and send commands through a [`SessionHandle`]-style API; nothing above `esl`
 //! ever sees ESL text.
 
-pub mod bridge;
+pub(crate) mod bridge;
+mod cause;
 pub mod command;
-pub mod error;
-pub mod event;
-pub mod inbound;
-pub mod outbound;
-pub mod presence;
-pub mod switch_event;
+pub(crate) mod error;
+pub(crate) mod event;
+pub(crate) mod inbound;
+pub(crate) mod outbound;
+pub(crate) mod presence;
+pub(crate) mod switch_event;
 
 pub use bridge::{BridgeResult, Disposition};
+pub use cause::Cause;
 pub use command::{
     CommandError, DialLeg, DialString, DialTarget, Domain, Endpoint, Extension, MediaPath, Name,
     OriginateRequest, OriginateThen, VarName, VarSet, VarValue,
@@ -24,7 +26,7 @@ pub use event::{
 };
 pub use freeswitch_esl_tokio::HangupCause;
 pub use freeswitch_esl_tokio::variables::SipHangupDisposition;
-pub use inbound::{Backoff, InboundClient, InboundHandle, InboundOptions};
+pub use inbound::{InboundClient, InboundHandle, InboundOptions, ReconnectBackoff};
 pub use outbound::{ChannelInfo, IncomingCall, OutboundOptions, OutboundServer, SessionHandle};
-pub use presence::{AgentPresence, Presence};
+pub use presence::{ExtensionPresence, Presence};
 pub use switch_event::{ChannelEnd, JobOutcome, SwitchEvent, SwitchMapped, map_switch_event};

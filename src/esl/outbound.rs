@@ -358,7 +358,8 @@ async fn pump(
 
 /// Events the ESL crate dropped on every outbound session (its queue was full): each one is
 /// an error, since the call may have missed a state change.
-pub static EVENTS_DROPPED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+pub(crate) static EVENTS_DROPPED: std::sync::atomic::AtomicU64 =
+    std::sync::atomic::AtomicU64::new(0);
 
 /// Counts and logs what the crate dropped since `seen`; returns the new total for the session.
 /// The call still ends on time: a lost hang-up is made good by the session's end (the switch

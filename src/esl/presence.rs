@@ -12,7 +12,7 @@ use crate::ids::ChannelId;
 
 /// One agent extension's state.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AgentPresence {
+pub struct ExtensionPresence {
     /// The extension.
     pub extension: String,
     /// Whether sofia holds a registration for it.
@@ -71,10 +71,10 @@ impl Presence {
     }
 
     /// Every tracked extension, sorted.
-    pub fn snapshot(&self) -> Vec<AgentPresence> {
+    pub fn snapshot(&self) -> Vec<ExtensionPresence> {
         self.extensions()
             .into_iter()
-            .map(|ext| AgentPresence {
+            .map(|ext| ExtensionPresence {
                 registered: self.is_registered(&ext),
                 live_channels: self.live_channels(&ext),
                 extension: ext,
@@ -199,12 +199,12 @@ mod tests {
         assert_eq!(
             p.snapshot(),
             vec![
-                AgentPresence {
+                ExtensionPresence {
                     extension: "1011".into(),
                     registered: false,
                     live_channels: 0
                 },
-                AgentPresence {
+                ExtensionPresence {
                     extension: "1012".into(),
                     registered: true,
                     live_channels: 1

@@ -52,7 +52,7 @@ pub struct TrailEntry {
     pub request: String,
     /// When it was stored.
     pub stored_at: DateTime<Utc>,
-    /// Why, when the call said so (entries of older versions and recovery have none).
+    /// Why, when the call or the recovery said so (entries of older versions have none).
     pub cause: Option<(DateTime<Utc>, String)>,
     /// Every attempt, oldest first.
     pub attempts: Vec<Attempt>,

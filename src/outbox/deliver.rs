@@ -1,5 +1,5 @@
 //! The seam between the outbox worker and Bitrix24: the [`Deliver`] trait (implemented by the
-//! Bitrix client), its result and error classification, and the retry [`Backoff`] schedule.
+//! Bitrix client), its result and error classification, and the retry [`RetryBackoff`] schedule.
 //! Pure apart from the trait itself.
 
 use std::future::Future;
@@ -63,7 +63,7 @@ pub trait Deliver: Send + Sync + 'static {
 
 /// Exponential backoff with optional jitter.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Backoff {
+pub struct RetryBackoff {
     /// Delay after the first failure.
     pub base: Duration,
     /// Upper bound for any delay (an outage may last hours; we keep retrying at this pace).
@@ -72,7 +72,7 @@ pub struct Backoff {
     pub jitter: f64,
 }
 
-impl Default for Backoff {
+impl Default for RetryBackoff {
     fn default() -> Self {
         Self {
             base: Duration::from_secs(1),
@@ -82,7 +82,7 @@ impl Default for Backoff {
     }
 }
 
-impl Backoff {
+impl RetryBackoff {
     /// The delay before attempt `attempt + 1`, after `attempt` (>= 1) failures. `unit` is a
     /// random number in 0..1 (pass anything when `jitter` is 0). A longer server-suggested
     /// `retry_after` wins.
@@ -95,7 +95,7 @@ impl Backoff {
         retry_after.map_or(delay, |after| delay.max(after))
     }
 
-    /// [`Backoff::delay`] with a fresh random number.
+    /// [`RetryBackoff::delay`] with a fresh random number.
     pub fn delay_now(&self, attempt: u32, retry_after: Option<Duration>) -> Duration {
         let unit = if self.jitter > 0.0 {
             rand::random::<f64>()
@@ -113,7 +113,7 @@ mod tests {
 
     #[test]
     fn backoff_doubles_up_to_the_cap_without_jitter() {
-        let b = Backoff {
+        let b = RetryBackoff {
             base: Duration::from_secs(1),
             max: Duration::from_secs(10),
             jitter: 0.0,
@@ -125,7 +125,7 @@ mod tests {
 
     #[test]
     fn jitter_shortens_delays_within_its_fraction_and_retry_after_wins() {
-        let b = Backoff {
+        let b = RetryBackoff {
             base: Duration::from_secs(4),
             max: Duration::from_secs(60),
             jitter: 0.5,

@@ -12,7 +12,7 @@ use crate::outbox::metrics::OutboxMetrics;
 use crate::outbox::op::BitrixWrite;
 use crate::outbox::plan::{Decision, decide};
 use crate::outbox::portal::Reached;
-use crate::outbox::recording::{Recording, RecordingError};
+use crate::outbox::recording::{RecordingError, RecordingFile};
 use crate::outbox::store::{Completion, DueEntry, RegisterResult, StoreError};
 use crate::outbox::worker::WorkerConfig;
 use crate::outbox::{Outbox, RegisterStatus};
@@ -94,7 +94,7 @@ impl<D: Deliver> Dispatch<D> {
             write => write,
         };
         if let BitrixWrite::AttachRecord { path } = &write {
-            match Recording::inspect(path).await {
+            match RecordingFile::inspect(path).await {
                 Ok(_) => {}
                 Err(err) if err.is_absent() => {
                     warn!(

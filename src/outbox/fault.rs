@@ -18,7 +18,7 @@ use crate::outbox::store::{
 
 /// Which side of the commit the crash hits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CrashPoint {
+pub(crate) enum CrashPoint {
     /// The operation never reaches the disk.
     BeforeCommit,
     /// The operation committed, but the caller never hears back.
@@ -27,7 +27,7 @@ pub enum CrashPoint {
 
 /// A crash to inject: at the `nth` (0-based) call of operation `op` (`push`, `ack`, ...).
 #[derive(Debug, Clone)]
-pub struct Fault {
+pub(crate) struct Fault {
     /// The store operation name.
     pub op: &'static str,
     /// Which call of it.
@@ -40,7 +40,7 @@ pub struct Fault {
 
 /// The wrapper. After the crash every operation fails with [`StoreError::Crashed`].
 #[derive(Debug)]
-pub struct FaultyStore {
+pub(crate) struct FaultyStore {
     inner: SqliteStore,
     fault: Mutex<Option<(Fault, usize)>>,
     crashed: AtomicBool,
@@ -49,7 +49,7 @@ pub struct FaultyStore {
 
 impl FaultyStore {
     /// Wraps `inner`, crashing as `fault` says.
-    pub fn new(inner: SqliteStore, fault: Fault) -> Self {
+    pub(crate) fn new(inner: SqliteStore, fault: Fault) -> Self {
         Self {
             inner,
             fault: Mutex::new(Some((fault, 0))),
@@ -59,12 +59,12 @@ impl FaultyStore {
     }
 
     /// Whether the crash has happened.
-    pub fn crashed(&self) -> bool {
+    pub(crate) fn crashed(&self) -> bool {
         self.crashed.load(Ordering::SeqCst)
     }
 
     /// Resolves once the crash has happened (and its image is written).
-    pub async fn wait_crashed(&self) {
+    pub(crate) async fn wait_crashed(&self) {
         let mut rx = self.crash_seen.subscribe();
         // The sender lives in `self`, so the channel cannot close while we wait.
         let _ = rx.wait_for(|crashed| *crashed).await;

@@ -9,6 +9,7 @@ use dashmap::DashMap;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use tokio::time::Instant;
 
+use crate::bitrix::WireWatch;
 use crate::ids::ExternalCallId;
 use crate::outbox::store::EntryId;
 
@@ -93,14 +94,6 @@ impl CardClock {
         }
     }
 
-    /// A request carrying `call`'s write leaves for the portal now.
-    pub fn on_wire(&self, call: &ExternalCallId) {
-        if let Some((_, seen)) = self.inner.pending.remove(call) {
-            let latency = Instant::now().saturating_duration_since(seen);
-            self.inner.latency.observe(latency.as_secs_f64());
-        }
-    }
-
     /// The delivery of `call`'s entry is over (sent or not).
     pub(crate) fn settled(&self, call: &ExternalCallId) {
         self.inner.pending.remove(call);
@@ -109,6 +102,15 @@ impl CardClock {
     /// The histogram, for registration.
     pub fn histogram(&self) -> Histogram {
         self.inner.latency.clone()
+    }
+}
+
+impl WireWatch for CardClock {
+    fn on_wire(&self, call: &ExternalCallId) {
+        if let Some((_, seen)) = self.inner.pending.remove(call) {
+            let latency = Instant::now().saturating_duration_since(seen);
+            self.inner.latency.observe(latency.as_secs_f64());
+        }
     }
 }
 
@@ -187,7 +189,7 @@ impl OutboxMetrics {
 
 /// One progress figure: how fast the backlog drains and when it will be empty.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Progress {
+pub(crate) struct Progress {
     /// Entries still pending.
     pub pending: u64,
     /// Entries completed during the interval.
@@ -200,7 +202,7 @@ pub struct Progress {
 
 impl Progress {
     /// Computes progress from `completed` entries over `elapsed` with `pending` left.
-    pub fn compute(pending: u64, completed: u64, elapsed: Duration) -> Self {
+    pub(crate) fn compute(pending: u64, completed: u64, elapsed: Duration) -> Self {
         let secs = elapsed.as_secs_f64();
         let per_sec = if secs > 0.0 {
             completed as f64 / secs
@@ -217,7 +219,7 @@ impl Progress {
     }
 
     /// Publishes the gauges.
-    pub fn publish(&self, metrics: &OutboxMetrics) {
+    pub(crate) fn publish(&self, metrics: &OutboxMetrics) {
         metrics.pending.store(self.pending, Ordering::Relaxed);
         metrics
             .rate_per_min

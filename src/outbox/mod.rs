@@ -13,23 +13,25 @@ use tokio::time::Instant;
 
 use crate::ids::{BitrixCallId, ChannelId, ExternalCallId};
 
-pub mod audit;
-pub mod deliver;
+pub(crate) mod audit;
+mod bitrix;
+pub(crate) mod deliver;
 mod dispatch;
-pub mod fault;
-pub mod metrics;
+#[cfg(test)]
+pub(crate) mod fault;
+pub(crate) mod metrics;
 pub mod op;
-pub mod plan;
-pub mod portal;
-pub mod recording;
-pub mod sqlite;
+pub(crate) mod plan;
+pub(crate) mod portal;
+pub(crate) mod recording;
+pub(crate) mod sqlite;
 pub mod store;
 pub mod worker;
 
 #[cfg(test)]
 pub(crate) mod testkit;
 
-pub use deliver::{Backoff, Deliver, DeliverError, Delivered};
+pub use deliver::{Deliver, DeliverError, Delivered, RetryBackoff};
 pub use metrics::{MetricsSnapshot, OutboxMetrics};
 pub use op::{BitrixWrite, CallWrite};
 pub use sqlite::SqliteStore;
@@ -197,6 +199,23 @@ impl Outbox {
         for (id, seen) in ids.iter().zip(seen) {
             self.inner.metrics.card_clock.caused(*id, seen);
         }
+        self.pushed(ids.len());
+        Ok(ids)
+    }
+
+    /// [`Outbox::push_all`] with one reason for all of them (audit trail only: they follow no
+    /// switch event, so the card-latency clock does not time them).
+    pub async fn push_all_explained(
+        &self,
+        writes: Vec<CallWrite>,
+        why: &str,
+    ) -> Result<Vec<EntryId>, OutboxError> {
+        let cause = audit::WriteCause::now(why.to_owned(), Instant::now());
+        let writes = writes
+            .into_iter()
+            .map(|w| (w, Some(cause.clone())))
+            .collect();
+        let ids = self.inner.store.push_caused(writes, self.now()).await?;
         self.pushed(ids.len());
         Ok(ids)
     }

@@ -1,57 +1,13 @@
 //! The Bitrix24 writes a call produces, as durable data: what the call machine emits, what the
-//! outbox stores (JSON) and what the dispatcher turns into REST calls. No IO here.
+//! outbox stores (JSON) and what the worker turns into REST calls. No IO here.
 
 use std::path::PathBuf;
 
 use chrono::{DateTime, FixedOffset, Utc};
 use serde::{Deserialize, Serialize};
 
+pub use crate::bitrix::{CallType, CrmBinding, FinishCall, RegisterCall};
 use crate::ids::{BitrixCallId, BitrixUserId, ChannelId, ExternalCallId, PhoneNumber};
-
-/// `TYPE` of `telephony.externalcall.register`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum CallType {
-    /// 1: outgoing.
-    Outgoing,
-    /// 2: incoming.
-    Incoming,
-    /// 3: incoming, redirected to a mobile or landline.
-    IncomingRedirected,
-    /// 4: callback.
-    Callback,
-}
-
-/// A CRM entity a call is bound to.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CrmBinding {
-    /// `CONTACT`, `COMPANY`, `LEAD` or `DEAL`.
-    pub entity_type: String,
-    /// The entity id.
-    pub entity_id: u64,
-}
-
-/// Everything `register` needs. Stored whole when the call starts, so that a retry (after a
-/// timeout or a crash) sends byte-identical parameters and hits Bitrix24's re-registration key
-/// (phone + type + user + line + EXTERNAL_CALL_ID) instead of creating a second call.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RegisterCall {
-    /// The Bitrix24 user who owns the call (gets the card when `show` is true).
-    pub user: BitrixUserId,
-    /// The client's number.
-    pub phone: PhoneNumber,
-    /// Direction.
-    pub call_type: CallType,
-    /// Our external line (`LINE_NUMBER`), normally the DID.
-    pub line_number: Option<String>,
-    /// When the call started on the PBX (sent with its offset as `CALL_START_DATE`).
-    pub started_at: DateTime<FixedOffset>,
-    /// `CRM_CREATE`.
-    pub crm_create: bool,
-    /// `SHOW`. The dispatcher forces 0 when the call is already over by the time it is sent.
-    pub show: bool,
-    /// Force a CRM binding (`CRM_ENTITY_TYPE` / `CRM_ENTITY_ID`).
-    pub crm: Option<CrmBinding>,
-}
 
 /// What `register` needs that is known when the call arrives (the user and the card come with
 /// the first ring).
@@ -83,24 +39,9 @@ impl AcceptedCall {
             started_at: self.started_at,
             crm_create: self.crm_create,
             show,
-            crm: self.crm.clone(),
+            crm: self.crm,
         }
     }
-}
-
-/// Everything `finish` needs.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FinishCall {
-    /// Who talked (or the configured missed-call owner).
-    pub user: BitrixUserId,
-    /// Talk time in whole seconds (`DURATION`); 0 when nobody answered.
-    pub duration_secs: u32,
-    /// `STATUS_CODE` (`200`, `304`, `486`, `603-S`, ...).
-    pub status_code: String,
-    /// `ADD_TO_CHAT`.
-    pub add_to_chat: bool,
-    /// `FAILED_REASON`, if any.
-    pub failed_reason: Option<String>,
 }
 
 /// One Bitrix24 write belonging to one call. The outbox delivers a call's writes in order.

@@ -7,9 +7,9 @@ use crate::ids::BitrixCallId;
 use crate::outbox::op::BitrixWrite;
 use crate::outbox::store::CallState;
 
-/// The dispatcher's decision for one entry.
+/// The worker's decision for one entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Decision {
+pub(crate) enum Decision {
     /// Send this (possibly adjusted) write.
     Send {
         /// What to send.
@@ -29,9 +29,10 @@ pub enum Decision {
 }
 
 /// Decides how to dispatch `write` for a call in `state`.
-pub fn decide(write: &BitrixWrite, state: &CallState) -> Decision {
+pub(crate) fn decide(write: &BitrixWrite, state: &CallState) -> Decision {
     let has_id = state.call_id().is_some();
     match write {
+        // Notes are stored settled, beside the queue; one never comes due.
         BitrixWrite::Note(_) => Decision::Skip {
             reason: "a note for startup recovery: nothing to send",
         },

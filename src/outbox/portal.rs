@@ -11,11 +11,11 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::outbox::deliver::Backoff;
+use crate::outbox::deliver::RetryBackoff;
 
 /// What one delivery taught the worker about the portal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Reached {
+pub(crate) enum Reached {
     /// The portal answered (success or a refusal: either way it is there).
     Answered,
     /// No answer, or an answer that says the portal cannot serve now (5xx, rate limit).
@@ -26,7 +26,7 @@ pub enum Reached {
 
 /// What the worker may start now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Admit {
+pub(crate) enum Admit {
     /// The portal answers: every due entry.
     All,
     /// The portal is down and a probe is due: one entry, whatever its own retry time.
@@ -37,7 +37,7 @@ pub enum Admit {
 
 /// The portal came back after being down for `down_for`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Recovered {
+pub(crate) struct Recovered {
     /// How long it was down (from the first failure to the answer).
     pub down_for: Duration,
     /// Probes sent meanwhile.
@@ -58,15 +58,15 @@ enum State {
 
 /// The worker's view of the portal.
 #[derive(Debug, Clone)]
-pub struct Portal {
+pub(crate) struct Portal {
     state: State,
-    schedule: Backoff,
+    schedule: RetryBackoff,
 }
 
 impl Portal {
     /// A portal assumed up. `schedule` spaces the probes while it is down (no jitter needed:
     /// there is one prober).
-    pub fn new(schedule: Backoff) -> Self {
+    pub(crate) fn new(schedule: RetryBackoff) -> Self {
         Self {
             state: State::Up,
             schedule,
@@ -74,12 +74,12 @@ impl Portal {
     }
 
     /// Whether the last news was a failure.
-    pub fn is_down(&self) -> bool {
+    pub(crate) fn is_down(&self) -> bool {
         matches!(self.state, State::Down { .. })
     }
 
     /// What may start at `now`.
-    pub fn admit(&self, now: Instant) -> Admit {
+    pub(crate) fn admit(&self, now: Instant) -> Admit {
         match &self.state {
             State::Up => Admit::All,
             State::Down { probing: true, .. } => Admit::Wait(None),
@@ -89,7 +89,7 @@ impl Portal {
     }
 
     /// A probe was started at `now`.
-    pub fn probe_started(&mut self) {
+    pub(crate) fn probe_started(&mut self) {
         if let State::Down {
             probing, probes, ..
         } = &mut self.state
@@ -101,7 +101,7 @@ impl Portal {
 
     /// A probe ended without sending anything (its entry was skipped): the next one may go at
     /// once.
-    pub fn probe_unsent(&mut self) {
+    pub(crate) fn probe_unsent(&mut self) {
         if let State::Down { probing, .. } = &mut self.state {
             *probing = false;
         }
@@ -109,7 +109,12 @@ impl Portal {
 
     /// A delivery ended at `now` (`probe`: it was the probe). Returns `Some` when this answer
     /// ends an outage: the caller releases the backlog.
-    pub fn on_result(&mut self, reached: Reached, probe: bool, now: Instant) -> Option<Recovered> {
+    pub(crate) fn on_result(
+        &mut self,
+        reached: Reached,
+        probe: bool,
+        now: Instant,
+    ) -> Option<Recovered> {
         match (reached, &mut self.state) {
             (Reached::Answered, State::Down { since, probes, .. }) => {
                 let recovered = Recovered {
@@ -162,7 +167,7 @@ mod tests {
     use super::*;
 
     fn portal() -> Portal {
-        Portal::new(Backoff {
+        Portal::new(RetryBackoff {
             base: Duration::from_millis(100),
             max: Duration::from_secs(1),
             jitter: 0.0,

@@ -1,25 +1,12 @@
-//! Recording files for `attachRecord`: checks (exists, `.mp3`/`.wav`, not empty), the choice
-//! between inline `FILE_CONTENT` and the two-step `uploadUrl`, and a streamed file body.
-//! No HTTP here; the Bitrix client sends what this prepares.
+//! Recording files for `attachRecord`: checks (exists, `.mp3`/`.wav`, not empty) before the
+//! Bitrix client streams them (`bitrix::record`). No HTTP here.
 
 use std::io;
 use std::path::{Path, PathBuf};
 
-use base64::Engine as _;
-use bytes::{Bytes, BytesMut};
-use futures_util::Stream;
-use tokio::io::AsyncReadExt as _;
-
-/// Files up to this size go inline as base64 `FILE_CONTENT` (mode A); larger ones are streamed
-/// to the `uploadUrl` (mode C). Inline inflates by a third and the REST body size limit is
-/// undocumented, so this stays small.
-pub const DEFAULT_INLINE_MAX: u64 = 1024 * 1024;
-
-const CHUNK: usize = 64 * 1024;
-
 /// Why a recording cannot be attached.
 #[derive(Debug, thiserror::Error)]
-pub enum RecordingError {
+pub(crate) enum RecordingError {
     /// The file does not exist (recording failed or was removed): finish goes out without it.
     #[error("recording {path}: file is missing")]
     Missing {
@@ -52,23 +39,14 @@ pub enum RecordingError {
 impl RecordingError {
     /// Whether the attach should be dropped with a warning (`Missing`, `Empty`) rather than
     /// retried or dead-lettered.
-    pub fn is_absent(&self) -> bool {
+    pub(crate) fn is_absent(&self) -> bool {
         matches!(self, Self::Missing { .. } | Self::Empty { .. })
     }
 }
 
-/// How a recording travels to Bitrix24.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum UploadMode {
-    /// Mode A: base64 in `FILE_CONTENT`.
-    Inline,
-    /// Mode C: `attachRecord` without content, then a multipart POST to `uploadUrl`.
-    TwoStep,
-}
-
 /// A checked recording file.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Recording {
+pub(crate) struct RecordingFile {
     /// The file.
     pub path: PathBuf,
     /// `FILENAME` (the file's own name, ending in `.mp3` or `.wav`).
@@ -77,9 +55,9 @@ pub struct Recording {
     pub len: u64,
 }
 
-impl Recording {
+impl RecordingFile {
     /// Checks the file without reading it.
-    pub async fn inspect(path: &Path) -> Result<Self, RecordingError> {
+    pub(crate) async fn inspect(path: &Path) -> Result<Self, RecordingError> {
         let owned = || path.to_path_buf();
         let filename = path
             .file_name()
@@ -111,91 +89,37 @@ impl Recording {
             len: meta.len(),
         })
     }
-
-    /// Inline when the file is at most `inline_max` bytes, two-step otherwise.
-    pub fn mode(&self, inline_max: u64) -> UploadMode {
-        if self.len <= inline_max {
-            UploadMode::Inline
-        } else {
-            UploadMode::TwoStep
-        }
-    }
-
-    /// The whole file as plain base64 (no data-URI prefix), for `FILE_CONTENT`.
-    pub async fn read_base64(&self) -> Result<String, RecordingError> {
-        let bytes = tokio::fs::read(&self.path)
-            .await
-            .map_err(|source| RecordingError::Io {
-                path: self.path.clone(),
-                source,
-            })?;
-        Ok(base64::engine::general_purpose::STANDARD.encode(bytes))
-    }
-
-    /// The file as a stream of chunks (64 KiB), for a streamed multipart upload body.
-    pub async fn stream(
-        &self,
-    ) -> Result<impl Stream<Item = io::Result<Bytes>> + Send + 'static, RecordingError> {
-        let file =
-            tokio::fs::File::open(&self.path)
-                .await
-                .map_err(|source| RecordingError::Io {
-                    path: self.path.clone(),
-                    source,
-                })?;
-        Ok(futures_util::stream::try_unfold(
-            file,
-            |mut file| async move {
-                let mut buf = BytesMut::with_capacity(CHUNK);
-                let n = file.read_buf(&mut buf).await?;
-                Ok((n > 0).then(|| (buf.freeze(), file)))
-            },
-        ))
-    }
 }
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
-    use futures_util::TryStreamExt as _;
 
     #[tokio::test]
-    async fn small_files_go_inline_and_large_ones_in_two_steps() {
+    async fn a_file_is_inspected_with_its_own_name_and_size() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("call.WAV");
         std::fs::write(&path, vec![7u8; 200_000]).unwrap();
-        let rec = Recording::inspect(&path).await.unwrap();
+        let rec = RecordingFile::inspect(&path).await.unwrap();
         assert_eq!(rec.filename, "call.WAV");
-        assert_eq!(rec.mode(DEFAULT_INLINE_MAX), UploadMode::Inline);
-        assert_eq!(rec.mode(1000), UploadMode::TwoStep);
-        let streamed: Vec<Bytes> = rec.stream().await.unwrap().try_collect().await.unwrap();
-        assert!(streamed.len() > 1, "streamed in chunks");
-        assert_eq!(streamed.iter().map(Bytes::len).sum::<usize>(), 200_000);
-        let b64 = rec.read_base64().await.unwrap();
-        assert_eq!(
-            base64::engine::general_purpose::STANDARD
-                .decode(b64)
-                .unwrap()
-                .len(),
-            200_000
-        );
+        assert_eq!(rec.len, 200_000);
     }
 
     #[tokio::test]
     async fn missing_empty_and_foreign_files_are_refused_with_the_path() {
         let dir = tempfile::tempdir().unwrap();
-        let missing = Recording::inspect(&dir.path().join("gone.mp3"))
+        let missing = RecordingFile::inspect(&dir.path().join("gone.mp3"))
             .await
             .unwrap_err();
         assert!(missing.is_absent() && missing.to_string().contains("gone.mp3"));
         std::fs::write(dir.path().join("empty.mp3"), b"").unwrap();
         assert!(matches!(
-            Recording::inspect(&dir.path().join("empty.mp3")).await,
+            RecordingFile::inspect(&dir.path().join("empty.mp3")).await,
             Err(RecordingError::Empty { .. })
         ));
         std::fs::write(dir.path().join("x.ogg"), b"x").unwrap();
-        let err = Recording::inspect(&dir.path().join("x.ogg"))
+        let err = RecordingFile::inspect(&dir.path().join("x.ogg"))
             .await
             .unwrap_err();
         assert!(matches!(err, RecordingError::UnsupportedFormat { .. }) && !err.is_absent());

@@ -28,6 +28,7 @@ pub struct RegisterResult {
     /// Bitrix24's `CALL_ID`.
     pub call_id: BitrixCallId,
     /// The CRM entity the call is bound to, if any.
+    #[serde(default, deserialize_with = "CrmBinding::lenient")]
     pub crm: Option<CrmBinding>,
     /// A lead Bitrix24 created for this call, if any.
     pub created_lead: Option<u64>,

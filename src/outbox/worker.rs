@@ -1,4 +1,4 @@
-//! The dispatcher task: drains due entries from the store, at most one in flight per call and
+//! The worker task: drains due entries from the store, at most one in flight per call and
 //! many calls at once (so the Bitrix client can batch them), logs backlog progress and prunes
 //! finished entries. While the portal does not answer it sends one probe at a time (see
 //! `portal`) and releases the whole backlog with the first answer. Stops on the shutdown token,
@@ -15,7 +15,7 @@ use tracing::{Instrument as _, debug, info, info_span, warn};
 
 use crate::ids::ExternalCallId;
 use crate::outbox::Outbox;
-use crate::outbox::deliver::{Backoff, Deliver};
+use crate::outbox::deliver::{Deliver, RetryBackoff};
 use crate::outbox::dispatch::Dispatch;
 use crate::outbox::metrics::{OutboxMetrics, Progress};
 use crate::outbox::portal::{Admit, Portal, Reached, Recovered};
@@ -30,7 +30,7 @@ pub struct WorkerConfig {
     /// batches, lets a backlog fill every request to 50 with the next 50 waiting behind it.
     pub max_in_flight: usize,
     /// Retry schedule for retryable failures.
-    pub backoff: Backoff,
+    pub backoff: RetryBackoff,
     /// Attempts for an `attachRecord` that gets "call not found" before it is dead-lettered.
     pub max_not_found_attempts: u32,
     /// Longest sleep without looking at the store (picks up `fsb24 outbox retry` from the CLI).
@@ -54,7 +54,7 @@ impl Default for WorkerConfig {
     fn default() -> Self {
         Self {
             max_in_flight: 2 * crate::bitrix::wire::BATCH_MAX,
-            backoff: Backoff::default(),
+            backoff: RetryBackoff::default(),
             max_not_found_attempts: 6,
             idle_poll: Duration::from_secs(5),
             progress_every: Duration::from_secs(10),
@@ -91,7 +91,7 @@ struct Loop<D> {
     draining: bool,
 }
 
-/// Runs the dispatcher until `shutdown` is cancelled; then abandons in-flight requests (their
+/// Runs the worker until `shutdown` is cancelled; then abandons in-flight requests (their
 /// entries stay pending) and returns once every delivery task has ended.
 pub async fn run<D: Deliver>(
     outbox: Outbox,
@@ -115,7 +115,7 @@ pub async fn run_draining<D: Deliver>(
     let now = Instant::now();
     let completed = outbox.metrics().completed();
     let config = Arc::new(config);
-    let probes = Backoff {
+    let probes = RetryBackoff {
         base: config.backoff.base.min(config.probe_max),
         max: config.probe_max,
         jitter: 0.0,

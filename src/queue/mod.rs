@@ -2,7 +2,7 @@
 //! the same agent. Calls talk to it through a cloneable [`QueueHandle`] (bounded mpsc + oneshot,
 //! "Actors with Tokio"). It reads presence through [`AgentPresence`] and does no other IO.
 
-pub mod policy;
+pub(crate) mod policy;
 
 use std::sync::Arc;
 
@@ -13,7 +13,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::ids::{AgentId, QueueName};
 
-pub use policy::{
+pub(crate) use policy::{
     AgentInfo, AgentPresence, AgentStatus, Availability, Order, Outcome, Policy, PolicyError,
     QueueSettings, Rules,
 };

@@ -392,7 +392,7 @@ impl Policy {
 
 mod snapshot;
 
-pub use snapshot::AgentStatus;
+pub(crate) use snapshot::AgentStatus;
 
 #[cfg(test)]
 mod tests;

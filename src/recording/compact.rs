@@ -25,7 +25,7 @@ pub enum AttachFormat {
 /// The recording is still being written; ask again later.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("recording {}: {why}", path.display())]
-pub struct NotReady {
+pub(crate) struct NotReady {
     /// The recording.
     pub path: PathBuf,
     /// What shows it is not complete.
@@ -33,7 +33,7 @@ pub struct NotReady {
 }
 
 /// The MP3 a WAV recording is encoded to: beside it, same name.
-pub fn mp3_path(recorded: &Path) -> PathBuf {
+pub(crate) fn mp3_path(recorded: &Path) -> PathBuf {
     recorded.with_extension("mp3")
 }
 
@@ -43,7 +43,7 @@ pub fn mp3_path(recorded: &Path) -> PathBuf {
 ///
 /// Cancel-safe: dropped mid-encode, the blocking encode finishes or leaves only a `.part` file,
 /// which the next call replaces.
-pub async fn attachable(recorded: &Path, format: AttachFormat) -> Result<PathBuf, NotReady> {
+pub(crate) async fn attachable(recorded: &Path, format: AttachFormat) -> Result<PathBuf, NotReady> {
     let AttachFormat::Mp3 { kbps_per_channel } = format else {
         return Ok(recorded.to_owned());
     };

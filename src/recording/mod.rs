@@ -3,8 +3,8 @@
 //!
 //! Rendering is pure; [`inspect`] reads only a file's length and header and never the whole file.
 
-pub mod compact;
-pub mod mp3;
+pub(crate) mod compact;
+pub(crate) mod mp3;
 
 use std::path::{Path, PathBuf};
 
@@ -12,7 +12,8 @@ use chrono::{DateTime, FixedOffset};
 use tokio::io::AsyncReadExt;
 
 /// The placeholders a path template may use.
-pub const PLACEHOLDERS: &[&str] = &["call", "date", "time", "caller", "destination", "agent"];
+pub(crate) const PLACEHOLDERS: &[&str] =
+    &["call", "date", "time", "caller", "destination", "agent"];
 
 /// Why a template was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -120,7 +121,7 @@ impl PathTemplate {
 
 /// Audio formats Bitrix24 accepts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AudioFormat {
+pub(crate) enum AudioFormat {
     /// RIFF/WAVE.
     Wav,
     /// MPEG layer 3.
@@ -129,7 +130,7 @@ pub enum AudioFormat {
 
 /// What [`inspect`] found.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Readiness {
+pub(crate) enum Readiness {
     /// The file is complete: for WAV the RIFF size matches the file size (FreeSWITCH writes the
     /// final header when it closes the file).
     Ready {
@@ -147,7 +148,7 @@ pub enum Readiness {
 }
 
 /// Looks at a recording without reading it whole.
-pub async fn inspect(path: &Path) -> Readiness {
+pub(crate) async fn inspect(path: &Path) -> Readiness {
     let format = match path
         .extension()
         .and_then(|e| e.to_str())
@@ -183,7 +184,7 @@ async fn read_up_to(file: &mut tokio::fs::File, buf: &mut [u8]) -> usize {
 }
 
 /// Pure part of [`inspect`]: decides from the size and the first 12 bytes.
-pub fn classify(format: AudioFormat, bytes: u64, head: &[u8]) -> Readiness {
+pub(crate) fn classify(format: AudioFormat, bytes: u64, head: &[u8]) -> Readiness {
     match format {
         AudioFormat::Wav => {
             if head.len() < 12 {

@@ -11,14 +11,14 @@ use std::time::{Duration, SystemTime};
 use mp3lame_encoder::{Bitrate, Builder, FlushGap, InterleavedPcm, Mode, MonoPcm, Quality};
 
 /// Per-channel bitrates (kbit/s) whose mono and stereo totals LAME offers.
-pub const KBPS_PER_CHANNEL: [u32; 8] = [8, 16, 24, 32, 40, 48, 64, 80];
+pub(crate) const KBPS_PER_CHANNEL: [u32; 8] = [8, 16, 24, 32, 40, 48, 64, 80];
 
 /// PCM frames encoded per step (a few KiB: the encoder never holds the whole call).
 const FRAMES_PER_STEP: usize = 8192;
 
 /// Why a WAV was not turned into an MP3.
 #[derive(Debug, thiserror::Error)]
-pub enum Mp3Error {
+pub(crate) enum Mp3Error {
     /// Not a RIFF/WAVE file with 16-bit PCM in one or two channels.
     #[error("{path}: {why}")]
     Unsupported {
@@ -56,7 +56,7 @@ pub enum Mp3Error {
 
 /// What an encode produced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Encoded {
+pub(crate) struct Encoded {
     /// Size of the WAV.
     pub wav_bytes: u64,
     /// Size of the MP3.
@@ -75,7 +75,7 @@ struct Pcm {
 }
 
 /// The `.part` file an MP3 is written to before it is renamed into place.
-pub fn part_path(mp3: &Path) -> PathBuf {
+pub(crate) fn part_path(mp3: &Path) -> PathBuf {
     let mut name = mp3.file_name().unwrap_or_default().to_os_string();
     name.push(".part");
     mp3.with_file_name(name)
@@ -83,7 +83,11 @@ pub fn part_path(mp3: &Path) -> PathBuf {
 
 /// Encodes `wav` into `mp3` at `kbps_per_channel` (one of [`KBPS_PER_CHANNEL`]), replacing any
 /// `.part` a killed run left. `mp3` appears only once complete and on disk.
-pub fn wav_to_mp3(wav: &Path, mp3: &Path, kbps_per_channel: u32) -> Result<Encoded, Mp3Error> {
+pub(crate) fn wav_to_mp3(
+    wav: &Path,
+    mp3: &Path,
+    kbps_per_channel: u32,
+) -> Result<Encoded, Mp3Error> {
     let io = |path: &Path, action| {
         let path = path.to_owned();
         move |source| Mp3Error::Io {

@@ -17,23 +17,9 @@ use fsb24::outbox::op::{CallType, FinishCall, RegisterCall};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::support::bitrix_peer::{BitrixPeer, BucketConfig, CrmEntity, PeerOptions, SeedUser};
+use crate::support::bitrix_peer::{BitrixPeer, BucketConfig, PeerOptions, SeedUser};
 
 const FAILSAFE: Duration = Duration::from_secs(20);
-
-async fn seeded(opts: PeerOptions) -> BitrixPeer {
-    let peer = BitrixPeer::start(opts).await;
-    peer.add_user(SeedUser::new(17, "Erika", Some("205")));
-    peer.add_user(SeedUser::new(21, "Max", Some("206")));
-    peer.add_user(SeedUser::new(22, "Lena", Some("207")));
-    peer.add_entity(CrmEntity::contact(
-        311,
-        "Erika Mustermann",
-        "+49 30 123456789",
-        17,
-    ));
-    peer
-}
 
 fn fast_bucket(per_second: f64, burst: u32) -> PeerOptions {
     PeerOptions {
@@ -86,7 +72,7 @@ async fn within<T>(f: impl std::future::Future<Output = T>) -> T {
 
 #[tokio::test]
 async fn two_hundred_concurrent_callers_never_trip_the_portal_rate_limit() {
-    let peer = seeded(fast_bucket(40.0, 50)).await;
+    let peer = BitrixPeer::seeded(fast_bucket(40.0, 50)).await;
     let dir = tempfile::tempdir().unwrap();
     let (mut settings, _) = peer.install_app(dir.path()).await;
     settings.rate = RateLimit {
@@ -117,7 +103,7 @@ async fn two_hundred_concurrent_callers_never_trip_the_portal_rate_limit() {
 
 #[tokio::test]
 async fn batched_mixed_load_keeps_each_calls_order_and_uses_few_requests() {
-    let peer = seeded(fast_bucket(40.0, 50)).await;
+    let peer = BitrixPeer::seeded(fast_bucket(40.0, 50)).await;
     let dir = tempfile::tempdir().unwrap();
     let (mut settings, _) = peer.install_app(dir.path()).await;
     settings.rate = RateLimit {
@@ -162,7 +148,7 @@ async fn batched_mixed_load_keeps_each_calls_order_and_uses_few_requests() {
 
 #[tokio::test]
 async fn show_for_several_users_queued_together_becomes_one_command() {
-    let peer = seeded(PeerOptions::default()).await;
+    let peer = BitrixPeer::seeded(PeerOptions::default()).await;
     let dir = tempfile::tempdir().unwrap();
     let (mut settings, _) = peer.install_app(dir.path()).await;
     settings.batch_window = Some(Duration::from_millis(50));
@@ -185,7 +171,7 @@ async fn show_for_several_users_queued_together_becomes_one_command() {
 
 #[tokio::test]
 async fn expired_token_under_100_concurrent_requests_is_refreshed_exactly_once() {
-    let peer = seeded(fast_bucket(10_000.0, 10_000)).await;
+    let peer = BitrixPeer::seeded(fast_bucket(10_000.0, 10_000)).await;
     let dir = tempfile::tempdir().unwrap();
     let (mut settings, token_path) = peer.install_app(dir.path()).await;
     settings.rate = RateLimit {
@@ -221,7 +207,7 @@ async fn expired_token_under_100_concurrent_requests_is_refreshed_exactly_once()
 
 #[tokio::test]
 async fn refused_refresh_token_is_a_reauthorisation_error() {
-    let peer = seeded(PeerOptions::default()).await;
+    let peer = BitrixPeer::seeded(PeerOptions::default()).await;
     let dir = tempfile::tempdir().unwrap();
     let (mut settings, token_path) = peer.install_app(dir.path()).await;
     let mut file = TokenFile::load(&token_path).await.unwrap();
@@ -248,7 +234,7 @@ fn mode_of(path: &Path) -> u32 {
 /// an outage) without reaching the portal, and once the file appears the next request uses it.
 #[tokio::test]
 async fn without_a_token_file_requests_wait_retryably_until_the_file_appears() {
-    let peer = seeded(PeerOptions::default()).await;
+    let peer = BitrixPeer::seeded(PeerOptions::default()).await;
     let dir = tempfile::tempdir().unwrap();
     let (mut settings, token_path) = peer.install_app(dir.path()).await;
     let installed = std::fs::read(&token_path).unwrap();
@@ -267,7 +253,7 @@ async fn without_a_token_file_requests_wait_retryably_until_the_file_appears() {
 #[tokio::test]
 async fn after_a_refresh_the_token_file_is_readable_by_its_owner_only() {
     use std::os::unix::fs::PermissionsExt;
-    let peer = seeded(PeerOptions::default()).await;
+    let peer = BitrixPeer::seeded(PeerOptions::default()).await;
     let dir = tempfile::tempdir().unwrap();
     let (mut settings, token_path) = peer.install_app(dir.path()).await;
     // As an operator installs it: readable by fsb24's user only.
@@ -289,7 +275,7 @@ async fn after_a_refresh_the_token_file_is_readable_by_its_owner_only() {
 
 #[tokio::test]
 async fn a_token_file_naming_another_portal_or_token_server_is_refused_at_start() {
-    let peer = seeded(PeerOptions::default()).await;
+    let peer = BitrixPeer::seeded(PeerOptions::default()).await;
     let elsewhere = BitrixPeer::start(PeerOptions::default()).await;
     let dir = tempfile::tempdir().unwrap();
     for field in ["client_endpoint", "server_endpoint"] {
@@ -316,7 +302,7 @@ async fn a_token_file_naming_another_portal_or_token_server_is_refused_at_start(
 
 #[tokio::test]
 async fn plain_http_to_another_host_is_refused_for_oauth_endpoints() {
-    let peer = seeded(PeerOptions::default()).await;
+    let peer = BitrixPeer::seeded(PeerOptions::default()).await;
     let dir = tempfile::tempdir().unwrap();
     let (mut settings, _) = peer.install_app(dir.path()).await;
     let AuthSettings::OAuth(oauth) = &mut settings.auth else {
@@ -336,7 +322,7 @@ async fn plain_http_to_another_host_is_refused_for_oauth_endpoints() {
 #[tokio::test]
 async fn a_token_answer_naming_another_portal_is_refused_and_never_used() {
     let decoy = "http://127.0.0.1:9/rest/";
-    let peer = seeded(PeerOptions {
+    let peer = BitrixPeer::seeded(PeerOptions {
         token_answer_endpoint: Some(decoy.to_owned()),
         ..PeerOptions::default()
     })
@@ -367,7 +353,7 @@ async fn a_token_answer_naming_another_portal_is_refused_and_never_used() {
 
 #[tokio::test]
 async fn redirected_post_is_reposted_once_and_the_new_address_is_kept() {
-    let peer = seeded(PeerOptions::default()).await;
+    let peer = BitrixPeer::seeded(PeerOptions::default()).await;
     let dir = tempfile::tempdir().unwrap();
     let (settings, _) = peer.install_app(dir.path()).await;
     let (client, _tracker, _stop) = start(settings).await;
@@ -404,7 +390,7 @@ async fn redirected_post_is_reposted_once_and_the_new_address_is_kept() {
 
 #[tokio::test]
 async fn recordings_attach_inline_and_by_two_step_upload_byte_for_byte() {
-    let peer = seeded(PeerOptions::default()).await;
+    let peer = BitrixPeer::seeded(PeerOptions::default()).await;
     let dir = tempfile::tempdir().unwrap();
     let (mut settings, _) = peer.install_app(dir.path()).await;
     settings.inline_record_max = 64 * 1024;
@@ -442,7 +428,7 @@ async fn recordings_attach_inline_and_by_two_step_upload_byte_for_byte() {
 
 #[tokio::test]
 async fn lookups_decode_users_crm_owners_lines_and_events() {
-    let peer = seeded(PeerOptions::default()).await;
+    let peer = BitrixPeer::seeded(PeerOptions::default()).await;
     for id in 100..180 {
         let inner = (id % 2 == 0).then(|| format!("{}", 1000 + id));
         peer.add_user(SeedUser::new(id, "Agent", inner.as_deref()));
@@ -485,7 +471,7 @@ async fn lookups_decode_users_crm_owners_lines_and_events() {
 
 #[tokio::test]
 async fn retried_finish_reports_call_not_found_for_the_outbox_to_accept() {
-    let peer = seeded(PeerOptions::default()).await;
+    let peer = BitrixPeer::seeded(PeerOptions::default()).await;
     peer.set_error_style(crate::support::bitrix_peer::ErrorStyle::Empty);
     let dir = tempfile::tempdir().unwrap();
     let (settings, _) = peer.install_app(dir.path()).await;
@@ -541,7 +527,7 @@ async fn secrets_never_reach_the_logs_of_a_failing_run() {
         .finish();
     let _guard = tracing::subscriber::set_default(subscriber);
 
-    let peer = seeded(PeerOptions::default()).await;
+    let peer = BitrixPeer::seeded(PeerOptions::default()).await;
     peer.set_redirect(true);
     let dir = tempfile::tempdir().unwrap();
     let hook_secret = "wh-s3cr3t-path-segment";
@@ -605,7 +591,7 @@ async fn a_method_out_of_operating_budget_is_held_until_its_reset_without_reques
         )]
         .into(),
     };
-    let peer = seeded(PeerOptions {
+    let peer = BitrixPeer::seeded(PeerOptions {
         operating: Some(budget),
         ..PeerOptions::default()
     })

@@ -7,33 +7,9 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::support::bitrix_peer::{
-    AuthKind, BitrixPeer, BucketConfig, ClickToCall, CrmEntity, EntityKind, ErrorStyle, Fault,
-    OperatingBudget, Outage, PeerOptions, SeedUser,
+    AuthKind, BitrixPeer, BucketConfig, COMPANY_PHONE, CONTACT_PHONE, ClickToCall, CrmEntity,
+    EntityKind, ErrorStyle, Fault, LEAD_PHONE, OperatingBudget, Outage, PeerOptions, SeedUser,
 };
-
-const CONTACT_PHONE: &str = "+4930123456789";
-const LEAD_PHONE: &str = "+4989555666";
-const COMPANY_PHONE: &str = "+4940111222";
-
-/// A peer with users 17 (ext 205), 21 (206), 22 (207), fired 30 (299), contact 311,
-/// lead 700, company 501 and deal 800.
-async fn seeded(opts: PeerOptions) -> BitrixPeer {
-    let peer = BitrixPeer::start(opts).await;
-    peer.add_user(SeedUser::new(17, "Erika", Some("205")));
-    peer.add_user(SeedUser::new(21, "Max", Some("206")));
-    peer.add_user(SeedUser::new(22, "Lena", Some("207")));
-    peer.add_user(SeedUser::new(30, "Fired", Some("299")).inactive());
-    peer.add_entity(CrmEntity::contact(
-        311,
-        "Erika Mustermann",
-        "+49 30 123456789",
-        17,
-    ));
-    peer.add_entity(CrmEntity::lead(700, "Lead from web", LEAD_PHONE, 21));
-    peer.add_entity(CrmEntity::company(501, "ACME GmbH", COMPANY_PHONE, 22));
-    peer.add_entity(CrmEntity::deal(800, "Big deal", Some(311), 17));
-    peer
-}
 
 fn client() -> reqwest::Client {
     reqwest::Client::builder()
@@ -98,7 +74,7 @@ fn error_of(reply: &Value) -> (&str, &str) {
 
 #[tokio::test]
 async fn register_returns_call_id_and_binds_known_contact() {
-    let peer = seeded(PeerOptions::default()).await;
+    let peer = BitrixPeer::seeded(PeerOptions::default()).await;
     let (status, reply) = json_call(
         &peer,
         "telephony.externalCall.register",
@@ -144,7 +120,7 @@ async fn register_returns_call_id_and_binds_known_contact() {
 
 #[tokio::test]
 async fn register_validation_errors_follow_the_documented_order() {
-    let peer = seeded(PeerOptions::default()).await;
+    let peer = BitrixPeer::seeded(PeerOptions::default()).await;
     let cases = [
         (
             json!({"PHONE_NUMBER": "123", "TYPE": 9}),
@@ -192,7 +168,7 @@ async fn register_validation_errors_follow_the_documented_order() {
 
 #[tokio::test]
 async fn show_hide_and_finish_build_the_card_timeline() {
-    let peer = seeded(PeerOptions::default()).await;
+    let peer = BitrixPeer::seeded(PeerOptions::default()).await;
     let mut body = inbound(17, CONTACT_PHONE, "fs-t");
     body["SHOW"] = json!(1);
     let call_id = register(&peer, body).await;
@@ -260,7 +236,7 @@ async fn show_hide_and_finish_build_the_card_timeline() {
 
 #[tokio::test]
 async fn finish_returns_statistics_and_a_second_finish_is_not_found() {
-    let peer = seeded(PeerOptions::default()).await;
+    let peer = BitrixPeer::seeded(PeerOptions::default()).await;
     let call_id = register(&peer, inbound(17, CONTACT_PHONE, "fs-f")).await;
     let body = json!({"CALL_ID": call_id, "USER_ID": 17, "DURATION": 74, "STATUS_CODE": "200", "ADD_TO_CHAT": 0});
     let (status, reply) = json_call(&peer, "telephony.externalcall.finish", body.clone()).await;
@@ -323,7 +299,7 @@ async fn bucket_answers_503_past_the_burst() {
         },
         ..PeerOptions::default()
     };
-    let peer = seeded(opts).await;
+    let peer = BitrixPeer::seeded(opts).await;
     let mut statuses = Vec::new();
     for _ in 0..8 {
         let (status, reply) = json_call(&peer, "user.get", json!({})).await;
@@ -342,7 +318,7 @@ async fn bucket_answers_503_past_the_burst() {
 
 #[tokio::test]
 async fn expired_token_is_refused_and_refresh_rotates_both_tokens() {
-    let peer = seeded(PeerOptions::default()).await;
+    let peer = BitrixPeer::seeded(PeerOptions::default()).await;
     let old = peer.tokens();
     peer.expire_access_tokens();
     let (status, reply) = json_call(&peer, "user.get", json!({})).await;
@@ -395,7 +371,7 @@ async fn expired_token_is_refused_and_refresh_rotates_both_tokens() {
 
 #[tokio::test]
 async fn next_request_and_wait_for_observe_the_log() {
-    let peer = seeded(PeerOptions::default()).await;
+    let peer = BitrixPeer::seeded(PeerOptions::default()).await;
     let call_id = register(&peer, inbound(17, CONTACT_PHONE, "fs-n")).await;
     let req = peer.next_request().await;
     assert_eq!(req.method, "telephony.externalcall.register");
@@ -426,7 +402,7 @@ async fn next_request_and_wait_for_observe_the_log() {
 
 #[tokio::test]
 async fn unknown_method_is_404_method_not_found() {
-    let peer = seeded(PeerOptions::default()).await;
+    let peer = BitrixPeer::seeded(PeerOptions::default()).await;
     let (status, reply) = json_call(&peer, "telephony.externalcall.teleport", json!({})).await;
     assert_eq!(
         (status, error_of(&reply)),
@@ -436,7 +412,7 @@ async fn unknown_method_is_404_method_not_found() {
 
 #[tokio::test]
 async fn register_deduplicates_the_same_call_for_thirty_minutes() {
-    let peer = seeded(PeerOptions::default()).await;
+    let peer = BitrixPeer::seeded(PeerOptions::default()).await;
     let mut body = inbound(17, CONTACT_PHONE, "fs-d");
     body.as_object_mut().unwrap().remove("CALL_START_DATE");
     let first = register(&peer, body.clone()).await;
@@ -473,7 +449,7 @@ async fn register_deduplicates_the_same_call_for_thirty_minutes() {
 
 #[tokio::test]
 async fn register_with_crm_create_makes_a_lead_that_finish_reassigns() {
-    let peer = seeded(PeerOptions::default()).await;
+    let peer = BitrixPeer::seeded(PeerOptions::default()).await;
     let mut body = inbound(17, "+4917000000001", "fs-lead");
     body["CRM_CREATE"] = json!(1);
     body["CRM_SOURCE"] = json!("CALL");
@@ -521,7 +497,7 @@ async fn register_with_crm_create_makes_a_lead_that_finish_reassigns() {
 
 #[tokio::test]
 async fn register_of_an_internal_extension_binds_no_crm_and_creates_the_line() {
-    let peer = seeded(PeerOptions::default()).await;
+    let peer = BitrixPeer::seeded(PeerOptions::default()).await;
     peer.add_entity(CrmEntity::contact(312, "Clash", "206", 17));
     let mut body = inbound(17, "206", "fs-int");
     body["CRM_CREATE"] = json!(1);
@@ -548,7 +524,7 @@ async fn register_of_an_internal_extension_binds_no_crm_and_creates_the_line() {
 
 #[tokio::test]
 async fn register_accepts_form_and_get_encodings_and_user_phone_inner() {
-    let peer = seeded(PeerOptions::default()).await;
+    let peer = BitrixPeer::seeded(PeerOptions::default()).await;
     // reqwest percent-encodes '+' as %2B in forms, so the number survives.
     let (status, reply) = form_call(
         &peer,
@@ -594,7 +570,7 @@ async fn register_accepts_form_and_get_encodings_and_user_phone_inner() {
 
 #[tokio::test]
 async fn finish_validates_user_call_id_type_and_flags_missed_incoming_calls() {
-    let peer = seeded(PeerOptions::default()).await;
+    let peer = BitrixPeer::seeded(PeerOptions::default()).await;
     let call_id = register(&peer, inbound(17, CONTACT_PHONE, "fs-m")).await;
     let cases = [
         (
@@ -660,7 +636,7 @@ async fn finish_validates_user_call_id_type_and_flags_missed_incoming_calls() {
 
 #[tokio::test]
 async fn error_style_switch_emits_an_empty_error_code() {
-    let peer = seeded(PeerOptions {
+    let peer = BitrixPeer::seeded(PeerOptions {
         error_style: ErrorStyle::Empty,
         ..PeerOptions::default()
     })
@@ -684,7 +660,7 @@ async fn error_style_switch_emits_an_empty_error_code() {
 
 #[tokio::test]
 async fn webhook_auth_is_accepted_when_the_switch_allows_it() {
-    let peer = seeded(PeerOptions {
+    let peer = BitrixPeer::seeded(PeerOptions {
         webhook_wrong_auth_type: false,
         ..PeerOptions::default()
     })
@@ -730,7 +706,7 @@ async fn webhook_auth_is_accepted_when_the_switch_allows_it() {
 
 #[tokio::test]
 async fn credentials_are_checked_before_anything_else() {
-    let peer = seeded(PeerOptions::default()).await;
+    let peer = BitrixPeer::seeded(PeerOptions::default()).await;
     let bad_hook = format!("{}/rest/1/wrong-secret/user.get.json", peer.base_url());
     let resp = client()
         .post(bad_hook)
@@ -825,7 +801,7 @@ async fn finished_call(peer: &BitrixPeer, ext: &str) -> String {
 #[tokio::test]
 async fn attach_record_inline_base64_stores_the_exact_bytes() {
     use base64::Engine;
-    let peer = seeded(PeerOptions::default()).await;
+    let peer = BitrixPeer::seeded(PeerOptions::default()).await;
     let open_call = register(&peer, inbound(17, CONTACT_PHONE, "fs-open")).await;
     let call_id = finished_call(&peer, "fs-rec").await;
     let wav = wav_bytes();
@@ -896,7 +872,7 @@ async fn recording_host(bytes: Vec<u8>) -> (String, tokio::task::JoinHandle<()>)
 
 #[tokio::test]
 async fn attach_record_by_url_downloads_the_file_and_reports_http_errors() {
-    let peer = seeded(PeerOptions::default()).await;
+    let peer = BitrixPeer::seeded(PeerOptions::default()).await;
     let call_id = finished_call(&peer, "fs-url").await;
     let mp3 = mp3_bytes();
     let (host, task) = recording_host(mp3.clone()).await;
@@ -927,7 +903,7 @@ async fn attach_record_by_url_downloads_the_file_and_reports_http_errors() {
 
 #[tokio::test]
 async fn attach_record_two_step_upload_accepts_a_multipart_file() {
-    let peer = seeded(PeerOptions::default()).await;
+    let peer = BitrixPeer::seeded(PeerOptions::default()).await;
     let call_id = finished_call(&peer, "fs-up").await;
     let (status, reply) = json_call(
         &peer,
@@ -988,7 +964,7 @@ async fn attach_record_two_step_upload_accepts_a_multipart_file() {
 
 #[tokio::test]
 async fn search_crm_entities_puts_contacts_before_leads_and_companies() {
-    let peer = seeded(PeerOptions::default()).await;
+    let peer = BitrixPeer::seeded(PeerOptions::default()).await;
     peer.add_entity(CrmEntity::company(
         502,
         "Shared line Ltd",
@@ -1045,7 +1021,7 @@ async fn search_crm_entities_puts_contacts_before_leads_and_companies() {
 
 #[tokio::test]
 async fn external_lines_are_added_listed_updated_and_deleted() {
-    let peer = seeded(PeerOptions::default()).await;
+    let peer = BitrixPeer::seeded(PeerOptions::default()).await;
     let (status, reply) = json_call(
         &peer,
         "telephony.externalLine.add",
@@ -1114,7 +1090,7 @@ async fn external_lines_are_added_listed_updated_and_deleted() {
 
 #[tokio::test]
 async fn user_get_filters_by_extension_and_pages_by_fifty() {
-    let peer = seeded(PeerOptions::default()).await;
+    let peer = BitrixPeer::seeded(PeerOptions::default()).await;
     for id in 100..160 {
         peer.add_user(SeedUser::new(id, "Agent", Some(&format!("{}", 1000 + id))));
     }
@@ -1172,7 +1148,7 @@ async fn user_get_filters_by_extension_and_pages_by_fifty() {
 
 #[tokio::test]
 async fn crm_get_methods_return_string_fields_and_not_found() {
-    let peer = seeded(PeerOptions::default()).await;
+    let peer = BitrixPeer::seeded(PeerOptions::default()).await;
     for (method, id, field, value) in [
         ("crm.contact.get", 311, "NAME", "Erika Mustermann"),
         ("crm.lead.get", 700, "TITLE", "Lead from web"),
@@ -1201,7 +1177,7 @@ async fn crm_get_methods_return_string_fields_and_not_found() {
 
 #[tokio::test]
 async fn event_binding_is_app_only_and_reports_duplicates() {
-    let peer = seeded(PeerOptions::default()).await;
+    let peer = BitrixPeer::seeded(PeerOptions::default()).await;
     let bind =
         json!({"event": "onExternalCallStart", "handler": "https://pbx.example.com/bitrix/event"});
     let (status, reply) = json_call(&peer, "event.bind", bind.clone()).await;
@@ -1242,7 +1218,7 @@ async fn event_binding_is_app_only_and_reports_duplicates() {
 
 #[tokio::test]
 async fn batch_runs_sequentially_with_substitution_halt_and_php_empty_maps() {
-    let peer = seeded(PeerOptions::default()).await;
+    let peer = BitrixPeer::seeded(PeerOptions::default()).await;
     // Raw JSON text: serde_json maps sort their keys, and the order sent is the order run.
     let body = format!(
         r#"{{"halt": 1, "auth": "{}", "cmd": {{
@@ -1310,7 +1286,7 @@ async fn batch_runs_sequentially_with_substitution_halt_and_php_empty_maps() {
 
 #[tokio::test]
 async fn batch_form_encoding_lists_and_limits() {
-    let peer = seeded(PeerOptions::default()).await;
+    let peer = BitrixPeer::seeded(PeerOptions::default()).await;
     let (status, reply) = form_call(
         &peer,
         "batch",
@@ -1352,7 +1328,7 @@ async fn operating_budget_answers_429_for_that_method_only() {
         )]
         .into(),
     };
-    let peer = seeded(PeerOptions {
+    let peer = BitrixPeer::seeded(PeerOptions {
         operating: Some(budget),
         ..PeerOptions::default()
     })
@@ -1382,7 +1358,7 @@ async fn operating_budget_answers_429_for_that_method_only() {
 
 #[tokio::test]
 async fn refused_outage_closes_the_port_and_restore_reopens_it() {
-    let peer = seeded(PeerOptions::default()).await;
+    let peer = BitrixPeer::seeded(PeerOptions::default()).await;
     let addr = peer.addr();
     // One client throughout: its pooled keep-alive connection must not outlive the outage.
     let http = client();
@@ -1411,7 +1387,7 @@ async fn refused_outage_closes_the_port_and_restore_reopens_it() {
 
 #[tokio::test]
 async fn http500_and_slow_outages_answer_as_configured() {
-    let peer = seeded(PeerOptions::default()).await;
+    let peer = BitrixPeer::seeded(PeerOptions::default()).await;
     peer.go_down(Outage::Http500).await;
     let (status, reply) = json_call(
         &peer,
@@ -1437,7 +1413,7 @@ async fn http500_and_slow_outages_answer_as_configured() {
 
 #[tokio::test]
 async fn redirect_mode_answers_302_to_the_renamed_base() {
-    let peer = seeded(PeerOptions::default()).await;
+    let peer = BitrixPeer::seeded(PeerOptions::default()).await;
     peer.set_redirect(true);
     let token = peer.latest_tokens().access;
     let resp = client()
@@ -1510,7 +1486,7 @@ fn field<'a>(form: &'a [(String, String)], key: &str) -> &'a str {
 
 #[tokio::test]
 async fn click_to_call_registers_the_call_and_posts_the_event_form() {
-    let peer = seeded(PeerOptions::default()).await;
+    let peer = BitrixPeer::seeded(PeerOptions::default()).await;
     let (handler, mut events, task) = event_sink().await;
     let click = ClickToCall {
         user_id: 17,
@@ -1580,7 +1556,7 @@ async fn click_to_call_registers_the_call_and_posts_the_event_form() {
 
 #[tokio::test]
 async fn php_bracket_forms_with_indices_parse_like_php() {
-    let peer = seeded(PeerOptions::default()).await;
+    let peer = BitrixPeer::seeded(PeerOptions::default()).await;
     let call_id = register(&peer, inbound(17, CONTACT_PHONE, "fs-br")).await;
     let (_, reply) = form_call(
         &peer,
@@ -1614,7 +1590,7 @@ async fn php_bracket_forms_with_indices_parse_like_php() {
 
 #[tokio::test]
 async fn webhook_lines_live_in_their_own_namespace() {
-    let peer = seeded(PeerOptions {
+    let peer = BitrixPeer::seeded(PeerOptions {
         webhook_wrong_auth_type: false,
         ..PeerOptions::default()
     })
@@ -1645,7 +1621,7 @@ async fn webhook_lines_live_in_their_own_namespace() {
 
 #[tokio::test]
 async fn lost_register_response_is_safe_to_retry_with_the_same_external_call_id() {
-    let peer = seeded(PeerOptions::default()).await;
+    let peer = BitrixPeer::seeded(PeerOptions::default()).await;
     peer.fail_next("telephony.externalCall.register", 1, Fault::LoseResponse);
     let mut body = inbound(17, CONTACT_PHONE, "fs-lost");
     // The 30-minute window is measured from CALL_START_DATE [impl]: send a current one.
@@ -1682,7 +1658,7 @@ async fn lost_register_response_is_safe_to_retry_with_the_same_external_call_id(
 
 #[tokio::test]
 async fn overload_outage_answers_503_overload_limit() {
-    let peer = seeded(PeerOptions::default()).await;
+    let peer = BitrixPeer::seeded(PeerOptions::default()).await;
     peer.go_down(Outage::Overload).await;
     let (status, reply) = json_call(&peer, "user.get", json!({})).await;
     assert_eq!((status, error_of(&reply).0), (503, "OVERLOAD_LIMIT"));
@@ -1694,7 +1670,7 @@ async fn overload_outage_answers_503_overload_limit() {
 
 #[tokio::test]
 async fn attach_transcription_validates_messages_and_needs_a_finished_call() {
-    let peer = seeded(PeerOptions::default()).await;
+    let peer = BitrixPeer::seeded(PeerOptions::default()).await;
     let open_call = register(&peer, inbound(17, CONTACT_PHONE, "fs-tr-open")).await;
     let call_id = finished_call(&peer, "fs-tr").await;
     let good = json!([{"SIDE": "User", "START_TIME": 0, "STOP_TIME": 3, "MESSAGE": "Hello"},

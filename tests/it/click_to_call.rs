@@ -11,7 +11,7 @@ use fsb24::call::click::{ClickDeps, ClickDial, CustomerRoute, Hygiene, Limits, r
 use fsb24::call::effects::Dialer;
 use fsb24::config::{DialConfig, DialTemplate};
 use fsb24::esl::command::{Domain, Extension, Name};
-use fsb24::esl::{Backoff, InboundClient, InboundHandle, InboundOptions, Presence};
+use fsb24::esl::{InboundClient, InboundHandle, InboundOptions, Presence, ReconnectBackoff};
 use fsb24::http::{ClickToCall, EventEndpoint};
 use fsb24::ids::{BitrixCallId, BitrixUserId, ExternalCallId, PhoneNumber};
 use fsb24::outbox::op::{BitrixWrite, FinishCall};
@@ -75,7 +75,7 @@ fn inbound_options(fs: &FsPeer) -> InboundOptions {
         connect_timeout: Duration::from_secs(2),
         command_timeout: Duration::from_secs(2),
         job_timeout: Duration::from_secs(10),
-        backoff: Backoff {
+        backoff: ReconnectBackoff {
             initial: Duration::from_millis(50),
             max: Duration::from_millis(200),
             jitter: 0.0,

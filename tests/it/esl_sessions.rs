@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use fsb24::esl::command::Domain;
 use fsb24::esl::{
-    Backoff, EslError, InboundClient, InboundOptions, OutboundOptions, OutboundServer, Presence,
-    SwitchEvent,
+    EslError, InboundClient, InboundOptions, OutboundOptions, OutboundServer, Presence,
+    ReconnectBackoff, SwitchEvent,
 };
 use fsb24::ids::ChannelId;
 use futures_util::future::join_all;
@@ -109,7 +109,7 @@ fn inbound_options(fs: &FsPeer) -> InboundOptions {
         // long on purpose: a command during the outage must fail at once, not by timing out
         command_timeout: Duration::from_secs(30),
         job_timeout: Duration::from_secs(5),
-        backoff: Backoff {
+        backoff: ReconnectBackoff {
             initial: Duration::from_millis(50),
             max: Duration::from_millis(200),
             jitter: 0.0,

@@ -1,5 +1,7 @@
 //! The one integration-test binary: real loopback sockets, a fake FreeSWITCH and a fake Bitrix24.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
+// The support peers are this binary's own API: `pub` there is not the library's surface.
+#![allow(unreachable_pub)]
 
 mod support;
 

@@ -14,7 +14,7 @@ use tokio_util::task::TaskTracker;
 use fsb24::bitrix::{AuthSettings, BitrixClient, BitrixSettings, RateLimit, WebhookUrl};
 use fsb24::ids::{BitrixUserId, ExternalCallId, PhoneNumber};
 use fsb24::outbox::op::{CallType, FinishCall, RegisterCall};
-use fsb24::outbox::{Backoff, BitrixWrite, CallWrite, Outbox, WorkerConfig, worker};
+use fsb24::outbox::{BitrixWrite, CallWrite, Outbox, RetryBackoff, WorkerConfig, worker};
 
 use crate::support::bitrix_peer::{BitrixPeer, BucketConfig, Outage, PeerOptions, SeedUser};
 
@@ -81,7 +81,7 @@ async fn after_an_outage_the_backlog_follows_the_portal_within_2_s_at_its_rate()
         .unwrap();
     // retry_max 5 min: every entry's own timer would be minutes away after a long outage.
     let config = WorkerConfig {
-        backoff: Backoff {
+        backoff: RetryBackoff {
             base: Duration::from_millis(500),
             max: Duration::from_secs(300),
             jitter: 0.0,

@@ -31,7 +31,7 @@ use chrono::Utc;
 use tokio::sync::{Semaphore, watch};
 use tokio::time::timeout;
 
-use fsb24::call::recover::{MISSED_STATUS, UNKNOWN_REASON};
+use fsb24::call::recover::{MISSED_STATUS, UNKNOWN_REASON, WHY_GONE, WHY_HUNG_UP};
 
 use crate::support::app::{Agent, config_text};
 use crate::support::audio::{decode_mp3, mp3_beside};
@@ -356,12 +356,13 @@ async fn replay_and_check(bx: &BitrixPeer, offered: &[Offered], dir: &Path) -> (
     assert_eq!(dead_letters(&db), [], "nothing may be given up");
     let replay = restored.elapsed();
     let unstored: HashSet<String> = unstored.into_iter().map(|(id, _)| id).collect();
-    check_calls(bx, &by_key, &unstored, dir, &accepted);
+    let recovered = recovered_endings(&db, &accepted).await;
+    check_calls(bx, &by_key, &unstored, dir, &accepted, &recovered);
     let gap = format!(
         "outbox_crash: recordings lost between finish and attachRecord: {}",
         unstored.len()
     );
-    let report = throughput_report(bx, offered.len(), total, replay, &dir.join("fsb24.log"));
+    let report = throughput_report(bx, offered.len(), total, replay, &recovered);
     (format!("{report}\n{gap}"), unstored.len())
 }
 
@@ -452,9 +453,9 @@ fn check_calls(
     unstored: &HashSet<String>,
     dir: &Path,
     accepted: &HashSet<String>,
+    recovered: &HashMap<String, &'static str>,
 ) {
     let calls = bx.calls();
-    let gone_before_restart = recovered_gone(&dir.join("fsb24.log"));
     let mut per_key: HashMap<String, usize> = HashMap::new();
     for c in &calls {
         let key = c.external_call_id.clone().unwrap_or_default();
@@ -521,7 +522,7 @@ fn check_calls(
         }
         assert_eq!(f.status_code, "200", "{key}: status");
         let file = dir.join("rec").join(format!("{}.wav", o.uuid));
-        if f.duration == 0 && !file.exists() && gone_before_restart.contains(&key) {
+        if f.duration == 0 && !file.exists() && recovered.get(&key) == Some(&WHY_GONE) {
             // Answered, then over while fsb24 was down, and no recording to date its end: the
             // talk time is unknown (the agent and the answer are not).
             continue;
@@ -547,35 +548,24 @@ fn check_calls(
     }
 }
 
-/// The calls recovery found already gone (from the fsb24 log).
-fn recovered_gone(log: &Path) -> HashSet<String> {
-    let text = std::fs::read_to_string(log).unwrap_or_default();
-    text.lines()
-        .filter(|l| {
-            l.contains("call left open by a previous run finished")
-                && l.contains("gone before the restart")
-        })
-        .filter_map(|l| {
-            let start = l.find("call=fs-")? + "call=".len();
-            let key = &l[start..];
-            Some(key[..key.find(['}', ' ']).unwrap_or(key.len())].to_owned())
-        })
-        .collect()
-}
-
-/// How many recovered calls fsb24 followed to their hang-up and how many it found gone (log).
-fn recovered_counts(log: &Path) -> (usize, usize) {
-    let text = std::fs::read_to_string(log).unwrap_or_default();
-    let finished = text
-        .lines()
-        .filter(|l| l.contains("call left open by a previous run finished"));
-    finished.fold((0, 0), |(up, gone), l| {
-        if l.contains("hung up after the restart") {
-            (up + 1, gone)
-        } else {
-            (up, gone + 1)
+/// How recovery finished each call a killed run left open (`WHY_GONE` or `WHY_HUNG_UP`), read
+/// from the call's trail as `fsb24 call show` prints it: the "why" of its finish.
+async fn recovered_endings(db: &Path, accepted: &HashSet<String>) -> HashMap<String, &'static str> {
+    let mut out = HashMap::new();
+    for key in accepted {
+        let trails = fsb24::outbox::call_trails(db, key).await.unwrap();
+        let finishes = trails
+            .iter()
+            .filter(|t| t.call.as_str() == key)
+            .flat_map(|t| &t.entries)
+            .filter(|e| e.kind == "finish");
+        for why in finishes.filter_map(|e| e.cause.as_ref().map(|(_, why)| why.as_str())) {
+            if let Some(ending) = [WHY_GONE, WHY_HUNG_UP].into_iter().find(|w| *w == why) {
+                out.insert(key.clone(), ending);
+            }
         }
-    })
+    }
+    out
 }
 
 fn throughput_report(
@@ -583,7 +573,7 @@ fn throughput_report(
     offered: usize,
     accepted: usize,
     replay: Duration,
-    log: &Path,
+    recovered: &HashMap<String, &'static str>,
 ) -> String {
     let requests = bx.requests();
     let unknown = bx
@@ -595,7 +585,8 @@ fn throughput_report(
                 .is_some_and(|f| f.failed_reason == UNKNOWN_REASON)
         })
         .count();
-    let (followed, gone) = recovered_counts(log);
+    let gone = recovered.values().filter(|w| **w == WHY_GONE).count();
+    let followed = recovered.len() - gone;
     let (first, last) = (
         requests.first().map(|r| r.at),
         requests.last().map(|r| r.at),

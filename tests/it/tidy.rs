@@ -1,4 +1,6 @@
-//! Greps `src/` for what house style bans, since the top level has no clippy.toml.
+//! Checks clippy cannot make: every module has a `//!` doc, only `src/esl` touches the ESL
+//! crate, the README's code map matches the tree. (`clippy.toml` and `[lints]` in `Cargo.toml`
+//! ban `std::time::Instant`, `thread::sleep`, `resume`, `todo!`, `unimplemented!` and `dbg!`.)
 
 use std::path::{Path, PathBuf};
 
@@ -27,31 +29,6 @@ fn sources() -> Vec<(PathBuf, String)> {
 }
 
 #[test]
-fn src_uses_no_std_instant_no_thread_sleep_and_no_placeholders() {
-    // Paused-clock tests only control tokio's Instant; a sleeping thread blocks the runtime.
-    let banned = [
-        "std::time::Instant",
-        "thread::sleep",
-        "todo!(",
-        "unimplemented!(",
-        "dbg!(",
-    ];
-    let mut hits = Vec::new();
-    for (path, text) in sources() {
-        for (n, line) in text.lines().enumerate() {
-            if banned.iter().any(|b| line.contains(b)) && !line.trim_start().starts_with("//") {
-                hits.push(format!("{}:{}: {}", path.display(), n + 1, line.trim()));
-            }
-        }
-    }
-    assert!(
-        hits.is_empty(),
-        "banned items in src/:\n{}",
-        hits.join("\n")
-    );
-}
-
-#[test]
 fn every_module_opens_with_a_doc_comment() {
     let missing: Vec<_> = sources()
         .into_iter()
@@ -74,5 +51,125 @@ fn only_the_esl_module_touches_the_esl_crate() {
     assert!(
         offenders.is_empty(),
         "freeswitch_esl_tokio used outside src/esl: {offenders:?}"
+    );
+}
+
+/// The README's "Code map" section: from its heading to the next heading.
+fn code_map() -> String {
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let start = readme.find("### Code map").expect("README has a code map");
+    let rest = &readme[start + "### Code map".len()..];
+    let end = rest.find("\n#").unwrap_or(rest.len());
+    rest[..end].to_string()
+}
+
+/// Every backticked path in the code map (`src/call/`, `task.rs`, `click/hygiene.rs`), resolved
+/// against the bullet's own module (its first `src/...` path) or else the crate root.
+fn code_map_paths() -> Vec<(String, Vec<PathBuf>)> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut out = Vec::new();
+    for bullet in code_map().split("\n- ").skip(1) {
+        let mut base: Option<PathBuf> = None;
+        for name in bullet.split('`').skip(1).step_by(2) {
+            let is_path = name.ends_with(".rs") || name.ends_with('/');
+            if !is_path || name.contains(' ') || name.contains("::") {
+                continue;
+            }
+            let mut candidates = vec![root.join(name), root.join("src").join(name)];
+            if let Some(base) = &base {
+                candidates.insert(0, base.join(name));
+            }
+            if base.is_none() && name.starts_with("src/") && name.ends_with('/') {
+                base = Some(root.join(name));
+            }
+            out.push((name.to_string(), candidates));
+        }
+    }
+    out
+}
+
+#[test]
+fn readme_code_map_names_only_files_that_exist() {
+    let missing: Vec<_> = code_map_paths()
+        .into_iter()
+        .filter(|(_, candidates)| !candidates.iter().any(|c| c.exists()))
+        .map(|(name, _)| name)
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "README code map names paths that are not in the tree: {missing:?}"
+    );
+}
+
+#[test]
+fn readme_code_map_names_every_module_folder_and_top_level_file() {
+    // A folder's entry describes the files in it; a new folder or top-level module needs its own.
+    let named: Vec<PathBuf> = code_map_paths()
+        .into_iter()
+        .flat_map(|(_, candidates)| candidates.into_iter().filter(|c| c.exists()))
+        .filter_map(|c| c.canonicalize().ok())
+        .collect();
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut modules = Vec::new();
+    module_folders(&src, &mut modules);
+    for entry in std::fs::read_dir(&src).unwrap() {
+        let path = entry.unwrap().path();
+        let file = path.file_name().unwrap().to_str().unwrap().to_string();
+        if path.is_file() && !matches!(file.as_str(), "lib.rs" | "main.rs") {
+            modules.push(path);
+        }
+    }
+    let is_named = |path: &Path| {
+        // A folder `x/` is also named by its module file `x.rs`.
+        let file = path.with_extension("rs");
+        [path, file.as_path()]
+            .iter()
+            .filter_map(|p| p.canonicalize().ok())
+            .any(|p| named.contains(&p))
+    };
+    let unnamed: Vec<_> = modules
+        .into_iter()
+        .filter(|path| !is_named(path))
+        .map(|path| path.strip_prefix(&src).unwrap().display().to_string())
+        .collect();
+    assert!(
+        unnamed.is_empty(),
+        "modules under src/ the README code map does not name: {unnamed:?}"
+    );
+}
+
+/// Every folder under `dir` that holds code besides tests.
+fn module_folders(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if !path.is_dir() || path.file_name().is_some_and(|f| f == "tests") {
+            continue;
+        }
+        let has_code = std::fs::read_dir(&path).unwrap().any(|e| {
+            let name = e.unwrap().file_name().to_string_lossy().into_owned();
+            name.ends_with(".rs") && name != "tests.rs" && !name.ends_with("_tests.rs")
+        });
+        if has_code {
+            out.push(path.clone());
+        }
+        module_folders(&path, out);
+    }
+}
+
+#[test]
+fn the_bitrix_client_does_not_import_the_outbox() {
+    // The protocol client stands alone; `outbox::bitrix` adapts it to the outbox's seam.
+    let offenders: Vec<_> = sources()
+        .into_iter()
+        .filter(|(path, text)| {
+            let in_bitrix = path.components().any(|c| c.as_os_str() == "bitrix");
+            in_bitrix && text.contains("crate::outbox")
+        })
+        .map(|(path, _)| path.display().to_string())
+        .collect();
+    assert!(
+        offenders.is_empty(),
+        "bitrix imports the outbox: {offenders:?}"
     );
 }

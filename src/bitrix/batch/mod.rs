@@ -14,19 +14,20 @@ use crate::ids::ExternalCallId;
 
 /// One REST call waiting to be sent.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Command {
+pub(crate) struct Command {
     /// The method.
     pub method: Method,
     /// Its parameters (a JSON object).
     pub params: Value,
-    /// The call it belongs to: commands of one call are never reordered, and a later one is
-    /// never sent while an earlier one is still in flight in another request.
+    /// The call it belongs to: commands of one call queued together are never reordered (and
+    /// neighbouring show/hide merge). Across requests the caller keeps the order: the outbox
+    /// worker, the one owner of per-call ordering, has at most one write of a call in flight.
     pub key: Option<ExternalCallId>,
 }
 
 /// A command ready to send, with everyone waiting for its result (several when merged).
 #[derive(Debug)]
-pub struct Planned<T> {
+pub(crate) struct Planned<T> {
     /// What to send.
     pub command: Command,
     /// Who gets the result.
@@ -42,7 +43,7 @@ struct Entry<T> {
 
 /// Commands waiting for the next flush, in arrival order.
 #[derive(Debug)]
-pub struct Pending<T> {
+pub(crate) struct Pending<T> {
     entries: VecDeque<Entry<T>>,
 }
 
@@ -56,7 +57,7 @@ impl<T> Default for Pending<T> {
 
 impl<T> Pending<T> {
     /// Queues a command that arrived at `now`.
-    pub fn push(&mut self, command: Command, waiter: T, now: Instant) {
+    pub(crate) fn push(&mut self, command: Command, waiter: T, now: Instant) {
         self.entries.push_back(Entry {
             command,
             since: now,
@@ -64,42 +65,21 @@ impl<T> Pending<T> {
         });
     }
 
-    /// Number of queued commands.
-    pub fn len(&self) -> usize {
-        self.entries.len()
-    }
-
     /// Whether nothing is queued.
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
 
     /// Removes everything (shutdown).
-    pub fn drain_all(&mut self) -> impl Iterator<Item = (Command, T)> + '_ {
+    pub(crate) fn drain_all(&mut self) -> impl Iterator<Item = (Command, T)> + '_ {
         self.entries.drain(..).map(|e| (e.command, e.waiter))
     }
 
-    fn sendable<'a>(
-        &'a self,
-        busy: &'a HashSet<ExternalCallId>,
-    ) -> impl Iterator<Item = &'a Entry<T>> + 'a {
-        let mut blocked: HashSet<&ExternalCallId> = HashSet::new();
-        self.entries.iter().filter(move |e| match &e.command.key {
-            Some(k) if busy.contains(k) || blocked.contains(k) => {
-                blocked.insert(k);
-                false
-            }
-            _ => true,
-        })
-    }
-
-    /// When a flush is due: `window` after the oldest command that could be sent (commands of a
-    /// call with a request in flight wait for it), or at once when a full batch is ready.
-    /// `None` when nothing can be sent.
-    pub fn due_at(&self, busy: &HashSet<ExternalCallId>, window: Duration) -> Option<Instant> {
-        let mut sendable = self.sendable(busy);
-        let oldest = sendable.next()?.since;
-        if 1 + sendable.count() >= BATCH_MAX {
+    /// When a flush is due: `window` after the oldest command, or at once when a full batch is
+    /// ready. `None` when nothing is queued.
+    pub(crate) fn due_at(&self, window: Duration) -> Option<Instant> {
+        let oldest = self.entries.front()?.since;
+        if self.entries.len() >= BATCH_MAX {
             return Some(oldest);
         }
         Some(oldest + window)
@@ -107,7 +87,7 @@ impl<T> Pending<T> {
 
     /// Takes up to `max` commands that may be sent now, merging show (or hide) commands of one
     /// call that follow each other in that call's sequence into one with a `USER_ID` array.
-    pub fn take(&mut self, busy: &HashSet<ExternalCallId>, max: usize) -> Vec<Planned<T>> {
+    pub(crate) fn take(&mut self, max: usize) -> Vec<Planned<T>> {
         let mut planned: Vec<Planned<T>> = Vec::new();
         let mut last_of_key: HashMap<ExternalCallId, usize> = HashMap::new();
         let mut blocked: HashSet<ExternalCallId> = HashSet::new();
@@ -115,7 +95,7 @@ impl<T> Pending<T> {
         while let Some(entry) = self.entries.pop_front() {
             let key = entry.command.key.clone();
             if let Some(k) = &key {
-                if busy.contains(k) || blocked.contains(k) {
+                if blocked.contains(k) {
                     kept.push_back(entry);
                     continue;
                 }
@@ -186,7 +166,7 @@ fn name(i: usize) -> String {
 }
 
 /// Builds the `batch` parameters for at most [`BATCH_MAX`] commands (the caller splits).
-pub fn build(commands: &[&Command]) -> BatchParams {
+pub(crate) fn build(commands: &[&Command]) -> BatchParams {
     let cmd = commands
         .iter()
         .enumerate()
@@ -208,7 +188,7 @@ pub fn build(commands: &[&Command]) -> BatchParams {
 
 /// Splits a batch answer into one result per command, in order. A sub-command with neither a
 /// result nor an error is reported as a decode error of its method.
-pub fn split(answer: BatchResult, methods: &[Method]) -> Vec<Result<Value, BitrixError>> {
+pub(crate) fn split(answer: BatchResult, methods: &[Method]) -> Vec<Result<Value, BitrixError>> {
     let BatchResult {
         mut result,
         mut result_error,

@@ -1,7 +1,6 @@
 //! Unit tests of `bitrix::batch`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::collections::HashSet;
 use std::time::Duration;
 
 use serde_json::json;
@@ -26,10 +25,6 @@ fn finish(call: &str) -> Command {
     }
 }
 
-fn none() -> HashSet<ExternalCallId> {
-    HashSet::new()
-}
-
 #[test]
 fn show_commands_of_one_call_queued_together_merge_into_one_user_array() {
     let t0 = Instant::now();
@@ -37,7 +32,7 @@ fn show_commands_of_one_call_queued_together_merge_into_one_user_array() {
     q.push(card(Method::Show, "a", &[1]), 1, t0);
     q.push(card(Method::Show, "a", &[2, 1]), 2, t0);
     q.push(card(Method::Show, "b", &[3]), 3, t0);
-    let planned = q.take(&none(), 50);
+    let planned = q.take(50);
     assert_eq!(planned.len(), 2);
     assert_eq!(planned[0].command.params["USER_ID"], json!([1, 2]));
     assert_eq!(planned[0].waiters, vec![1, 2]);
@@ -51,33 +46,9 @@ fn merging_never_reorders_across_another_command_of_the_same_call() {
     q.push(card(Method::Show, "a", &[1]), 1, t0);
     q.push(card(Method::Hide, "a", &[1]), 2, t0);
     q.push(card(Method::Show, "a", &[2]), 3, t0);
-    let planned = q.take(&none(), 50);
+    let planned = q.take(50);
     let methods: Vec<Method> = planned.iter().map(|p| p.command.method).collect();
     assert_eq!(methods, [Method::Show, Method::Hide, Method::Show]);
-}
-
-#[test]
-fn commands_of_a_call_in_flight_wait_and_keep_their_order() {
-    let t0 = Instant::now();
-    let mut q = Pending::default();
-    q.push(card(Method::Hide, "a", &[1]), 1, t0);
-    q.push(card(Method::Show, "b", &[2]), 2, t0);
-    q.push(finish("a"), 3, t0);
-    let busy: HashSet<_> = [ExternalCallId::new("a")].into();
-    let planned = q.take(&busy, 50);
-    assert_eq!(
-        planned
-            .iter()
-            .flat_map(|p| p.waiters.clone())
-            .collect::<Vec<_>>(),
-        [2]
-    );
-    assert_eq!(q.due_at(&busy, Duration::from_millis(10)), None);
-    let planned = q.take(&none(), 50);
-    assert_eq!(
-        planned.iter().map(|p| p.command.method).collect::<Vec<_>>(),
-        [Method::Hide, Method::Finish]
-    );
 }
 
 #[test]
@@ -90,12 +61,12 @@ fn a_full_batch_leaves_the_rest_of_a_call_behind_in_order() {
     q.push(card(Method::Hide, "a", &[1]), 100, t0);
     q.push(finish("b"), 101, t0);
     q.push(finish("a"), 102, t0);
-    let first = q.take(&none(), BATCH_MAX);
+    let first = q.take(BATCH_MAX);
     assert_eq!(first.len(), 50);
     assert_eq!(first.last().unwrap().waiters, [100]);
     // The finish of "a" must not ride in this batch ahead of... it may follow its hide, but
     // the batch is full; "b" and "a" stay queued in arrival order.
-    let rest = q.take(&none(), BATCH_MAX);
+    let rest = q.take(BATCH_MAX);
     assert_eq!(
         rest.iter().map(|p| p.waiters[0]).collect::<Vec<_>>(),
         [101, 102]
@@ -107,14 +78,14 @@ fn flush_is_due_one_window_after_the_oldest_command_or_at_once_when_full() {
     let t0 = Instant::now();
     let w = Duration::from_millis(10);
     let mut q = Pending::default();
-    assert_eq!(q.due_at(&none(), w), None);
+    assert_eq!(q.due_at(w), None);
     q.push(finish("a"), 0, t0);
     q.push(finish("b"), 1, t0 + Duration::from_millis(4));
-    assert_eq!(q.due_at(&none(), w), Some(t0 + w));
+    assert_eq!(q.due_at(w), Some(t0 + w));
     for i in 0..48 {
         q.push(finish(&format!("c{i}")), i, t0 + Duration::from_millis(5));
     }
-    assert_eq!(q.due_at(&none(), w), Some(t0));
+    assert_eq!(q.due_at(w), Some(t0));
 }
 
 #[test]

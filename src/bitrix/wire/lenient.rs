@@ -52,7 +52,7 @@ impl<'de, T: DeserializeOwned> Deserialize<'de> for MapOrEmpty<T> {
 
 /// A non-negative integer sent as a number or a digit string; `null`, `""`, `false` and `{}`
 /// mean absent.
-pub fn opt_u64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+pub(super) fn opt_u64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
     match Value::deserialize(d)? {
         Value::Null | Value::Bool(false) => Ok(None),
         Value::Number(n) => n
@@ -78,17 +78,17 @@ pub fn opt_u64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error>
 }
 
 /// Like [`opt_u64`] but required.
-pub fn u64_flex<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+pub(super) fn u64_flex<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
     opt_u64(d)?.ok_or_else(|| D::Error::custom("missing integer"))
 }
 
 /// A string that may be `null` (read as empty) or a number (read as its text).
-pub fn string_or_null<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+pub(super) fn string_or_null<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
     Ok(opt_string(d)?.unwrap_or_default())
 }
 
 /// A string where `null`, `false`, `""` and `{}` mean absent; numbers are read as text.
-pub fn opt_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+pub(super) fn opt_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
     match Value::deserialize(d)? {
         Value::String(s) if s.is_empty() => Ok(None),
         Value::String(s) => Ok(Some(s)),
@@ -100,7 +100,7 @@ pub fn opt_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::
 }
 
 /// A flag sent as `true`/`false`, `1`/`0`, `"1"`/`"0"` or `"Y"`/`"N"`; `null` is false.
-pub fn flag<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+pub(super) fn flag<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
     match Value::deserialize(d)? {
         Value::Bool(b) => Ok(b),
         Value::Null => Ok(false),
@@ -115,7 +115,9 @@ pub fn flag<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
 }
 
 /// A list that PHP may send as `[]`, as a list, or as a map keyed by position.
-pub fn list<'de, D: Deserializer<'de>, T: DeserializeOwned>(d: D) -> Result<Vec<T>, D::Error> {
+pub(super) fn list<'de, D: Deserializer<'de>, T: DeserializeOwned>(
+    d: D,
+) -> Result<Vec<T>, D::Error> {
     match Value::deserialize(d)? {
         Value::Null => Ok(Vec::new()),
         Value::Array(items) => items

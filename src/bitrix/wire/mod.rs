@@ -110,7 +110,8 @@ impl std::fmt::Display for Method {
 }
 
 /// A CRM entity type as Bitrix24 names it in `CRM_ENTITY_TYPE`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
 pub enum CrmEntityType {
     /// `LEAD`.
     Lead,

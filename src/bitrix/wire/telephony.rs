@@ -4,8 +4,8 @@ use serde::{Deserialize, Serialize};
 
 use super::lenient;
 use super::{CrmEntityType, Flag};
+use crate::bitrix::call::{CallType, CrmBinding, FinishCall, RegisterCall};
 use crate::ids::{BitrixCallId, BitrixUserId, ExternalCallId};
-use crate::outbox::op::{CallType, FinishCall, RegisterCall};
 
 /// `telephony.externalcall.register` parameters.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -56,8 +56,8 @@ impl RegisterParams {
             show: Flag(req.show),
             line_number: req.line_number.clone(),
             external_call_id: call.as_str().to_owned(),
-            crm_entity_type: req.crm.as_ref().map(|c| c.entity_type.clone()),
-            crm_entity_id: req.crm.as_ref().map(|c| c.entity_id),
+            crm_entity_type: req.crm.map(|c| c.entity_type.as_str().to_owned()),
+            crm_entity_id: req.crm.map(|c| c.entity_id),
         }
     }
 }
@@ -128,6 +128,18 @@ pub struct Registered {
         deserialize_with = "lenient::opt_string"
     )]
     pub lead_creation_error: Option<String>,
+}
+
+impl Registered {
+    /// The CRM entity the call was bound to: a known entity type with a real id, else none.
+    pub fn crm(&self) -> Option<CrmBinding> {
+        let entity_type = CrmEntityType::parse(self.crm_entity_type.as_deref()?)?;
+        let entity_id = self.crm_entity_id.filter(|id| *id > 0)?;
+        Some(CrmBinding {
+            entity_type,
+            entity_id,
+        })
+    }
 }
 
 /// `telephony.externalcall.show` / `.hide` parameters (one request, a `USER_ID` array).
@@ -219,20 +231,6 @@ pub struct Finished {
         deserialize_with = "lenient::opt_u64"
     )]
     pub crm_activity_id: Option<u64>,
-}
-
-/// `attachRecord` mode B: Bitrix24 downloads the file from a public URL.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct AttachUrlParams {
-    /// `CALL_ID`.
-    #[serde(rename = "CALL_ID")]
-    pub call_id: String,
-    /// `RECORD_URL`.
-    #[serde(rename = "RECORD_URL")]
-    pub record_url: String,
-    /// `FILENAME`.
-    #[serde(rename = "FILENAME", skip_serializing_if = "Option::is_none")]
-    pub filename: Option<String>,
 }
 
 /// `attachRecord` mode C, step 1: no `FILE_CONTENT`, ask for an upload URL.

@@ -5,8 +5,8 @@ use chrono::DateTime;
 use serde_json::{Value, json};
 
 use super::*;
+use crate::bitrix::call::{CallType, CrmBinding, FinishCall, RegisterCall};
 use crate::ids::{BitrixCallId, BitrixUserId, ExternalCallId, PhoneNumber};
-use crate::outbox::op::{CallType, CrmBinding, FinishCall, RegisterCall};
 
 fn register_call() -> RegisterCall {
     RegisterCall {
@@ -18,7 +18,7 @@ fn register_call() -> RegisterCall {
         crm_create: false,
         show: true,
         crm: Some(CrmBinding {
-            entity_type: "CONTACT".into(),
+            entity_type: CrmEntityType::Contact,
             entity_id: 311,
         }),
     }

@@ -11,7 +11,7 @@ use crate::call::effects::Dialer;
 use crate::config::{AgentConfig, Config, CustomerRoute as ConfigRoute};
 use crate::esl::command::{
     CommandError, DialLeg, DialString, Domain, Endpoint, Extension, Name, OriginateRequest,
-    OriginateThen,
+    OriginateThen, whole_secs,
 };
 use crate::ids::{BitrixUserId, PhoneNumber};
 
@@ -182,10 +182,6 @@ pub fn originate_request(
         then: OriginateThen::Bridge(DialString::single(customer)),
         timeout_secs: agent_ring,
     })
-}
-
-fn whole_secs(d: Duration) -> u32 {
-    u32::try_from(d.as_secs().max(1)).unwrap_or(u32::MAX)
 }
 
 #[cfg(test)]

@@ -49,7 +49,7 @@ pub struct ClickFilter {
 const PLAUSIBLE_UNIX: i64 = 1_000_000_000;
 
 /// When Bitrix24 registered the clicked call (unix seconds), if its `CALL_ID` says.
-pub fn clicked_at(call_id: &BitrixCallId) -> Option<i64> {
+pub(crate) fn clicked_at(call_id: &BitrixCallId) -> Option<i64> {
     let (_, stamp) = call_id.as_str().rsplit_once('.')?;
     if stamp.is_empty() || !stamp.bytes().all(|b| b.is_ascii_digit()) {
         return None;

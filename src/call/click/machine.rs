@@ -12,7 +12,7 @@ use crate::outbox::op::FinishCall;
 /// `STATUS_CODE` when the customer was never reached because of our side (agent phone failed,
 /// agent hung up first, no extension for the user): Bitrix24's "cancelled" (bitrix24-telephony.md
 /// §6.9, §9 outbound column "caller gave up").
-pub const CANCELLED: &str = "603-S";
+pub(crate) const CANCELLED: &str = "603-S";
 
 /// The two legs of a click-to-call: X rings the employee, Y (inside X's `&bridge`) the customer.
 #[derive(Debug, Clone, PartialEq, Eq)]

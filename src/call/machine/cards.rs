@@ -79,7 +79,7 @@ impl Call {
             line_number: meta.line.clone(),
             started_at: meta.started_at,
             crm_create: self.settings.crm_create,
-            crm: callback.and_then(|c| c.crm.clone()),
+            crm: callback.and_then(|c| c.crm),
         })
     }
 

@@ -17,7 +17,7 @@ use super::{Action, Call, Caller, CardMode, OwnerStep, State, Transferee};
 
 /// The recording of this call.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) enum Recording {
+pub(super) enum RecordingState {
     Off,
     /// We asked for it; no `RECORD_START` yet.
     Requested,
@@ -25,6 +25,13 @@ pub(super) enum Recording {
     Started(PathBuf),
     /// Complete.
     Stopped(PathBuf),
+}
+
+/// How the caller's side ended: the cause, and whether they gave up before anybody answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct CallerLeft {
+    cause: Cause,
+    gave_up: bool,
 }
 
 /// How long after the caller's hang-up a recording may take to close before every card is hidden.
@@ -44,11 +51,11 @@ impl Call {
         let Some(settings) = &self.settings.recording else {
             return;
         };
-        if self.recording != Recording::Off {
+        if self.recording != RecordingState::Off {
             return;
         }
         let path = self.render_path(&settings.path_template);
-        self.recording = Recording::Requested;
+        self.recording = RecordingState::Requested;
         // Stored before the switch is asked (the driver flushes card writes first), so that a
         // run killed mid-call still knows which file to attach.
         out.push(Action::Card(BitrixWrite::Note(CallNote::Recording {
@@ -86,9 +93,12 @@ impl Call {
 
     /// Our bridge returned after a conversation: the agent side is gone.
     pub(super) fn talk_ended(&mut self, exec: &crate::ids::ExecId, out: &mut Vec<Action>) {
-        let ours = self.talk.as_ref().is_some_and(|t| t.exec == *exec);
         // After a transfer the switch owns the conversation; only the caller's hang-up ends it.
-        if ours && !self.transferred {
+        let ours = self
+            .talk
+            .as_ref()
+            .is_some_and(|t| t.exec == *exec && !t.transferred);
+        if ours {
             out.push(Action::HangupCaller {
                 cause: Cause::NORMAL_CLEARING,
             });
@@ -101,7 +111,7 @@ impl Call {
             tracing::debug!("transfer before an answer; ignored");
             return;
         };
-        self.transferred = true;
+        talk.transferred = true;
         let Some(to) = to else { return };
         let old = talk.user;
         if talk.reserved
@@ -127,8 +137,8 @@ impl Call {
     }
 
     pub(super) fn record_stopped(&mut self, path: PathBuf, out: &mut Vec<Action>) {
-        self.recording = Recording::Stopped(path.clone());
-        if let State::HungUp { finish } = &mut self.state
+        self.recording = RecordingState::Stopped(path.clone());
+        if let State::HungUp { finish, .. } = &mut self.state
             && let Some(pending) = finish.take()
         {
             self.emit_finish(pending.finish, Some(path), true, out);
@@ -136,26 +146,26 @@ impl Call {
     }
 
     pub(super) fn caller_hung_up(&mut self, now: Instant, cause: Cause, out: &mut Vec<Action>) {
-        match &self.state {
+        let gave_up = match &self.state {
             State::Finished | State::HungUp { .. } => return,
-            State::Idle | State::LookingUp { .. } | State::Hunting { .. } => {
-                self.caller_gave_up = true
-            }
-            State::Talking | State::Closing => {}
-        }
+            State::Idle | State::LookingUp { .. } | State::Hunting { .. } => true,
+            State::Talking | State::Closing => false,
+        };
         self.cancel_ringing(out);
-        self.awaiting_offer = false;
         self.release_talker(out);
         tracing::info!(cause = %cause, "caller hung up");
-        self.caller_cause = Some(cause);
-        self.state = State::HungUp { finish: None };
         // Regression (call_cases late recording): with a slow file the cards stayed open until
         // the file was ready; they close after RECORD_GRACE, the finish still waits.
-        if self.talk.is_some()
-            && matches!(self.recording, Recording::Started(_) | Recording::Requested)
-        {
-            self.hide_at = Some(now + RECORD_GRACE);
-        }
+        let recording = matches!(
+            self.recording,
+            RecordingState::Started(_) | RecordingState::Requested
+        );
+        let hide_at = (self.talk.is_some() && recording).then(|| now + RECORD_GRACE);
+        self.state = State::HungUp {
+            finish: None,
+            hide_at,
+            caller: CallerLeft { cause, gave_up },
+        };
     }
 
     pub(super) fn hangup_complete(
@@ -171,12 +181,17 @@ impl Call {
             return;
         }
         self.caller_hung_up(now, cause, out);
-        if self.state != (State::HungUp { finish: None }) {
-            return;
-        }
-        let finish = self.finish_call(now, Some(billsec));
+        let (hide_at, caller) = match &self.state {
+            State::HungUp {
+                finish: None,
+                hide_at,
+                caller,
+            } => (*hide_at, caller.clone()),
+            _ => return,
+        };
+        let finish = self.finish_call(now, Some(billsec), &caller);
         let path = match &self.recording {
-            Recording::Started(_) if self.talk.is_some() => {
+            RecordingState::Started(_) if self.talk.is_some() => {
                 // Scenario 5: the file is not complete; close every card now, finish when it is.
                 self.cards.close_all_except(None, out);
                 let wait = self
@@ -190,10 +205,12 @@ impl Call {
                         finish,
                         until: now + wait,
                     }),
+                    hide_at,
+                    caller,
                 };
                 return;
             }
-            Recording::Stopped(path) if self.talk.is_some() => Some(path.clone()),
+            RecordingState::Stopped(path) if self.talk.is_some() => Some(path.clone()),
             _ => None,
         };
         self.emit_finish(finish, path, true, out);
@@ -203,12 +220,16 @@ impl Call {
         match &mut self.state {
             State::LookingUp { until, .. } if *until <= now => self.lookup_done(now, None, out),
             State::Hunting { .. } => self.hunting_deadline(now, out),
-            State::HungUp { finish: None } if self.hide_at.is_some_and(|at| at <= now) => {
-                self.hide_at = None;
+            State::HungUp {
+                finish: None,
+                hide_at,
+                ..
+            } if hide_at.is_some_and(|at| at <= now) => {
+                *hide_at = None;
                 tracing::info!("recording not closed yet; hiding every card");
                 self.cards.close_all_except(None, out);
             }
-            State::HungUp { finish } if finish.as_ref().is_some_and(|p| p.until <= now) => {
+            State::HungUp { finish, .. } if finish.as_ref().is_some_and(|p| p.until <= now) => {
                 if let Some(pending) = finish.take() {
                     tracing::warn!("recording not complete in time; finishing without it");
                     self.emit_finish(pending.finish, None, true, out);
@@ -246,7 +267,6 @@ impl Call {
             State::LookingUp { .. } | State::Hunting { .. } => {
                 tracing::info!("shutdown: caller handed to the dialplan fallback");
                 self.cancel_ringing(out);
-                self.awaiting_offer = false;
                 self.state = State::Finished;
                 out.push(Action::Exit);
             }
@@ -267,7 +287,7 @@ impl Call {
     }
 
     /// The finish for this call; `billsec` `None` means "measure the talk time ourselves".
-    fn finish_call(&self, now: Instant, billsec: Option<u32>) -> FinishCall {
+    fn finish_call(&self, now: Instant, billsec: Option<u32>, caller: &CallerLeft) -> FinishCall {
         let measured = |since: Instant| {
             u32::try_from(now.saturating_duration_since(since).as_secs()).unwrap_or(u32::MAX)
         };
@@ -283,7 +303,7 @@ impl Call {
         let status_code = finish_status(
             Direction::Inbound,
             answered,
-            self.caller_gave_up,
+            caller.gave_up,
             self.settings.missed_status,
             self.last_attempt.as_ref(),
         );
@@ -293,7 +313,7 @@ impl Call {
             self.last_attempt
                 .as_ref()
                 .map(|a| &a.cause)
-                .or(self.caller_cause.as_ref())
+                .or(Some(&caller.cause))
                 .map(|c| c.to_string())
         };
         FinishCall {

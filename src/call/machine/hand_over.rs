@@ -110,6 +110,7 @@ impl Call {
             plan,
             ring,
             retry_at,
+            ..
         } = &mut self.state
         else {
             return;
@@ -145,7 +146,6 @@ impl Call {
     }
 
     pub(super) fn overflow(&mut self, now: Instant, target: Overflow, out: &mut Vec<Action>) {
-        self.awaiting_offer = false;
         match target {
             Overflow::Queue(route) => self.enter_queue(now, *route, out),
             Overflow::Agent(direct) => self.ring_direct(now, *direct, out),

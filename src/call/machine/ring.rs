@@ -101,6 +101,7 @@ impl Call {
             plan,
             ring: None,
             retry_at: None,
+            awaiting_offer: false,
         };
         let ring = (direct.ring_timeout, false, CardMode::Ringing);
         self.bridge(now, vec![direct.agent], ring, out);
@@ -121,6 +122,7 @@ impl Call {
             plan: Plan::Queue(hunt),
             ring: None,
             retry_at: None,
+            awaiting_offer: false,
         };
         self.request(out);
     }
@@ -154,8 +156,8 @@ impl Call {
                     plan,
                     ring: None,
                     retry_at: None,
+                    awaiting_offer: true,
                 };
-                self.awaiting_offer = true;
                 out.push(Action::RequestAgents {
                     pick: Pick::Agent(agent),
                 });
@@ -168,11 +170,13 @@ impl Call {
     pub(super) fn request(&mut self, out: &mut Vec<Action>) {
         let State::Hunting {
             plan: Plan::Queue(hunt),
+            awaiting_offer,
             ..
         } = &mut self.state
         else {
             return;
         };
+        *awaiting_offer = true;
         hunt.fresh = hunt.tried.is_empty();
         let all = hunt.route.strategy == Strategy::Simultaneous;
         let pick = Pick::Queue {
@@ -180,7 +184,6 @@ impl Call {
             exclude: hunt.tried.clone(),
             all,
         };
-        self.awaiting_offer = true;
         out.push(Action::RequestAgents { pick });
     }
 
@@ -193,8 +196,15 @@ impl Call {
         if agents.is_empty() {
             return self.none_free(now, out);
         }
-        let waiting = matches!(self.state, State::Hunting { ring: None, .. });
-        if !self.awaiting_offer || !waiting {
+        let waiting = matches!(
+            self.state,
+            State::Hunting {
+                ring: None,
+                awaiting_offer: true,
+                ..
+            }
+        );
+        if !waiting {
             // A late answer (the caller left, or we moved on): give the agents back untouched.
             for agent in agents {
                 out.push(Action::ReleaseAgent {
@@ -204,10 +214,15 @@ impl Call {
             }
             return;
         }
-        self.awaiting_offer = false;
-        let State::Hunting { plan, .. } = &mut self.state else {
+        let State::Hunting {
+            plan,
+            awaiting_offer,
+            ..
+        } = &mut self.state
+        else {
             return;
         };
+        *awaiting_offer = false;
         let ring = match plan {
             Plan::Direct { ring_timeout, .. } => (*ring_timeout, false, CardMode::Ringing),
             Plan::Queue(hunt) => {
@@ -236,18 +251,19 @@ impl Call {
     }
 
     pub(super) fn none_free(&mut self, now: Instant, out: &mut Vec<Action>) {
-        if !std::mem::take(&mut self.awaiting_offer) {
-            return;
-        }
         let retry_interval = self.settings.retry_interval;
         let State::Hunting {
             plan,
             retry_at,
             ring: None,
+            awaiting_offer,
         } = &mut self.state
         else {
             return;
         };
+        if !std::mem::take(awaiting_offer) {
+            return;
+        }
         match plan {
             Plan::Direct { fallback, .. } => {
                 let fallback = fallback.clone();
@@ -285,13 +301,13 @@ impl Call {
         (step, simultaneous, card): (Duration, bool, CardMode),
         out: &mut Vec<Action>,
     ) {
-        let exec = ExecId::random();
+        let exec = self.info.ids.exec();
         let legs: Vec<RingLeg> = agents
             .into_iter()
             .map(|agent| RingLeg {
                 card: self.card_mode(Some(&agent.agent), card),
                 agent,
-                leg: LegId::random(),
+                leg: self.info.ids.leg(),
                 reserved: false,
             })
             .collect();
@@ -387,6 +403,7 @@ impl Call {
             reserved: won.reserved,
             exec,
             since: now,
+            transferred: false,
         });
         self.state = State::Talking;
         self.start_recording(out);

@@ -4,13 +4,13 @@
 use std::time::Duration;
 
 use crate::call::status::{Cause, MissedStatus};
-use crate::ids::{AgentId, BitrixUserId, ChannelId, PhoneNumber, QueueName};
+use crate::ids::{AgentId, BitrixUserId, ChannelId, IdSequence, PhoneNumber, QueueName};
 use crate::queue::AgentInfo;
 use crate::recording::PathTemplate;
 
 /// Per-call behaviour, mapped from the config by the lead. Plain data.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CallSettings {
+pub(crate) struct CallSettings {
     /// What the caller hears while agents ring: a tone spec (`%(2000,4000,440,480)`) or a sound
     /// URI, set as both `ringback` and `transfer_ringback`.
     pub ringback: String,
@@ -47,7 +47,7 @@ pub struct CallSettings {
 
 /// How a callback's card differs from an inbound call's.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CallbackCard {
+pub(crate) struct CallbackCard {
     /// The CRM entity of the callback form (`CRM_ENTITY_TYPE` / `CRM_ENTITY_ID`), if any.
     pub crm: Option<crate::outbox::op::CrmBinding>,
 }
@@ -55,7 +55,7 @@ pub struct CallbackCard {
 /// When an agent's Bitrix24 card opens. Whatever the mode, the call is registered and finished
 /// for whoever talked.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum CardMode {
+pub(crate) enum CardMode {
     /// While their phone rings, and on while they talk.
     #[default]
     Ringing,
@@ -67,7 +67,7 @@ pub enum CardMode {
 
 /// Who owns a missed call: the first step that names somebody, else `last_resort`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MissedOwner {
+pub(crate) struct MissedOwner {
     /// Tried in order.
     pub steps: Vec<OwnerStep>,
     /// When no step names anybody.
@@ -77,7 +77,7 @@ pub struct MissedOwner {
 impl MissedOwner {
     /// The owner known before anything happened: the first fixed user, else the last resort
     /// (used for a register sent before any phone rings).
-    pub fn fixed(&self) -> BitrixUserId {
+    pub(crate) fn fixed(&self) -> BitrixUserId {
         self.steps
             .iter()
             .find_map(|s| match s {
@@ -90,7 +90,7 @@ impl MissedOwner {
 
 /// One step of a [`MissedOwner`] chain.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OwnerStep {
+pub(crate) enum OwnerStep {
     /// The caller's CRM-responsible manager, if the route's lookup found them among the agents.
     Responsible,
     /// The agent whose phone rang last (the first of a ring-all round).
@@ -101,7 +101,7 @@ pub enum OwnerStep {
 
 /// Recording of answered calls.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RecordingSettings {
+pub(crate) struct RecordingSettings {
     /// The file path; see [`PathTemplate`] for its placeholders and how values are made safe.
     pub path_template: PathTemplate,
     /// How long after the hang-up we wait for the file to be closed before finishing without it.
@@ -110,7 +110,7 @@ pub struct RecordingSettings {
 
 /// Who a call is for, as the route resolved it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Target {
+pub(crate) enum Target {
     /// An employee's own number (scenario 1): ring that extension.
     Agent(DirectTarget),
     /// A queue (scenario 2).
@@ -127,7 +127,7 @@ pub enum Target {
 
 /// One extension rung directly (not through a queue, so not reserved there).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DirectTarget {
+pub(crate) struct DirectTarget {
     /// The agent (extension, Bitrix24 user).
     pub agent: AgentInfo,
     /// How long it rings.
@@ -138,7 +138,7 @@ pub struct DirectTarget {
 
 /// A queue as a call hunts through it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct QueueRoute {
+pub(crate) struct QueueRoute {
     /// The queue (its agents and their rules live in the queue actor).
     pub queue: QueueName,
     /// One by one, or all at once.
@@ -160,7 +160,7 @@ pub struct QueueRoute {
 
 /// How a queue rings its agents.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Strategy {
+pub(crate) enum Strategy {
     /// One free agent at a time, for one ring step each.
     Sequential,
     /// Every free agent at once; the first to answer wins.
@@ -169,7 +169,7 @@ pub enum Strategy {
 
 /// What a queue does when no agent is free.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum WhenNoneFree {
+pub(crate) enum WhenNoneFree {
     /// Keep the caller and ask again every `retry_interval` (until `max_wait`).
     Wait,
     /// Go to the overflow target at once.
@@ -178,7 +178,7 @@ pub enum WhenNoneFree {
 
 /// Where a call goes when a queue or a direct target gives up.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Overflow {
+pub(crate) enum Overflow {
     /// Another queue.
     Queue(Box<QueueRoute>),
     /// One extension.
@@ -192,7 +192,9 @@ pub enum Overflow {
 
 /// Facts about the call known when its session opens.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CallInfo {
+pub(crate) struct CallInfo {
     /// The caller's channel (`Unique-ID`), used in recording paths.
     pub channel: ChannelId,
+    /// Where the call's leg and execute ids come from.
+    pub ids: IdSequence,
 }

@@ -14,7 +14,7 @@ use super::Target;
 
 /// The caller's number.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Caller {
+pub(crate) enum Caller {
     /// A usable number.
     Number(PhoneNumber),
     /// Withheld or unparseable.
@@ -23,7 +23,7 @@ pub enum Caller {
 
 /// How an agent bridge ended (`CHANNEL_EXECUTE_COMPLETE` of our `bridge`).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum BridgeOutcome {
+pub(crate) enum BridgeOutcome {
     /// The bridge was up and has ended (the agent side hung up or was transferred away).
     Success,
     /// Nobody answered: `originate_disposition` and any SIP status received.
@@ -37,7 +37,7 @@ pub enum BridgeOutcome {
 
 /// The new party of a transfer.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Transferee {
+pub(crate) struct Transferee {
     /// The agent now talking, if the destination is one of ours.
     pub agent: Option<AgentId>,
     /// The Bitrix24 user who gets the card.
@@ -46,7 +46,7 @@ pub struct Transferee {
 
 /// What happened (past tense). The lead maps ESL events and actor answers to these.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Input {
+pub(crate) enum Input {
     /// The route was resolved; the call begins.
     Started {
         /// Whom to ring.
@@ -131,7 +131,7 @@ pub enum Input {
 
 /// Which agents to ask the queue actor for.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Pick {
+pub(crate) enum Pick {
     /// From a queue, skipping `exclude`; one agent, or every free one (`all`).
     Queue {
         /// The queue.
@@ -147,7 +147,7 @@ pub enum Pick {
 
 /// One agent leg of a bridge.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BridgeLeg {
+pub(crate) struct BridgeLeg {
     /// The agent.
     pub agent: AgentId,
     /// Its pre-assigned `origination_uuid`.
@@ -158,7 +158,7 @@ pub struct BridgeLeg {
 
 /// What to do (imperative). The call task executes them in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Action {
+pub(crate) enum Action {
     /// Set these channel variables on the caller leg (before any bridge; one `multiset` each).
     SetCallerVars {
         /// `(name, value)` pairs.

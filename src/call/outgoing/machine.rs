@@ -16,7 +16,7 @@ use crate::outbox::op::{BitrixWrite, CallNote, FinishCall};
 
 /// What the driver does next (imperative), in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Action {
+pub(crate) enum Action {
     /// Store this write durably before going on (notes, the finish and its recording).
     Cards(Vec<BitrixWrite>),
     /// `uuid_record <agent leg> start <path>`.
@@ -29,7 +29,7 @@ pub enum Action {
 
 /// Fixed facts of one outgoing call.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OutgoingSettings {
+pub(crate) struct OutgoingSettings {
     /// The employee who dialled (`USER_ID` of register and finish).
     pub user: BitrixUserId,
     /// `ADD_TO_CHAT` of the finish.
@@ -52,7 +52,7 @@ enum Recording {
 
 /// One outgoing call. Finishes exactly once; after [`Action::Exit`] every input is ignored.
 #[derive(Debug, Clone)]
-pub struct OutgoingCall {
+pub(crate) struct OutgoingCall {
     settings: OutgoingSettings,
     exec: ExecId,
     answered_at: Option<Instant>,
@@ -67,7 +67,7 @@ pub struct OutgoingCall {
 
 impl OutgoingCall {
     /// A call whose bridge to the customer was sent with `Event-UUID = exec`.
-    pub fn new(settings: OutgoingSettings, exec: ExecId) -> Self {
+    pub(crate) fn new(settings: OutgoingSettings, exec: ExecId) -> Self {
         Self {
             settings,
             exec,
@@ -83,12 +83,12 @@ impl OutgoingCall {
     }
 
     /// Whether the machine is done (its `Exit` was returned).
-    pub fn is_done(&self) -> bool {
+    pub(crate) fn is_done(&self) -> bool {
         self.done
     }
 
     /// When to feed [`Input::DeadlinePassed`]: the end of the wait for a recording.
-    pub fn deadline(&self) -> Option<Instant> {
+    pub(crate) fn deadline(&self) -> Option<Instant> {
         match (&self.recording, self.complete_at) {
             (Recording::Requested(_), Some(at)) if !self.done => {
                 Some(at + self.settings.record_wait)
@@ -98,7 +98,7 @@ impl OutgoingCall {
     }
 
     /// Feeds one input; returns what to do.
-    pub fn handle(&mut self, now: Instant, input: Input) -> Vec<Action> {
+    pub(crate) fn handle(&mut self, now: Instant, input: Input) -> Vec<Action> {
         if self.done {
             return Vec::new();
         }

@@ -19,7 +19,7 @@ use crate::outbox::{self, Outbox, OutboxError};
 
 /// What recovery needs.
 #[derive(Clone)]
-pub struct Recovery {
+pub(crate) struct Recovery {
     /// The outbox of the previous run.
     pub outbox: Outbox,
     /// The switch.
@@ -31,7 +31,7 @@ pub struct Recovery {
 }
 
 /// Calls still up on the switch, followed until they hang up (see [`LiveCalls::run`]).
-pub struct LiveCalls {
+pub(crate) struct LiveCalls {
     recovery: Recovery,
     calls: HashMap<ChannelId, (ExternalCallId, Progress)>,
     events: broadcast::Receiver<SwitchEvent>,
@@ -40,7 +40,7 @@ pub struct LiveCalls {
 /// Recovers every call left open. `switch_up` says whether the inbound connection is up: when it
 /// is not, nobody can say which calls still run and every open call is finished from its notes
 /// (a switch that does not answer has most likely lost its calls too). Returns the live calls.
-pub async fn start(recovery: Recovery, switch_up: bool) -> Result<LiveCalls, OutboxError> {
+pub(crate) async fn start(recovery: Recovery, switch_up: bool) -> Result<LiveCalls, OutboxError> {
     // Subscribe before asking, so a hang-up right after `uuid_exists` is not missed.
     let events = recovery.inbound.subscribe();
     let orphans = recovery.outbox.store().orphans().await?;
@@ -82,7 +82,8 @@ pub async fn start(recovery: Recovery, switch_up: bool) -> Result<LiveCalls, Out
                 span.in_scope(|| {
                     info!(channel = %channel, "call left open by a previous run is still up");
                 });
-                live.push(&call, progress.live_writes()).await?;
+                live.push(&call, progress.live_writes(), super::WHY_STILL_UP)
+                    .await?;
                 live.calls.insert(channel, (call, progress));
             }
             _ => live.finish_gone(&call, &progress).instrument(span).await?,
@@ -93,14 +94,14 @@ pub async fn start(recovery: Recovery, switch_up: bool) -> Result<LiveCalls, Out
 
 impl LiveCalls {
     /// Whether no call is being followed.
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.calls.is_empty()
     }
 
     /// Follows the live calls until each has hung up (or `token` is cancelled: they stay open
     /// in the outbox for the next start). After a reconnect or lost events it asks the switch
     /// again, since a `CHANNEL_HANGUP_COMPLETE` may have been missed meanwhile.
-    pub async fn run(mut self, token: CancellationToken) {
+    pub(crate) async fn run(mut self, token: CancellationToken) {
         let mut resyncs = self.recovery.inbound.resyncs();
         resyncs.borrow_and_update();
         while !self.calls.is_empty() {
@@ -225,14 +226,20 @@ impl LiveCalls {
                 "call left open by a previous run finished"
             );
         }
-        self.push(call, writes).await
+        let why = match ending {
+            Ending::HungUp { .. } => super::WHY_HUNG_UP,
+            Ending::Gone { .. } => super::WHY_GONE,
+        };
+        self.push(call, writes, why).await
     }
 
-    /// Stores `writes` in one transaction (a kill meanwhile leaves the call open for next time).
+    /// Stores `writes` in one transaction (a kill meanwhile leaves the call open for next time),
+    /// each with the recovery's outcome as its "why" (`fsb24 call show`).
     async fn push(
         &self,
         call: &ExternalCallId,
         writes: Vec<BitrixWrite>,
+        why: &str,
     ) -> Result<(), OutboxError> {
         if writes.is_empty() {
             return Ok(());
@@ -244,7 +251,11 @@ impl LiveCalls {
                 write,
             })
             .collect();
-        self.recovery.outbox.push_all(writes).await.map(drop)
+        self.recovery
+            .outbox
+            .push_all_explained(writes, why)
+            .await
+            .map(drop)
     }
 }
 

@@ -92,7 +92,7 @@ const CAUSES: &[(&str, u16, &str)] = &[
 
 fn attempt(cause: &str, sip: Option<u16>) -> Attempt {
     Attempt {
-        cause: Cause::new(cause),
+        cause: Cause::parse(cause),
         sip: sip.map(SipStatus),
     }
 }
@@ -215,5 +215,5 @@ fn outbound_calls_our_side_gave_up_on_are_cancelled_and_unknown_outcomes_are_oth
 
 #[test]
 fn an_unknown_cause_falls_back_to_sofias_default() {
-    assert_eq!(sip_code_for_cause(&Cause::new("SOMETHING_NEW")), 480);
+    assert_eq!(sip_code_for_cause(&Cause::parse("SOMETHING_NEW")), 480);
 }

@@ -21,7 +21,7 @@ const SIP_REQUEST_TERMINATED: u16 = 487;
 
 /// What the mapping needs besides the event: who sits behind each extension.
 #[derive(Debug, Clone, Default)]
-pub struct MapCtx {
+pub(crate) struct MapCtx {
     /// Extension -> the agent and Bitrix24 user behind it (transfer destinations).
     pub extensions: Arc<HashMap<String, Transferee>>,
 }
@@ -30,7 +30,7 @@ pub struct MapCtx {
 ///
 /// `Disconnected` maps to `None` here: the driver synthesizes the hang-up it implies
 /// ([`Seen::on_disconnect`]) because that depends on what was seen before.
-pub fn to_input(event: CallEvent, ctx: &MapCtx) -> Option<Input> {
+pub(crate) fn to_input(event: CallEvent, ctx: &MapCtx) -> Option<Input> {
     match event {
         CallEvent::ExecuteStarted {
             exec: Some(exec),
@@ -84,7 +84,7 @@ pub fn to_input(event: CallEvent, ctx: &MapCtx) -> Option<Input> {
 
 /// The wire spelling (`USER_BUSY`) of a FreeSWITCH cause.
 fn cause_of(cause: HangupCause) -> Cause {
-    Cause::new(cause.to_string())
+    Cause::from(cause)
 }
 
 /// `originate_disposition` decides; an unknown or transient spelling counts as a temporary
@@ -104,7 +104,7 @@ fn bridge_outcome(result: &BridgeResult) -> BridgeOutcome {
 
 /// What the driver has fed the machine about the caller leg's end, and whom it talks to.
 #[derive(Debug, Default)]
-pub struct Seen {
+pub(crate) struct Seen {
     answered_at: Option<Instant>,
     hangup_cause: Option<Cause>,
     completed: bool,
@@ -122,7 +122,7 @@ struct Partner {
 
 impl Seen {
     /// Notes what `event` says about the caller leg (answer time, hang-up cause, completion).
-    pub fn note(&mut self, event: &CallEvent, now: Instant) {
+    pub(crate) fn note(&mut self, event: &CallEvent, now: Instant) {
         match event {
             CallEvent::Answered => {
                 self.answered_at.get_or_insert(now);
@@ -139,7 +139,7 @@ impl Seen {
     /// `sofia_handle_sip_i_refer`). The caller's UNBRIDGE then already names the new leg (its
     /// caller profile was stepped: switch_ivr_bridge.c), and its next CHANNEL_BRIDGE names that
     /// leg's number. Check it before [`to_input`]; `None` leaves the event to it.
-    pub fn partner_change(&mut self, event: &CallEvent, ctx: &MapCtx) -> Option<Input> {
+    pub(crate) fn partner_change(&mut self, event: &CallEvent, ctx: &MapCtx) -> Option<Input> {
         let partner = &mut self.partner;
         match event {
             CallEvent::Bridged {
@@ -171,7 +171,7 @@ impl Seen {
     /// whatever the switch does with the call now (a bridge goes on, a caller not in one
     /// continues the dialplan), fsb24 no longer sees it, so for us the call ended now. The cause is the one the
     /// switch reported, else `NORMAL_CLEARING`; `billsec` counts from the caller's answer.
-    pub fn on_disconnect(&mut self, now: Instant) -> Vec<Input> {
+    pub(crate) fn on_disconnect(&mut self, now: Instant) -> Vec<Input> {
         if self.completed {
             return Vec::new();
         }

@@ -18,6 +18,7 @@ use crate::call::machine::{CallInfo, Strategy, Target, Transferee};
 use crate::esl::HangupCause;
 use crate::esl::bridge::{BridgeResult, Disposition};
 use crate::esl::event::{DisconnectCause, HangupSummary};
+use crate::ids::IdSequence;
 
 /// One effect as the fake saw it.
 #[derive(Debug, Clone, PartialEq)]
@@ -241,8 +242,9 @@ impl Harness {
         let channel = ChannelId::from("caller-uuid");
         let info = CallInfo {
             channel: channel.clone(),
+            ids: IdSequence::new(1),
         };
-        let call = Call::new(settings(), info, t0);
+        let call = Call::new(settings(), info);
         let shutdown = CancellationToken::new();
         let task = run(
             channel,

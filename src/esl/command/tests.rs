@@ -113,3 +113,11 @@ fn originate_bridges_the_answered_agent_to_the_customer() {
         )
     );
 }
+
+#[test]
+fn ring_times_become_whole_seconds_rounded_up_and_never_zero() {
+    use std::time::Duration;
+    assert_eq!(whole_secs(Duration::from_secs(30)), 30);
+    assert_eq!(whole_secs(Duration::from_millis(2500)), 3);
+    assert_eq!(whole_secs(Duration::ZERO), 1);
+}

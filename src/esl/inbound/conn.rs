@@ -19,7 +19,7 @@ use crate::esl::switch_event::{SwitchMapped, map_switch_event};
 
 /// Capped exponential backoff with optional jitter.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Backoff {
+pub struct ReconnectBackoff {
     /// Delay before the first retry.
     pub initial: Duration,
     /// Upper bound of any delay.
@@ -28,7 +28,7 @@ pub struct Backoff {
     pub jitter: f64,
 }
 
-impl Default for Backoff {
+impl Default for ReconnectBackoff {
     fn default() -> Self {
         Self {
             initial: Duration::from_millis(500),
@@ -38,7 +38,7 @@ impl Default for Backoff {
     }
 }
 
-impl Backoff {
+impl ReconnectBackoff {
     /// Delay before retry number `attempt` (0-based). `unit` is a sample in `[0, 1)`.
     pub fn delay(&self, attempt: u32, unit: f64) -> Duration {
         let factor = 2u32.saturating_pow(attempt.min(31));

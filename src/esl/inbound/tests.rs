@@ -16,7 +16,7 @@ const PASSWORD: &str = "ClueCon";
 
 #[test]
 fn backoff_doubles_up_to_the_cap_and_jitter_only_shortens() {
-    let b = Backoff {
+    let b = ReconnectBackoff {
         initial: Duration::from_millis(500),
         max: Duration::from_secs(4),
         jitter: 0.0,
@@ -28,7 +28,7 @@ fn backoff_doubles_up_to_the_cap_and_jitter_only_shortens() {
         [ms(500), ms(1000), ms(2000), ms(4000), ms(4000), ms(4000)]
     );
     assert_eq!(b.delay(u32::MAX, 0.5), ms(4000));
-    let jittered = Backoff {
+    let jittered = ReconnectBackoff {
         jitter: 0.5,
         ..b.clone()
     };
@@ -73,7 +73,7 @@ fn options(port: u16) -> InboundOptions {
         connect_timeout: Duration::from_secs(2),
         command_timeout: Duration::from_secs(2),
         job_timeout: Duration::from_secs(2),
-        backoff: Backoff {
+        backoff: ReconnectBackoff {
             initial: Duration::from_millis(20),
             max: Duration::from_millis(100),
             jitter: 0.0,
@@ -213,8 +213,7 @@ async fn originate_waits_for_its_background_job_and_reports_the_cause() {
     assert!(matches!(
         result,
         Err(EslError::OriginateFailed {
-            cause: Some(HangupCause::UserBusy),
-            ..
+            cause: crate::esl::Cause::Known(HangupCause::UserBusy),
         })
     ));
     shutdown.cancel();

@@ -86,8 +86,18 @@ pub(super) fn open_blocking(path: &Path) -> Result<Connection, StoreError> {
     conn.execute_batch("PRAGMA synchronous=FULL;")
         .map_err(err)?;
     conn.execute_batch(SCHEMA).map_err(err)?;
+    // Notes an older build queued are settled the way notes are stored now (see `insert_entry`).
+    conn.execute(
+        "UPDATE entries SET state = 1, done_at = created_at, outcome = ?1
+         WHERE kind = 'note' AND state = 0",
+        params![NOTE_STORED],
+    )
+    .map_err(err)?;
     Ok(conn)
 }
+
+/// How a note is settled: stored beside the call's writes for startup recovery, never queued.
+const NOTE_STORED: &str = "stored for recovery (never sent)";
 
 /// The outbox holds callers' numbers (personal data): the database is created mode 0600 before
 /// SQLite opens it (SQLite gives its `-wal` and `-shm` the database's mode), and files an older
@@ -198,7 +208,9 @@ pub(super) fn push_blocking(
     })
 }
 
-/// Inserts one entry inside `tx` (touching its call; a finish marks the call over).
+/// Inserts one entry inside `tx` (touching its call; a finish marks the call over). A note is
+/// stored settled: recovery reads it with the call's writes, the worker never sees it, so the
+/// worker's per-call order is over the writes it sends and nothing else.
 pub(super) fn insert_entry(
     tx: &rusqlite::Transaction<'_>,
     op: &'static str,
@@ -215,6 +227,14 @@ pub(super) fn insert_entry(
     )
     .map_err(&e)?;
     let seq = tx.last_insert_rowid();
+    if matches!(write.write, BitrixWrite::Note(_)) {
+        tx.execute(
+            "UPDATE entries SET state = 1, done_at = ?2, outcome = ?3 WHERE seq = ?1",
+            params![seq, now, NOTE_STORED],
+        )
+        .map_err(&e)?;
+        note_attempt(tx, EntryId(seq), now, NOTE_STORED).map_err(&e)?;
+    }
     touch_call(tx, call, now).map_err(&e)?;
     if matches!(write.write, BitrixWrite::Finish(_)) {
         tx.execute("UPDATE calls SET over = 1 WHERE call = ?1", params![call])
@@ -369,8 +389,7 @@ pub(super) fn ack_blocking(
         )
         .optional()
         .map_err(&e)?;
-    // Notes are never sent: losing their ack only makes the worker skip them again.
-    let relaxed = matches!(kind.as_deref(), Some("show" | "hide" | "note"));
+    let relaxed = matches!(kind.as_deref(), Some("show" | "hide"));
     with_sync(conn, "ack", relaxed, |conn| {
         ack_in_tx(conn, entry, done, now)
     })

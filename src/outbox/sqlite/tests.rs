@@ -298,3 +298,23 @@ async fn an_existing_world_readable_outbox_is_made_private_when_opened() {
         assert_eq!(mode_of(&path), 0o600, "{}", path.display());
     }
 }
+
+// Notes used to be queued with the writes and skipped by the worker: they held a call's next
+// write back for a store round trip and doubled the per-call ordering. Now they are stored
+// settled, beside the queue, and recovery still reads them.
+#[tokio::test]
+async fn a_note_is_stored_for_recovery_and_never_comes_due() {
+    use crate::outbox::op::CallNote;
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir).await;
+    let note = BitrixWrite::Note(CallNote::Recording {
+        path: "/rec/a.wav".into(),
+    });
+    store.push(cw(1, note.clone()), t(0)).await.unwrap();
+    let reg = store.push(cw(1, register(false)), t(1)).await.unwrap();
+    assert_eq!(ids(&store.due(t(2), 10).await.unwrap()), [reg.0]);
+    assert_eq!(store.status(t(2)).await.unwrap().pending, 1);
+    let orphans = store.orphans().await.unwrap();
+    let writes: Vec<_> = orphans[0].writes.iter().map(|w| &w.write).collect();
+    assert_eq!(writes, [&note, &register(false)]);
+}

@@ -102,9 +102,9 @@ async fn crash_and_restart(op: &'static str, nth: usize, point: CrashPoint) -> A
     ));
     let portal = Arc::new(Portal::default());
     let config = WorkerConfig {
-        backoff: Backoff {
+        backoff: RetryBackoff {
             jitter: 0.0,
-            ..Backoff::default()
+            ..RetryBackoff::default()
         },
         ..WorkerConfig::default()
     };

@@ -159,7 +159,7 @@ fn retryable(reason: &str) -> Answer {
 
 fn config() -> WorkerConfig {
     WorkerConfig {
-        backoff: Backoff {
+        backoff: RetryBackoff {
             base: Duration::from_secs(1),
             max: Duration::from_secs(30),
             jitter: 0.0,
@@ -582,7 +582,7 @@ async fn after_a_long_outage_the_backlog_follows_the_portal_within_the_probe_cap
         h.push([cw(n, register(false)), cw(n, finish())]).await;
     }
     h.start(WorkerConfig {
-        backoff: Backoff {
+        backoff: RetryBackoff {
             base: Duration::from_secs(1),
             max: Duration::from_secs(300),
             jitter: 0.0,

@@ -53,7 +53,7 @@ impl Sim {
     fn ended(leg: String, cause: &str, sip: Option<u16>) -> Input {
         Input::LegEnded {
             leg,
-            cause: Cause::new(cause),
+            cause: Cause::parse(cause),
             sip_term_status: sip,
         }
     }
@@ -96,7 +96,7 @@ fn agent_busy_finishes_cancelled_at_once() {
         .at(
             25,
             Input::OriginateFailed {
-                cause: Cause::new("USER_BUSY"),
+                cause: Cause::parse("USER_BUSY"),
             },
         );
     let f = s.only_finish();
@@ -112,7 +112,7 @@ fn agent_busy_job_first_also_finishes_once() {
     s.at(
         25,
         Input::OriginateFailed {
-            cause: Cause::new("USER_BUSY"),
+            cause: Cause::parse("USER_BUSY"),
         },
     )
     .at(26, Sim::ended(x, "USER_BUSY", Some(486)));
@@ -151,7 +151,7 @@ fn agent_no_answer_finishes_cancelled() {
         .at(
             30_001,
             Input::OriginateFailed {
-                cause: Cause::new("NO_ANSWER"),
+                cause: Cause::parse("NO_ANSWER"),
             },
         );
     let f = s.only_finish();

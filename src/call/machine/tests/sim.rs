@@ -9,19 +9,21 @@ use tokio::time::Instant;
 
 use super::super::*;
 use crate::call::status::{Cause, MissedStatus, SipStatus};
-use crate::ids::{AgentId, BitrixUserId, ChannelId, ExecId, LegId, PhoneNumber, QueueName};
+use crate::ids::{
+    AgentId, BitrixUserId, ChannelId, ExecId, IdSequence, LegId, PhoneNumber, QueueName,
+};
 use crate::outbox::op::{BitrixWrite, FinishCall};
 use crate::queue::{AgentInfo, AgentPresence, Order, Policy, QueueSettings, Rules};
 use crate::recording::PathTemplate;
 
-pub const S: Duration = Duration::from_secs(1);
+pub(crate) const S: Duration = Duration::from_secs(1);
 
-pub fn secs(n: u64) -> Duration {
+pub(crate) fn secs(n: u64) -> Duration {
     Duration::from_secs(n)
 }
 
 #[derive(Default)]
-pub struct Presence {
+pub(crate) struct Presence {
     pub unregistered: HashSet<String>,
     pub on_call: HashSet<String>,
 }
@@ -35,7 +37,7 @@ impl AgentPresence for Presence {
     }
 }
 
-pub struct World {
+pub(crate) struct World {
     pub call: Call,
     pub t0: Instant,
     pub now: Instant,
@@ -54,7 +56,7 @@ pub struct World {
 }
 
 /// Agents a..f: user 1..6, extension 1001..1006.
-pub fn agent(name: &str) -> AgentInfo {
+pub(crate) fn agent(name: &str) -> AgentInfo {
     let n = u64::from(name.as_bytes()[0] - b'a' + 1);
     AgentInfo {
         agent: AgentId::from(name),
@@ -63,13 +65,13 @@ pub fn agent(name: &str) -> AgentInfo {
     }
 }
 
-pub fn user(name: &str) -> BitrixUserId {
+pub(crate) fn user(name: &str) -> BitrixUserId {
     agent(name).user
 }
 
-pub const OWNER: BitrixUserId = BitrixUserId(99);
+pub(crate) const OWNER: BitrixUserId = BitrixUserId(99);
 
-pub fn settings() -> CallSettings {
+pub(crate) fn settings() -> CallSettings {
     CallSettings {
         ringback: "%(2000,4000,440,480)".into(),
         answer: false,
@@ -93,7 +95,7 @@ pub fn settings() -> CallSettings {
     }
 }
 
-pub fn route(queue: &str, strategy: Strategy, ring: &[u64], max_wait: u64) -> QueueRoute {
+pub(crate) fn route(queue: &str, strategy: Strategy, ring: &[u64], max_wait: u64) -> QueueRoute {
     QueueRoute {
         queue: QueueName::from(queue),
         strategy,
@@ -103,19 +105,19 @@ pub fn route(queue: &str, strategy: Strategy, ring: &[u64], max_wait: u64) -> Qu
         when_none_free: WhenNoneFree::Wait,
         card: CardMode::Ringing,
         overflow: Overflow::Hangup {
-            cause: Cause::new("NORMAL_CLEARING"),
+            cause: Cause::parse("NORMAL_CLEARING"),
         },
     }
 }
 
-pub fn finish_of(actions: &[Action]) -> Option<FinishCall> {
+pub(crate) fn finish_of(actions: &[Action]) -> Option<FinishCall> {
     actions.iter().find_map(|a| match a {
         Action::Card(BitrixWrite::Finish(f)) => Some(f.clone()),
         _ => None,
     })
 }
 
-pub fn complete(billsec: u32) -> Input {
+pub(crate) fn complete(billsec: u32) -> Input {
     Input::HangupComplete {
         billsec,
         cause: Cause::NORMAL_CLEARING,
@@ -123,14 +125,14 @@ pub fn complete(billsec: u32) -> Input {
     }
 }
 
-pub fn hung_up(cause: Cause) -> Input {
+pub(crate) fn hung_up(cause: Cause) -> Input {
     Input::CallerHungUp {
         cause,
         sip_term_status: None,
     }
 }
 
-pub fn started(target: Target) -> Input {
+pub(crate) fn started(target: Target) -> Input {
     Input::Started {
         target,
         caller: Caller::Number(PhoneNumber::parse("+4930123456").unwrap()),
@@ -141,7 +143,7 @@ pub fn started(target: Target) -> Input {
 
 impl World {
     /// A world whose queues `sales` (a, b, c, d) and `support` (e, f) have no cool-downs.
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let agents = ["a", "b", "c", "d", "e", "f"].map(agent).to_vec();
         let queue = |name: &str, members: &[&str]| QueueSettings {
             name: QueueName::from(name),
@@ -158,8 +160,8 @@ impl World {
             settings(),
             CallInfo {
                 channel: ChannelId::from("caller-uuid"),
+                ids: IdSequence::new(1),
             },
-            t0,
         );
         Self {
             call,
@@ -175,19 +177,19 @@ impl World {
         }
     }
 
-    pub fn with_settings(mut self, settings: CallSettings) -> Self {
+    pub(crate) fn with_settings(mut self, settings: CallSettings) -> Self {
         self.call = Call::new(
             settings,
             CallInfo {
                 channel: ChannelId::from("caller-uuid"),
+                ids: IdSequence::new(1),
             },
-            self.t0,
         );
         self
     }
 
     /// Feeds one input and everything the world answers to its actions; returns all actions.
-    pub fn feed(&mut self, input: Input) -> Vec<Action> {
+    pub(crate) fn feed(&mut self, input: Input) -> Vec<Action> {
         let mut queue = VecDeque::from([input]);
         let mut all = Vec::new();
         let mut steps = 0;
@@ -209,7 +211,7 @@ impl World {
     }
 
     /// Feeds one input without the world answering (the test plays the switch).
-    pub fn handle(&mut self, input: Input) -> Vec<Action> {
+    pub(crate) fn handle(&mut self, input: Input) -> Vec<Action> {
         let actions = self.call.handle(self.now, input);
         for action in &actions {
             self.log.push((self.now - self.t0, action.clone()));
@@ -218,7 +220,7 @@ impl World {
     }
 
     /// Moves time to `t0 + at`, delivering every deadline that falls due on the way.
-    pub fn run_until(&mut self, at: Duration) {
+    pub(crate) fn run_until(&mut self, at: Duration) {
         let mut steps = 0;
         while let Some(deadline) = self.call.deadline().filter(|d| *d <= self.t0 + at) {
             steps += 1;
@@ -230,7 +232,7 @@ impl World {
     }
 
     /// Moves time to `t0 + at` and feeds `input` there.
-    pub fn at(&mut self, at: Duration, input: Input) -> Vec<Action> {
+    pub(crate) fn at(&mut self, at: Duration, input: Input) -> Vec<Action> {
         self.run_until(at);
         self.feed(input)
     }
@@ -283,7 +285,7 @@ impl World {
                     && let Some(cause) = failures.last()
                 {
                     let outcome = BridgeOutcome::Failed {
-                        cause: Cause::new(*cause),
+                        cause: Cause::parse(cause),
                         sip_status: None,
                     };
                     queue.push_back(Input::BridgeEnded {
@@ -314,7 +316,7 @@ impl World {
     }
 
     /// The last bridge: its exec and legs.
-    pub fn last_bridge(&self) -> (ExecId, Vec<BridgeLeg>) {
+    pub(crate) fn last_bridge(&self) -> (ExecId, Vec<BridgeLeg>) {
         self.log
             .iter()
             .rev()
@@ -326,7 +328,7 @@ impl World {
     }
 
     /// The leg of `name` in the last bridge.
-    pub fn leg_of(&self, name: &str) -> LegId {
+    pub(crate) fn leg_of(&self, name: &str) -> LegId {
         let (_, legs) = self.last_bridge();
         legs.into_iter()
             .find(|l| l.agent.as_str() == name)
@@ -336,7 +338,9 @@ impl World {
 
     /// Per user, the intervals (offsets from `t0`) during which their card was open; an interval
     /// still open ends at `None`.
-    pub fn card_intervals(&self) -> HashMap<BitrixUserId, Vec<(Duration, Option<Duration>)>> {
+    pub(crate) fn card_intervals(
+        &self,
+    ) -> HashMap<BitrixUserId, Vec<(Duration, Option<Duration>)>> {
         let mut map: HashMap<BitrixUserId, Vec<(Duration, Option<Duration>)>> = HashMap::new();
         let open = |map: &mut HashMap<_, Vec<_>>, u: BitrixUserId, at| {
             map.entry(u).or_default().push((at, None))
@@ -369,7 +373,7 @@ impl World {
     }
 
     /// Only the card writes Bitrix24 receives, in order (no recovery notes).
-    pub fn cards(&self) -> Vec<BitrixWrite> {
+    pub(crate) fn cards(&self) -> Vec<BitrixWrite> {
         self.log
             .iter()
             .filter_map(|(_, a)| match a {
@@ -381,7 +385,7 @@ impl World {
     }
 
     /// The recovery notes, in order.
-    pub fn notes(&self) -> Vec<crate::outbox::op::CallNote> {
+    pub(crate) fn notes(&self) -> Vec<crate::outbox::op::CallNote> {
         self.log
             .iter()
             .filter_map(|(_, a)| match a {

@@ -31,7 +31,7 @@ fn call(record: bool) -> (OutgoingCall, ExecId, Instant) {
 
 fn hung_up(cause: &str) -> Input {
     Input::CallerHungUp {
-        cause: Cause::new(cause),
+        cause: Cause::parse(cause),
         sip_term_status: None,
     }
 }
@@ -125,12 +125,12 @@ fn a_failed_attempt_hangs_the_employee_up_with_its_cause_and_maps_the_status() {
     ] {
         let (mut c, exec, t0) = call(true);
         let outcome = BridgeOutcome::Failed {
-            cause: Cause::new(cause),
+            cause: Cause::parse(cause),
             sip_status: sip.map(SipStatus),
         };
         assert_eq!(
             c.handle(t0 + S, Input::BridgeEnded { exec, outcome }),
-            [Action::HangupAgent(Cause::new(cause))]
+            [Action::HangupAgent(Cause::parse(cause))]
         );
         c.handle(t0 + S, hung_up(cause));
         let done = c.handle(t0 + S, complete());

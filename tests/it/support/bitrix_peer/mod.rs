@@ -21,6 +21,7 @@ mod outgoing;
 mod params;
 mod record;
 mod request;
+mod seed;
 mod server;
 mod state;
 mod telephony;
@@ -56,6 +57,7 @@ pub use options::{
 pub use outgoing::{ClickToCall, Delivery};
 #[allow(unused_imports)]
 pub use record::is_audio;
+pub use seed::{COMPANY_PHONE, CONTACT_PHONE, LEAD_PHONE};
 #[allow(unused_imports)]
 pub use state::{
     CallRecord, EventBinding, FinishRecord, Line, PeerState, RecordedRequest, StoredRecord, SubCall,

@@ -1,15 +1,14 @@
 //! The outbox's [`Deliver`] seam implemented on [`BitrixClient`]: one stored write becomes one
-//! typed Bitrix24 command, and its failure is classified for the outbox worker.
-
-use crate::ids::{BitrixCallId, ExternalCallId};
-use crate::outbox::deliver::{Deliver, DeliverError, Delivered};
-use crate::outbox::op::{BitrixWrite, CrmBinding};
-use crate::outbox::store::RegisterResult;
+//! typed Bitrix24 command, and its failure is classified for the outbox worker. The client
+//! knows nothing of the outbox; this adapter is where the two meet.
 
 use std::time::Duration;
 
-use super::client::BitrixClient;
-use super::error::{BitrixError, ErrorKind, WRONG_AUTH_TYPE_ADVICE};
+use crate::bitrix::{BitrixClient, BitrixError, ErrorKind};
+use crate::ids::{BitrixCallId, ExternalCallId};
+use crate::outbox::deliver::{Deliver, DeliverError, Delivered};
+use crate::outbox::op::BitrixWrite;
+use crate::outbox::store::RegisterResult;
 
 impl Deliver for BitrixClient {
     async fn deliver(
@@ -28,22 +27,15 @@ impl Deliver for BitrixClient {
                 let r = self
                     .register(call, req)
                     .await
-                    .map_err(|e| self.classify(e))?;
-                let crm = match (r.crm_entity_type.as_deref(), r.crm_entity_id) {
-                    (Some(t), Some(id)) if !t.is_empty() && id > 0 => Some(CrmBinding {
-                        entity_type: t.to_owned(),
-                        entity_id: id,
-                    }),
-                    _ => None,
-                };
+                    .map_err(|e| classify_for(self, e))?;
                 return Ok(Delivered::Registered(RegisterResult {
+                    crm: r.crm(),
                     call_id: r.call_id,
-                    crm,
                     created_lead: r.created_lead,
                 }));
             }
             // Adopted calls were registered by Bitrix24 itself; the worker stores the id.
-            // Notes are for startup recovery; the planner skips them before they get here.
+            // Notes are stored settled for startup recovery and never come due.
             BitrixWrite::Adopt { .. } | BitrixWrite::Note(_) => Ok(()),
             BitrixWrite::Show { users } => self.show(call, needs_id()?, users).await.map(drop),
             BitrixWrite::Hide { users } => self.hide(call, needs_id()?, users).await.map(drop),
@@ -54,28 +46,21 @@ impl Deliver for BitrixClient {
         };
         outcome
             .map(|()| Delivered::Done)
-            .map_err(|e| self.classify(e))
+            .map_err(|e| classify_for(self, e))
     }
 }
 
-impl BitrixClient {
-    /// Classifies `err` for the worker; a method held for its operating budget is retried
-    /// when the hold ends, not at the backoff.
-    fn classify(&self, err: BitrixError) -> DeliverError {
-        // A configuration error: said once, clearly; each refused write is dead-lettered at its
-        // first refusal (no retries), for `fsb24 outbox retry` after the fix.
-        if err.is_wrong_auth_type() && self.first_wrong_auth() {
-            tracing::error!(
-                method = err.method().unwrap_or_default(),
-                "Bitrix24 refused webhook auth (WRONG_AUTH_TYPE): {WRONG_AUTH_TYPE_ADVICE}"
-            );
-        }
-        let wait = match (err.kind(), err.method()) {
-            (Some(ErrorKind::OperationTimeLimit), Some(method)) => self.held_for(method),
-            _ => None,
-        };
-        classify(err, wait)
-    }
+/// Classifies `err` for the worker; a method held for its operating budget is retried when the
+/// hold ends, not at the backoff. A `WRONG_AUTH_TYPE` is a configuration error: the client says
+/// once what to change, and each refused write is dead-lettered at its first refusal (no
+/// retries), for `fsb24 outbox retry` after the fix.
+fn classify_for(client: &BitrixClient, err: BitrixError) -> DeliverError {
+    client.advise_once(&err);
+    let wait = match (err.kind(), err.method()) {
+        (Some(ErrorKind::OperationTimeLimit), Some(method)) => client.held_for(method),
+        _ => None,
+    };
+    classify(err, wait)
 }
 
 /// Maps a client error onto what the outbox worker should do with the entry.

@@ -2,7 +2,6 @@
 //! `batch` requests of at most 50 when the rate limiter has room, and hands each result back
 //! through its oneshot. Requests in flight are futures polled by this task (nothing detached).
 
-use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,25 +17,24 @@ use super::batch::{self, Command, Pending, Planned};
 use super::error::{BitrixError, ErrorKind};
 use super::transport::{Body, Transport};
 use super::wire::{BATCH_MAX, BatchResult, Method};
-use crate::ids::ExternalCallId;
 
 /// Where a command's result goes.
 pub(crate) type Reply = oneshot::Sender<Result<Value, BitrixError>>;
 
-/// A command handed to the dispatcher.
+/// A command handed to the batcher.
 pub(crate) struct Queued {
     pub(crate) command: Command,
     pub(crate) reply: Reply,
 }
 
-/// Tuning of the dispatcher.
+/// Tuning of the batcher.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct DispatchSettings {
+pub(crate) struct BatcherSettings {
     pub(crate) window: Duration,
     pub(crate) max_in_flight: usize,
 }
 
-type InFlight = FuturesUnordered<BoxFuture<'static, Vec<ExternalCallId>>>;
+type InFlight = FuturesUnordered<BoxFuture<'static, ()>>;
 
 /// Runs until every client handle is dropped and the queue is empty, or until `shutdown`.
 /// On shutdown, queued commands fail with [`BitrixError::Shutdown`] and requests in flight are
@@ -44,18 +42,16 @@ type InFlight = FuturesUnordered<BoxFuture<'static, Vec<ExternalCallId>>>;
 pub(crate) async fn run(
     transport: Arc<Transport>,
     mut rx: mpsc::Receiver<Queued>,
-    settings: DispatchSettings,
+    settings: BatcherSettings,
     shutdown: CancellationToken,
 ) {
     let mut pending: Pending<Reply> = Pending::default();
-    let mut busy: HashMap<ExternalCallId, usize> = HashMap::new();
     let mut in_flight: InFlight = FuturesUnordered::new();
     let mut hold: Option<Instant> = None;
     let mut open = true;
     loop {
-        let keys: HashSet<ExternalCallId> = busy.keys().cloned().collect();
         let due = if in_flight.len() < settings.max_in_flight {
-            pending.due_at(&keys, settings.window)
+            pending.due_at(settings.window)
         } else {
             None
         };
@@ -69,18 +65,15 @@ pub(crate) async fn run(
                 Some(q) => pending.push(q.command, q.reply, Instant::now()),
                 None => open = false,
             },
-            Some(done) = in_flight.next(), if !in_flight.is_empty() => release(&mut busy, done),
+            Some(()) = in_flight.next(), if !in_flight.is_empty() => {}
             () = sleep_until_opt(due) => {
                 match transport.try_acquire() {
                     Err(wait) => hold = Some(Instant::now() + wait),
                     Ok(()) => {
                         hold = None;
-                        let planned = pending.take(&keys, BATCH_MAX);
+                        let planned = pending.take(BATCH_MAX);
                         if planned.is_empty() {
                             continue;
-                        }
-                        for key in planned.iter().filter_map(|p| p.command.key.clone()) {
-                            *busy.entry(key).or_default() += 1;
                         }
                         in_flight.push(Box::pin(send(Arc::clone(&transport), planned)));
                     }
@@ -98,17 +91,6 @@ pub(crate) async fn run(
     }
 }
 
-fn release(busy: &mut HashMap<ExternalCallId, usize>, done: Vec<ExternalCallId>) {
-    for key in done {
-        if let Some(n) = busy.get_mut(&key) {
-            *n -= 1;
-            if *n == 0 {
-                busy.remove(&key);
-            }
-        }
-    }
-}
-
 async fn sleep_until_opt(at: Option<Instant>) {
     match at {
         Some(at) => tokio::time::sleep_until(at).await,
@@ -116,13 +98,8 @@ async fn sleep_until_opt(at: Option<Instant>) {
     }
 }
 
-/// Sends one flush (room in the limiter already taken) and answers every waiter. Returns the
-/// call keys it held busy.
-async fn send(transport: Arc<Transport>, planned: Vec<Planned<Reply>>) -> Vec<ExternalCallId> {
-    let keys = planned
-        .iter()
-        .filter_map(|p| p.command.key.clone())
-        .collect();
+/// Sends one flush (room in the limiter already taken) and answers every waiter.
+async fn send(transport: Arc<Transport>, planned: Vec<Planned<Reply>>) {
     // Methods whose operating budget is exhausted fail here without being sent.
     let mut sendable = Vec::with_capacity(planned.len());
     for p in planned {
@@ -133,7 +110,7 @@ async fn send(transport: Arc<Transport>, planned: Vec<Planned<Reply>>) -> Vec<Ex
     }
     let planned = sendable;
     if planned.is_empty() {
-        return keys;
+        return;
     }
     debug!(commands = planned.len(), "sending batch");
     for key in planned.iter().filter_map(|p| p.command.key.as_ref()) {
@@ -149,7 +126,7 @@ async fn send(transport: Arc<Transport>, planned: Vec<Planned<Reply>>) -> Vec<Ex
             )
             .await;
         answer(planned, vec![result.map(|a| a.result)]);
-        return keys;
+        return;
     }
     let commands: Vec<&Command> = planned.iter().map(|p| &p.command).collect();
     let methods: Vec<Method> = commands.iter().map(|c| c.method).collect();
@@ -178,7 +155,6 @@ async fn send(transport: Arc<Transport>, planned: Vec<Planned<Reply>>) -> Vec<Ex
         },
     };
     answer(planned, results);
-    keys
 }
 
 fn answer(planned: Vec<Planned<Reply>>, results: Vec<Result<Value, BitrixError>>) {
