@@ -65,7 +65,8 @@ fn code_map() -> String {
 }
 
 /// Every backticked path in the code map (`src/call/`, `task.rs`, `click/hygiene.rs`), resolved
-/// against the bullet's own module (its first `src/...` path) or else the crate root.
+/// against the bullet's own folder (its first `src/...` or `benches/...` folder) or else the
+/// crate root.
 fn code_map_paths() -> Vec<(String, Vec<PathBuf>)> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut out = Vec::new();
@@ -80,7 +81,7 @@ fn code_map_paths() -> Vec<(String, Vec<PathBuf>)> {
             if let Some(base) = &base {
                 candidates.insert(0, base.join(name));
             }
-            if base.is_none() && name.starts_with("src/") && name.ends_with('/') {
+            if base.is_none() && name.ends_with('/') && root.join(name).is_dir() {
                 base = Some(root.join(name));
             }
             out.push((name.to_string(), candidates));
