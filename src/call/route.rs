@@ -54,8 +54,9 @@ pub(crate) struct Resolved {
     pub settings: CallSettings,
     /// `Input::Started` for the machine.
     pub start: Input,
-    /// Which of `config.routes` took the call.
-    pub route: usize,
+    /// Which of `config.routes` took the call; `None` for a callback's customer leg (routed to
+    /// `[events] callback_queue`, not by a route).
+    pub route: Option<usize>,
 }
 
 /// The first route that matches, resolved; `None` when no route matches (the call is handed back
@@ -81,7 +82,7 @@ pub(crate) fn resolve(config: &Config, arrival: &Arrival<'_>) -> Option<Resolved
         .or_else(|| config.bitrix.defaults.line_number.clone());
     Some(Resolved {
         settings,
-        route: index,
+        route: Some(index),
         start: Input::Started {
             target,
             caller,
@@ -94,7 +95,7 @@ pub(crate) fn resolve(config: &Config, arrival: &Arrival<'_>) -> Option<Resolved
 /// A callback's customer leg (fsb24 dialled it and handed it to its own socket, marked with
 /// [`callback::vars`]): routed to `[events] callback_queue`, registered as `TYPE=4` with the
 /// form's line and CRM entity. `None` for any other call, or when no callback queue is set.
-/// [`Resolved::route`] is `usize::MAX`: no `[[routes]]` entry took it.
+/// [`Resolved::route`] is `None`: no `[[routes]]` entry took it.
 pub(crate) fn resolve_callback(config: &Config, arrival: &Arrival<'_>) -> Option<Resolved> {
     let vars = arrival.variables;
     if !callback::vars::is_marked(vars) {
@@ -126,7 +127,7 @@ pub(crate) fn resolve_callback(config: &Config, arrival: &Arrival<'_>) -> Option
         .or_else(|| config.bitrix.defaults.line_number.clone());
     Some(Resolved {
         settings,
-        route: usize::MAX,
+        route: None,
         start: Input::Started {
             target,
             caller,

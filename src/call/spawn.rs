@@ -116,10 +116,9 @@ pub(crate) fn spawn(incoming: IncomingCall, config: &CallConfig, services: &Serv
         channel: channel.clone(),
         caller: arrival.caller_number.to_owned(),
         destination: arrival.destination.to_owned(),
-        route: config
-            .config
-            .routes
-            .get(resolved.route)
+        route: resolved
+            .route
+            .and_then(|i| config.config.routes.get(i))
             .map_or_else(|| "callback".to_owned(), route_label),
         queue: first_queue(&resolved.start),
     };
