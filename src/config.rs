@@ -150,6 +150,7 @@ impl TryFrom<RawConfig> for Config {
         let click_to_call = validate::click_to_call(&mut p, raw.click_to_call);
         let outgoing = outgoing::outgoing(&mut p, raw.outgoing, click_to_call.customer.as_ref());
         routes::check_forwards(&mut p, &routes, outgoing.customer.is_some());
+        routes::check_queue_forwards(&mut p, &queues, outgoing.customer.is_some());
         let log = validate::log(&mut p, raw.log);
         let admin_section = raw.admin.map(|a| admin::admin(&mut p, a));
         let numbers = validate::numbers(&mut p, raw.numbers);

@@ -385,6 +385,7 @@ mod tests {
             agent: AgentId::new(agent),
             leg: LegId::random(),
             extension: agent.to_owned(),
+            external: None,
         };
         let action = Action::Bridge {
             exec: exec.clone(),

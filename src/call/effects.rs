@@ -163,6 +163,15 @@ impl Effects for CallEffects {
     ) -> Result<(), EffectError> {
         let mut dial_legs = Vec::with_capacity(legs.len());
         for leg in legs {
+            if let Some(external) = &leg.external {
+                // Out of the PBX: the same checked dial-string rules as outgoing calls.
+                let dial = external
+                    .route
+                    .leg(leg.leg, &external.number, leg_timeout, None)
+                    .map_err(|e| esl_error("bridge", e))?;
+                dial_legs.push(dial);
+                continue;
+            }
             let endpoint = self.services.dialer.endpoint(&leg.extension)?;
             let dial = DialLeg::new(leg.leg, endpoint).map_err(|e| esl_error("bridge", e))?;
             dial_legs.push(dial.leg_timeout(whole_secs(leg_timeout)));

@@ -6,6 +6,7 @@
 
 mod cards;
 mod end;
+mod forward;
 mod hand_over;
 mod ring;
 mod settings;
@@ -24,6 +25,7 @@ use crate::queue::Outcome;
 
 use cards::Cards;
 
+pub(crate) use forward::{ExternalDial, ForwardTarget};
 pub(crate) use settings::{
     CallInfo, CallSettings, CallbackCard, CardMode, DirectTarget, MissedOwner, Overflow, OwnerStep,
     QueueRoute, RecordingSettings, Strategy, Target, WhenNoneFree,

@@ -10,9 +10,11 @@ use std::time::Duration;
 use chrono::{DateTime, FixedOffset, Utc};
 
 use crate::call::callback;
+use crate::call::click::CustomerRoute;
 use crate::call::machine::{
-    CallSettings, CallbackCard, Caller, CardMode, DirectTarget, Input, MissedOwner, Overflow,
-    OwnerStep, QueueRoute, RecordingSettings, Strategy, Target, WhenNoneFree,
+    CallSettings, CallbackCard, Caller, CardMode, DirectTarget, ExternalDial, ForwardTarget, Input,
+    MissedOwner, Overflow, OwnerStep, QueueRoute, RecordingSettings, Strategy, Target,
+    WhenNoneFree,
 };
 use crate::call::status::{Cause, MissedStatus};
 use crate::config::{
@@ -223,6 +225,37 @@ fn direct(config: &Config, id: &AgentId) -> Option<DirectTarget> {
     })
 }
 
+/// A queue's overflow to an employee's external number. A way out the dial string refuses
+/// (the config checks that one is configured) hangs the caller up rather than losing the route.
+fn forward(
+    config: &Config,
+    number: &PhoneNumber,
+    agent: &AgentId,
+    ring: Duration,
+) -> Option<Overflow> {
+    let agent = agent_info(config.agent(agent)?);
+    let route = config
+        .outgoing
+        .customer
+        .as_ref()
+        .map(CustomerRoute::from_config);
+    let Some(Ok(route)) = route else {
+        tracing::warn!(agent = %agent.agent, "no usable gateway or profile to forward through; the caller is hung up");
+        return Some(Overflow::Hangup {
+            cause: Cause::NORMAL_TEMPORARY_FAILURE,
+        });
+    };
+    let dial = ExternalDial {
+        route,
+        number: config.numbers.normalise(number),
+    };
+    Some(Overflow::Forward(Box::new(ForwardTarget {
+        agent,
+        dial,
+        ring_timeout: ring,
+    })))
+}
+
 fn queue_route(config: &Config, queue: &QueueConfig, depth: usize) -> Option<QueueRoute> {
     if depth > MAX_OVERFLOW_DEPTH {
         return None;
@@ -237,6 +270,11 @@ fn queue_route(config: &Config, queue: &QueueConfig, depth: usize) -> Option<Que
         config::Overflow::Hangup(cause) => Overflow::Hangup {
             cause: cause.clone(),
         },
+        config::Overflow::Forward {
+            number,
+            agent,
+            ring,
+        } => forward(config, number, agent, *ring)?,
     };
     Some(QueueRoute {
         queue: queue.name.clone(),

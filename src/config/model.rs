@@ -286,6 +286,16 @@ pub enum Overflow {
     Agent(AgentId),
     /// Hang up the caller with this cause.
     Hangup(Cause),
+    /// Bridge the caller to an employee's mobile or landline through `[outgoing]`'s gateway or
+    /// profile; the card and the finish are that employee's (the call stays `TYPE=2`).
+    Forward {
+        /// The external number.
+        number: PhoneNumber,
+        /// The employee it is forwarded for.
+        agent: AgentId,
+        /// How long the number rings.
+        ring: Duration,
+    },
 }
 
 /// What a waiting caller hears.

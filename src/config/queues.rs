@@ -10,6 +10,7 @@ use super::model::{
 };
 use super::policies::{card_mode, missed_owner};
 use super::raw::{RawAgent, RawOverflow, RawQueue};
+use super::routes::forward_parts;
 use super::validate::bounded_duration;
 use crate::esl::Cause;
 use crate::esl::command::VarValue;
@@ -327,6 +328,17 @@ fn overflow(
         }
         Some(RawOverflow::Queue(name)) => {
             Overflow::Queue(known.queue(p, format!("{key}.queue"), &name))
+        }
+        Some(RawOverflow::Forward(raw)) => {
+            match forward_parts(p, &format!("{key}.forward"), raw, known) {
+                Ok((number, agent, ring)) => Overflow::Forward {
+                    number,
+                    agent,
+                    ring,
+                },
+                // The config is refused with the problem; the stand-in is never used.
+                Err(agent) => Overflow::Agent(agent),
+            }
         }
         Some(RawOverflow::Hangup(cause)) => match CALLER_CAUSES.iter().find(|c| **c == cause) {
             Some(c) => Overflow::Hangup(Cause::parse(c)),

@@ -172,6 +172,7 @@ pub(crate) enum RawOverflow {
     Queue(String),
     Agent(String),
     Hangup(String),
+    Forward(RawForward),
 }
 
 #[derive(Debug, Deserialize)]

@@ -4,12 +4,12 @@
 use std::time::Duration;
 
 use super::error::Problems;
-use super::model::{LineMatch, RouteConfig, RouteTarget};
+use super::model::{LineMatch, Overflow, QueueConfig, RouteConfig, RouteTarget};
 use super::policies::missed_owner;
-use super::queues::Known;
+use super::queues::{Known, label};
 use super::raw::{RawForward, RawLine, RawRoute, RawTarget};
 use super::validate::{bounded_duration, line_number, token};
-use crate::ids::PhoneNumber;
+use crate::ids::{AgentId, PhoneNumber};
 
 pub(crate) fn routes(p: &mut Problems, raw: Vec<RawRoute>, known: &Known<'_>) -> Vec<RouteConfig> {
     let out: Vec<RouteConfig> = raw
@@ -134,13 +134,31 @@ fn target(p: &mut Problems, key: &str, raw: RawTarget, known: &Known<'_>) -> Rou
 /// `{ forward = { number, agent, ring } }`: the number passes the dial-string gate here; that a
 /// gateway exists to dial it is checked with `[outgoing]` (`check_forwards`).
 fn forward(p: &mut Problems, key: &str, raw: RawForward, known: &Known<'_>) -> RouteTarget {
+    match forward_parts(p, key, raw, known) {
+        Ok((number, agent, ring)) => RouteTarget::Forward {
+            number,
+            agent,
+            ring,
+        },
+        // The config is refused with the problem; the stand-in target is never used.
+        Err(agent) => RouteTarget::Agent(agent),
+    }
+}
+
+/// The checked parts of a `forward` table (a route's target or a queue's overflow): the number,
+/// the employee and the ring time; `Err(agent)` when the number is refused (a problem is pushed).
+pub(crate) fn forward_parts(
+    p: &mut Problems,
+    key: &str,
+    raw: RawForward,
+    known: &Known<'_>,
+) -> Result<(PhoneNumber, AgentId, Duration), AgentId> {
     let agent = known.agent(p, format!("{key}.agent"), &raw.agent);
     let number = match PhoneNumber::parse(&raw.number) {
         Ok(number) => number,
         Err(e) => {
-            // The config is refused with this problem; the stand-in target is never used.
             p.push(format!("{key}.number"), e);
-            return RouteTarget::Agent(agent);
+            return Err(agent);
         }
     };
     let ring = bounded_duration(
@@ -151,11 +169,7 @@ fn forward(p: &mut Problems, key: &str, raw: RawForward, known: &Known<'_>) -> R
         Duration::from_secs(1),
         Duration::from_secs(600),
     );
-    RouteTarget::Forward {
-        number,
-        agent,
-        ring,
-    }
+    Ok((number, agent, ring))
 }
 
 /// Every route that forwards needs a way out of the PBX: `[outgoing]` (or `[click_to_call]`)
@@ -165,6 +179,21 @@ pub(crate) fn check_forwards(p: &mut Problems, routes: &[RouteConfig], has_route
         if matches!(route.target, RouteTarget::Forward { .. }) && !has_route {
             p.push(
                 format!("routes[{i}].target.forward"),
+                "forwarding needs [outgoing] gateway, or profile and host (or [click_to_call]'s)",
+            );
+        }
+    }
+}
+
+/// Every queue that overflows to an external number needs the same way out.
+pub(crate) fn check_queue_forwards(p: &mut Problems, queues: &[QueueConfig], has_route: bool) {
+    for (i, queue) in queues.iter().enumerate() {
+        if matches!(queue.overflow, Overflow::Forward { .. }) && !has_route {
+            p.push(
+                format!(
+                    "{}.overflow.forward",
+                    label("queues", queue.name.as_str(), i)
+                ),
                 "forwarding needs [outgoing] gateway, or profile and host (or [click_to_call]'s)",
             );
         }

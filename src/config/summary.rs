@@ -57,6 +57,11 @@ impl Config {
                 Overflow::Queue(name) => format!("queue {name}"),
                 Overflow::Agent(id) => format!("agent {id}"),
                 Overflow::Hangup(cause) => format!("hangup {cause}"),
+                Overflow::Forward {
+                    number,
+                    agent,
+                    ring,
+                } => format!("forwarded to {number} for agent {agent}, {}", show(*ring)),
             };
             let _ = writeln!(
                 out,

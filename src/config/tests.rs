@@ -91,6 +91,32 @@ fn sequential_ring_steps_repeat_the_last_time() {
 }
 
 #[test]
+fn a_queue_may_overflow_to_an_external_number_only_with_a_way_out() {
+    let queue = format!(
+        r#"{AGENTS}
+[[queues]]
+name = "a"
+agents = ["1001"]
+overflow = {{ forward = {{ number = "+491707654321", agent = "1002", ring = "20s" }} }}
+"#
+    );
+    let errors = with(&queue).unwrap_err();
+    assert_eq!(keys(&errors), ["queues.a.overflow.forward"]);
+    let c = with(&format!("{queue}[outgoing]\ngateway = \"provider\"\n")).unwrap();
+    assert_eq!(
+        c.queues[0].overflow,
+        Overflow::Forward {
+            number: crate::ids::PhoneNumber::parse("+491707654321").unwrap(),
+            agent: AgentId::new("1002"),
+            ring: Duration::from_secs(20),
+        }
+    );
+    let bad = queue.replace("+491707654321", "17'0");
+    let errors = with(&format!("{bad}[outgoing]\ngateway = \"provider\"\n")).unwrap_err();
+    assert_eq!(keys(&errors), ["queues.a.overflow.forward.number"]);
+}
+
+#[test]
 fn overflow_cycle_is_reported_once_with_its_path() {
     let errors = with(&format!(
         r#"{AGENTS}

@@ -31,6 +31,7 @@ mod outbox_crash;
 mod outgoing;
 mod phone_numbers;
 mod policies;
+mod queue_forward;
 mod recovery;
 mod setup;
 mod tidy;

@@ -393,3 +393,60 @@ async fn a_caller_ringing_at_a_kill_reaches_the_fallback_after_the_leg_timeout_n
     assert_eq!(r.finishes(&call.call_id).await, 1, "exactly one finish");
     r.daemon.kill().await;
 }
+
+/// An outgoing call (issue 15): employee 1001 dials a customer through the gateway; fsb24 is
+/// killed while they talk and the recording runs, and comes back at once. The conversation goes
+/// on in the switch (no `resume`: the bridge stays up), and the next run finishes the call once,
+/// `TYPE=1` for the employee who dialled, with the whole talk time and the recording.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outgoing_call_cut_by_a_kill_is_finished_once_for_the_employee_with_its_talk_time() {
+    const CUSTOMER: &str = "+49301234567";
+    let body = "[numbers]\ndefault_country = \"DE\"\n\
+                [outgoing]\nenabled = true\ngateway = \"provider\"\nline_number = \"out-1\"\n";
+    let mut r = rig_with(body, |fs| {
+        fs.phone(CUSTOMER).answers_after(Duration::from_millis(300));
+    })
+    .await;
+    let spec = CallSpec {
+        caller: AGENT.0.into(),
+        destination: CUSTOMER.into(),
+        vars: vec![("fsb24_call".into(), "outgoing".into())],
+        ..CallSpec::default()
+    };
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], r.port));
+    let caller = r.fs.offer_call(addr, spec).await.unwrap();
+    let uuid = caller.uuid.clone();
+    r.switch_event(&uuid, "RECORD_START").await;
+    let talk_began = Instant::now();
+    r.registered(&uuid).await;
+    r.stop(Stop::Kill).await;
+    r.daemon.start().await;
+    // The employee talks on for 3 s in all, then hangs up.
+    tokio::time::sleep_until(talk_began + Duration::from_secs(3)).await;
+    assert!(!r.fs.resumed(&uuid), "the bridge was never broken");
+    caller.hang_up();
+    let call = r.finished(&uuid, true).await;
+    assert_eq!(
+        (call.call_type, call.user_id),
+        (1, AGENT.1),
+        "TYPE=1 for the dialler"
+    );
+    assert_eq!(call.phone, CUSTOMER);
+    answered_by_the_agent(&call, 3);
+    let record = r.bx.record_of(&call.call_id).unwrap();
+    assert_eq!(record.bytes, r.recording(&uuid), "the whole conversation");
+    assert_eq!(r.finishes(&call.call_id).await, 1, "exactly one finish");
+    let ring = r.fs.ring_ended(CUSTOMER, 0).await.unwrap();
+    assert_eq!(
+        ring.why.as_deref(),
+        Some("ANSWERED"),
+        "dialled once, answered"
+    );
+    let dialled =
+        r.fs.ring_log()
+            .iter()
+            .filter(|x| x.user == CUSTOMER)
+            .count();
+    assert_eq!(dialled, 1, "never dialled twice");
+    r.daemon.kill().await;
+}

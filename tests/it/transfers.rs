@@ -2,8 +2,18 @@
 //! phone as measured in transfer_of_socket_call.txt run2, or an operator's `uuid_transfer -bleg`)
 //! and an attended transfer (REFER with Replaces, modelled from FreeSWITCH's source) each end
 //! with exactly one finish for the final talker with the whole talk time and the recording, and
-//! the card follows the talking agent. Card edges are asserted by causality on the peers' own
-//! clocks with a 1 s sanity bound; the measured figures are printed (`-- --nocapture`).
+//! the card follows the talking agent.
+//!
+//! "Within 100 ms" (the acceptance): each card edge is measured on the peers' own clocks and
+//! printed against [`TARGET`] (`-- --nocapture`), but asserted by causality plus the 1 s
+//! [`SANITY`] bound, not against 100 ms. Causality is what the user sees: the old card closes
+//! after the hand-over and before the new one opens (never two talkers' cards), the new card
+//! opens after the hand-over and, for a blind transfer, while the new agent's phone still rings.
+//! The figures alone do not leave the wide margin a fixed 100 ms assertion needs: measured on
+//! the shared 2-core machine (debug build, load average about 5) they were 9-33 ms for the
+//! hand-over of a REFER, 19-61 ms for the new card from its ring and 27-40 ms after an attended
+//! REFER, but 74 ms once for a `uuid_transfer` hand-over: a third of the budget left, so a
+//! loaded CI would fail the test on scheduling, not on fsb24.
 
 use std::time::Duration;
 
@@ -20,6 +30,20 @@ target = { agent = "1001" }
 
 /// The peers' clocks are the test's own; the figures stay far below this on a loaded CI.
 const SANITY: Duration = Duration::from_secs(1);
+/// The acceptance's figure for a card edge, reported (see the module doc for why it is not the
+/// assertion).
+const TARGET: Duration = Duration::from_millis(100);
+
+/// Prints one measured card edge against [`TARGET`] and asserts it within [`SANITY`].
+fn edge(what: &str, measured: Duration) {
+    let verdict = if measured <= TARGET { "within" } else { "OVER" };
+    eprintln!(
+        "card edge: {what}: {} ms ({verdict} the {} ms target)",
+        ms(measured),
+        ms(TARGET)
+    );
+    assert!(measured <= SANITY, "{what}: {} ms", ms(measured));
+}
 
 fn ms(d: Duration) -> u128 {
     d.as_millis()
@@ -120,14 +144,18 @@ async fn blind_transfer(how: Blind) {
         new.from <= second.ended.unwrap(),
         "1002 sees the card while it rings"
     );
-    let hand_over = gap(old_to, referred_at);
-    let new_open = gap(new.from, second.started);
-    eprintln!(
-        "blind transfer ({how:?}): 1001's card closed {} ms from it, 1002's opened {} ms from its ring",
-        ms(hand_over),
-        ms(new_open)
+    assert!(
+        referred_at <= old_to && referred_at <= new.from,
+        "both edges follow the hand-over: {timeline:?}"
     );
-    assert!(hand_over <= SANITY && new_open <= SANITY);
+    edge(
+        &format!("{how:?}: 1001's card closed after the hand-over"),
+        gap(old_to, referred_at),
+    );
+    edge(
+        &format!("{how:?}: 1002's card opened from its ring"),
+        gap(new.from, second.started),
+    );
 
     // One recording for the whole call (the caller's leg, across the transfer).
     let record =
@@ -213,14 +241,14 @@ async fn an_attended_transfer_ends_with_one_finish_for_the_final_talker_and_the_
     let old_to = old.to.unwrap();
     assert!(referred_at <= old_to && old_to <= new.from, "{timeline:?}");
     assert_eq!(new.to, Some(finish.at));
-    let hand_over = gap(old_to, referred_at);
-    let new_open = gap(new.from, referred_at);
-    eprintln!(
-        "attended transfer: 1001's card closed {} ms and 1002's opened {} ms after the REFER",
-        ms(hand_over),
-        ms(new_open)
+    edge(
+        "attended: 1001's card closed after the REFER",
+        gap(old_to, referred_at),
     );
-    assert!(hand_over <= SANITY && new_open <= SANITY);
+    edge(
+        "attended: 1002's card opened after the REFER",
+        gap(new.from, referred_at),
+    );
 
     // fsb24 never hung the transferred customer up; the recording covers the whole call.
     let hangups: Vec<_> =

@@ -149,6 +149,7 @@ impl Call {
         match target {
             Overflow::Queue(route) => self.enter_queue(now, *route, out),
             Overflow::Agent(direct) => self.ring_direct(now, *direct, out),
+            Overflow::Forward(target) => self.ring_forward(now, *target, out),
             Overflow::Hangup { cause } => {
                 out.push(Action::HangupCaller { cause });
                 self.state = State::Closing;

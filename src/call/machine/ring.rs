@@ -320,6 +320,7 @@ impl Call {
                     agent: l.agent.agent.clone(),
                     leg: l.leg.clone(),
                     extension: l.agent.extension.clone(),
+                    external: None,
                 })
                 .collect(),
             simultaneous,

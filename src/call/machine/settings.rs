@@ -188,6 +188,8 @@ pub(crate) enum Overflow {
         /// The cause sent to the caller.
         cause: Cause,
     },
+    /// An employee's mobile or landline, through the PBX's gateway.
+    Forward(Box<super::ForwardTarget>),
 }
 
 /// Facts about the call known when its session opens.

@@ -154,6 +154,9 @@ pub(crate) struct BridgeLeg {
     pub leg: LegId,
     /// The extension to dial.
     pub extension: String,
+    /// Set when the leg goes out of the PBX instead (a queue forwarding to a mobile): the
+    /// extension is then only the employee's, never dialled.
+    pub external: Option<super::ExternalDial>,
 }
 
 /// What to do (imperative). The call task executes them in order.
