@@ -190,11 +190,11 @@ async fn one_call(deps: Arc<ClickDeps>, click: ClickToCall, shutdown: Cancellati
     let channel = BitrixWrite::Note(CallNote::Channel {
         channel: legs.agent.clone().into(),
     });
-    let writes = [show, channel].map(|write| CallWrite {
-        call: key.clone(),
-        write,
-    });
-    if let Err(e) = deps.outbox.push_all(writes.into()).await {
+    if let Err(e) = deps
+        .outbox
+        .push_all(CallWrite::all(&key, [show, channel]))
+        .await
+    {
         error!(error = %e, "click-to-call card not stored");
     }
     let finish = match originate_request(&deps.dial, ext, &click.phone, &legs) {
