@@ -25,7 +25,7 @@ use crate::call::callback::{self, CallbackDeps};
 use crate::call::click::{self, ClickDeps, ClickDial};
 use crate::call::effects::{CallServices, Dialer};
 use crate::call::recover::{self, live::Recovery};
-use crate::call::spawn::{CallConfig, Services};
+use crate::call::spawn::{CallConfigs, Services};
 use crate::config::{BitrixAuth, Config, ConfigError, ConfigErrors};
 use crate::esl::{InboundClient, InboundHandle, IncomingCall, OutboundServer, Presence};
 use crate::http::offline::OfflinePoller;
@@ -125,10 +125,11 @@ pub async fn run_with(
         token: calls_token.child_token(),
         tracker: calls.clone(),
     };
-    calls.spawn(dispatch_calls(calls_rx, config_updates.clone(), spawn_with));
+    let call_configs = CallConfigs::new(config_updates.clone());
+    calls.spawn(dispatch_calls(calls_rx, call_configs.clone(), spawn_with));
     if listeners.http.is_some() || config_updates.borrow().portal.delivery.offline() {
         let clicks = ClickDeps {
-            agents: click::agents_by_user(&config_updates.borrow().agents)?,
+            agents: call_configs,
             inbound,
             outbox: services.outbox.clone(),
             dial: ClickDial::from_config(&config_updates.borrow())?,
@@ -320,20 +321,16 @@ async fn follow_reloads(
 /// current at its arrival (built once per config version). Never waits on a call.
 async fn dispatch_calls(
     mut calls: mpsc::Receiver<IncomingCall>,
-    mut config: watch::Receiver<Arc<Config>>,
+    configs: CallConfigs,
     services: Services,
 ) {
-    let mut current = CallConfig::new(Arc::clone(&config.borrow_and_update()));
     loop {
         let incoming = tokio::select! {
             () = services.token.cancelled() => return,
             incoming = calls.recv() => match incoming { Some(c) => c, None => return },
         };
         // A reload changes new calls only.
-        if config.has_changed().unwrap_or(false) {
-            current = CallConfig::new(Arc::clone(&config.borrow_and_update()));
-        }
-        call::spawn::spawn(incoming, &current, &services);
+        call::spawn::spawn(incoming, &configs.current(), &services);
     }
 }
 

@@ -23,7 +23,7 @@ use tracing::{Instrument, error, info, info_span, warn};
 
 use crate::call::click::CustomerRoute;
 use crate::call::status::{Attempt, Cause, Direction, MissedStatus, finish_status};
-use crate::esl::command::{CommandError, DialLeg, Endpoint, OriginateRequest, OriginateThen};
+use crate::esl::command::{CommandError, OriginateRequest, OriginateThen, whole_secs};
 use crate::esl::{EslError, InboundHandle};
 use crate::http::CallbackRequest;
 use crate::ids::{BitrixUserId, ChannelId, LegId, PhoneNumber};
@@ -163,26 +163,17 @@ fn originate_request(
     line: Option<&str>,
     leg: &LegId,
 ) -> Result<OriginateRequest, CommandError> {
-    let phone = request.phone.clone();
-    let endpoint = match &deps.customer {
-        CustomerRoute::Gateway(gateway) => Endpoint::Gateway {
-            gateway: gateway.clone(),
-            number: phone.clone(),
-        },
-        CustomerRoute::Profile { profile, host } => Endpoint::Profile {
-            profile: profile.clone(),
-            number: phone.clone(),
-            host: host.clone(),
-        },
-    };
-    let ring = u32::try_from(deps.ring.as_secs().max(1)).unwrap_or(u32::MAX);
-    let mut dial = DialLeg::new(leg.clone(), endpoint)?
-        .leg_timeout(ring)
+    let phone = &request.phone;
+    let mut dial = deps
+        .customer
+        .leg(
+            leg.clone(),
+            phone,
+            deps.ring,
+            deps.caller_id_number.as_ref(),
+        )?
         .var(vars::MARK, "1")?
         .var(vars::NUMBER, phone.as_str())?;
-    if let Some(cid) = &deps.caller_id_number {
-        dial = dial.caller_id_number(cid.clone());
-    }
     if let Some(line) = line {
         dial = dial.var(vars::LINE, line)?;
     }
@@ -194,7 +185,7 @@ fn originate_request(
     Ok(OriginateRequest {
         leg: dial,
         then: OriginateThen::Socket(deps.socket),
-        timeout_secs: ring,
+        timeout_secs: whole_secs(deps.ring),
     })
 }
 
@@ -240,11 +231,7 @@ async fn not_answered(
         )),
     };
     let writes = [BitrixWrite::Register(register), BitrixWrite::Finish(finish)];
-    let writes = writes.map(|write| CallWrite {
-        call: key.clone(),
-        write,
-    });
-    match deps.outbox.push_all(writes.into()).await {
+    match deps.outbox.push_all(CallWrite::all(&key, writes)).await {
         Ok(_) => info!(status = %status, "unanswered callback registered and finished"),
         Err(e) => error!(error = %e, "unanswered callback not stored"),
     }

@@ -2,7 +2,7 @@
 //! and mirror it onto the call Bitrix24 already registered (`Adopt`, `Show`, one `Finish`; never
 //! `register`). [`machine`] decides; this driver only does the IO. Wired by [`run_click_to_call`].
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 
 use tokio::sync::{broadcast, mpsc};
@@ -11,8 +11,9 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{Instrument, debug, error, info, info_span, warn};
 
+use crate::call::spawn::CallConfigs;
 use crate::call::status::Cause;
-use crate::esl::command::{Extension, OriginateRequest};
+use crate::esl::command::OriginateRequest;
 use crate::esl::{EslError, InboundHandle, SwitchEvent};
 use crate::http::ClickToCall;
 use crate::ids::{BitrixCallId, BitrixUserId, ExternalCallId, LegId};
@@ -34,8 +35,8 @@ const RECENT_CALLS: usize = 4096;
 /// Everything the click-to-call task needs.
 #[derive(Debug, Clone)]
 pub struct ClickDeps {
-    /// Bitrix24 user -> the extension rung for them.
-    pub agents: HashMap<BitrixUserId, Extension>,
+    /// The config versions: Bitrix24 user -> the extension rung for them, as of the click.
+    pub agents: CallConfigs,
     /// The inbound ESL connection (originate + switch events).
     pub inbound: InboundHandle,
     /// The durable Bitrix24 write queue.
@@ -171,7 +172,8 @@ pub fn click_call_key(call_id: &BitrixCallId) -> ExternalCallId {
 
 async fn one_call(deps: Arc<ClickDeps>, click: ClickToCall, shutdown: CancellationToken) {
     let key = click_call_key(&click.call_id);
-    let Some(ext) = deps.agents.get(&click.user) else {
+    let lookups = deps.agents.current();
+    let Some(ext) = lookups.click_extension(click.user) else {
         warn!("no agent for the bitrix user: call cancelled");
         let finish = unknown_user_finish(click.user, deps.dial.add_to_chat);
         let _ = push(&deps.outbox, &key, BitrixWrite::Finish(finish)).await;
@@ -188,11 +190,11 @@ async fn one_call(deps: Arc<ClickDeps>, click: ClickToCall, shutdown: Cancellati
     let channel = BitrixWrite::Note(CallNote::Channel {
         channel: legs.agent.clone().into(),
     });
-    let writes = [show, channel].map(|write| CallWrite {
-        call: key.clone(),
-        write,
-    });
-    if let Err(e) = deps.outbox.push_all(writes.into()).await {
+    if let Err(e) = deps
+        .outbox
+        .push_all(CallWrite::all(&key, [show, channel]))
+        .await
+    {
         error!(error = %e, "click-to-call card not stored");
     }
     let finish = match originate_request(&deps.dial, ext, &click.phone, &legs) {

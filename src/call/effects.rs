@@ -267,13 +267,7 @@ impl Effects for CallEffects {
 
     async fn cards(&self, writes: Vec<BitrixWrite>) -> Result<(), EffectError> {
         let method = writes.first().map_or("card", crate::outbox::store::kind_of);
-        let writes = writes
-            .into_iter()
-            .map(|write| CallWrite {
-                call: self.call.clone(),
-                write,
-            })
-            .collect();
+        let writes = CallWrite::all(&self.call, writes);
         let pushed = self.services.outbox.push_all(writes).await;
         pushed.map(drop).map_err(outbox_error(method))
     }

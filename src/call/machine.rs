@@ -86,19 +86,31 @@ struct Meta {
 }
 
 /// One call's state machine.
+///
+/// Beside `state` live only facts of the call's history, each valid in every state once known
+/// (none of them can contradict a state): the finish, the recording path and the missed-call
+/// owner read them from whichever state the call ends in.
 #[derive(Debug)]
 pub(crate) struct Call {
     settings: CallSettings,
     info: CallInfo,
     state: State,
+    /// What `Started` told us; `None` until then. Not folded into the states: `HungUp` and
+    /// `Finished` are reached both with it and without it (a caller who hangs up, or a
+    /// shutdown, before `Started`), the register, recording path and finish read it in several
+    /// states, and it never changes once set.
     meta: Option<Meta>,
     cards: Cards,
     talk: Option<Talk>,
     recording: end::RecordingState,
+    /// How the last agent attempt failed, whatever the call did afterwards (overflow, a later
+    /// conversation, hang-up): the finish's status when nobody answered.
     last_attempt: Option<Attempt>,
-    /// The CRM-responsible manager the lookup found.
+    /// The CRM-responsible manager the lookup found: a fact of the call from the lookup on,
+    /// read by the missed-call owner chain in any state the call ends in.
     responsible: Option<BitrixUserId>,
-    /// The agent whose phone rang last.
+    /// The agent whose phone rang last: history, like `last_attempt` (the owner chain's
+    /// `last_rung` step), valid in every state after the first ring.
     last_rung: Option<BitrixUserId>,
 }
 

@@ -16,3 +16,5 @@ pub(crate) mod spawn;
 pub(crate) mod status;
 pub(crate) mod task;
 pub(crate) mod why;
+
+pub use spawn::CallConfigs;

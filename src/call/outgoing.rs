@@ -339,13 +339,7 @@ async fn execute(call: &OutgoingSession, action: Action) {
 }
 
 async fn store(call: &OutgoingSession, writes: Vec<BitrixWrite>) {
-    let writes = writes
-        .into_iter()
-        .map(|write| CallWrite {
-            call: call.key.clone(),
-            write,
-        })
-        .collect();
+    let writes = CallWrite::all(&call.key, writes);
     if let Err(e) = call.outbox.push_all(writes).await {
         error!(error = %e, "outgoing call write not stored; durability lost");
     }

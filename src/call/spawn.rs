@@ -4,7 +4,7 @@
 //! first presence snapshot waits for it in its own task.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use tokio::sync::watch;
@@ -19,8 +19,9 @@ use crate::call::machine::{Call, CallInfo, Input, Target, Transferee};
 use crate::call::outgoing::{self, OutgoingSession, Plan};
 use crate::call::route::{self, Arrival};
 use crate::call::task::{self, MapCtx};
-use crate::call::{callback, forward};
+use crate::call::{callback, click, forward};
 use crate::config::{Config, LineMatch, RouteConfig};
+use crate::esl::command::Extension;
 use crate::esl::{ChannelInfo, IncomingCall};
 use crate::ids::{AgentId, BitrixUserId, IdSequence, LegId};
 use crate::outbox;
@@ -38,6 +39,8 @@ pub(crate) struct CallConfig {
     extensions: Arc<HashMap<String, Transferee>>,
     /// Bitrix24 user -> agent (responsible-manager routing).
     agents_by_user: Arc<HashMap<BitrixUserId, AgentId>>,
+    /// Bitrix24 user -> the extension click-to-call rings for them.
+    click_agents: Arc<HashMap<BitrixUserId, Extension>>,
 }
 
 impl CallConfig {
@@ -59,11 +62,48 @@ impl CallConfig {
             .iter()
             .map(|a| (a.bitrix_user, a.id.clone()))
             .collect();
+        let click_agents = click::agents_by_user(&config.agents);
         Self {
             config,
             extensions: Arc::new(extensions),
             agents_by_user: Arc::new(agents_by_user),
+            click_agents: Arc::new(click_agents),
         }
+    }
+
+    /// The extension click-to-call rings for `user` (the user's first agent).
+    pub(crate) fn click_extension(&self, user: BitrixUserId) -> Option<&Extension> {
+        self.click_agents.get(&user)
+    }
+}
+
+/// The config versions as they come (SIGHUP), each with its [`CallConfig`] built once and
+/// shared by everyone who asks: the call dispatcher and click-to-call see the same lookups.
+#[derive(Debug, Clone)]
+pub struct CallConfigs {
+    updates: watch::Receiver<Arc<Config>>,
+    current: Arc<Mutex<CallConfig>>,
+}
+
+impl CallConfigs {
+    /// Follows `updates`, starting from its current version.
+    pub fn new(updates: watch::Receiver<Arc<Config>>) -> Self {
+        let first = CallConfig::new(Arc::clone(&updates.borrow()));
+        Self {
+            updates,
+            current: Arc::new(Mutex::new(first)),
+        }
+    }
+
+    /// The lookups of the config current now; built on the first ask after a reload.
+    pub(crate) fn current(&self) -> CallConfig {
+        let config = Arc::clone(&self.updates.borrow());
+        // Nothing panics while the lock is held; a poisoned one still holds a whole CallConfig.
+        let mut current = self.current.lock().unwrap_or_else(PoisonError::into_inner);
+        if !Arc::ptr_eq(&current.config, &config) {
+            *current = CallConfig::new(config);
+        }
+        current.clone()
     }
 }
 
@@ -281,5 +321,48 @@ mod tests {
                 );
             }
         }
+    }
+
+    // Regression: click-to-call built its user -> extension map once at start, so an agent a
+    // SIGHUP added (or moved) was rung at the old extension or not at all. It now asks the same
+    // per-version lookups as the dispatcher, built once per version.
+    #[test]
+    fn click_to_call_follows_the_config_versions_with_one_lookup_each() {
+        let text = include_str!("../../tests/fixtures/config/valid/simultaneous_lines.toml");
+        let config = Config::from_toml_str(text).unwrap();
+        let agent = config.agents[1].clone();
+        let (tx, rx) = watch::channel(Arc::new(config));
+        let configs = CallConfigs::new(rx);
+        let click_side = configs.clone();
+        let before = configs.current();
+        assert_eq!(
+            before
+                .click_extension(agent.bitrix_user)
+                .map(Extension::as_str),
+            Some(agent.extension.as_str())
+        );
+        // One version, one build: both sides share it.
+        assert!(Arc::ptr_eq(
+            &before.click_agents,
+            &click_side.current().click_agents
+        ));
+
+        let old = format!("extension = \"{}\"", agent.extension);
+        let renamed = text.replace(&old, "extension = \"1009\"");
+        assert_ne!(renamed, text);
+        tx.send(Arc::new(Config::from_toml_str(&renamed).unwrap()))
+            .unwrap();
+        let after = click_side.current();
+        assert_eq!(
+            after
+                .click_extension(agent.bitrix_user)
+                .map(Extension::as_str),
+            Some("1009")
+        );
+        assert!(Arc::ptr_eq(
+            &after.click_agents,
+            &configs.current().click_agents
+        ));
+        assert!(!Arc::ptr_eq(&after.click_agents, &before.click_agents));
     }
 }

@@ -115,3 +115,16 @@ pub struct CallWrite {
     /// The write.
     pub write: BitrixWrite,
 }
+
+impl CallWrite {
+    /// `writes` addressed to `call`, in order.
+    pub fn all(call: &ExternalCallId, writes: impl IntoIterator<Item = BitrixWrite>) -> Vec<Self> {
+        writes
+            .into_iter()
+            .map(|write| Self {
+                call: call.clone(),
+                write,
+            })
+            .collect()
+    }
+}

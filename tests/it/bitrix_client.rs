@@ -17,7 +17,9 @@ use fsb24::outbox::op::{CallType, FinishCall, RegisterCall};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::support::bitrix_peer::{BitrixPeer, BucketConfig, PeerOptions, SeedUser};
+use crate::support::bitrix_peer::{
+    BitrixPeer, BucketConfig, CONTACT_PHONE, Fault, PeerOptions, SeedUser,
+};
 
 const FAILSAFE: Duration = Duration::from_secs(20);
 
@@ -494,6 +496,58 @@ async fn retried_finish_reports_call_not_found_for_the_outbox_to_accept() {
             .unwrap(),
         "show after finish is false"
     );
+}
+
+// Moved from bitrix_methods.rs, where it drove the peer by hand: what it guards is fsb24's retry
+// (the outbox retries a write with the same EXTERNAL_CALL_ID), so it runs fsb24's client.
+#[tokio::test]
+async fn a_register_whose_answer_was_lost_is_retried_into_the_same_call() {
+    let peer = BitrixPeer::seeded(PeerOptions::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (settings, _) = peer.install_app(dir.path()).await;
+    let (client, _tracker, _stop) = start(settings).await;
+    peer.fail_next("telephony.externalCall.register", 1, Fault::LoseResponse);
+    let call = ExternalCallId::new("fs-lost");
+    let mut req = register_call(17, CONTACT_PHONE);
+    // The 30-minute window is measured from CALL_START_DATE [impl]: send a current one.
+    req.started_at = chrono::Utc::now().fixed_offset();
+    let lost = within(client.register(&call, &req)).await.unwrap_err();
+    assert!(lost.is_retryable(), "{lost}");
+    assert_eq!(
+        peer.calls().len(),
+        1,
+        "the call was registered before the answer was lost"
+    );
+    let reg = within(client.register(&call, &req)).await.unwrap();
+    assert_eq!(
+        reg.call_id.as_str(),
+        peer.calls()[0].call_id,
+        "de-duplication returns the same CALL_ID"
+    );
+    assert_eq!(peer.calls().len(), 1);
+    let reject = Fault::Reject {
+        status: 503,
+        code: "QUERY_LIMIT_EXCEEDED".to_owned(),
+        description: "Too many requests".to_owned(),
+    };
+    peer.fail_next("telephony.externalcall.finish", 1, reject);
+    // The client waits out the portal's QUERY_LIMIT itself and sends the finish again.
+    within(client.finish(&call, &reg.call_id, &finish_call(17, 3)))
+        .await
+        .unwrap();
+    let finishes: Vec<u16> = peer
+        .requests()
+        .into_iter()
+        .filter(|r| {
+            r.method
+                .eq_ignore_ascii_case("telephony.externalcall.finish")
+        })
+        .map(|r| r.status)
+        .collect();
+    // A second finish of a finished call is 404 (bitrix_methods): the 200 of the retry shows
+    // the rejected one did nothing.
+    assert_eq!(finishes, [503, 200], "the fault was one-shot");
+    assert!(peer.call(reg.call_id.as_str()).unwrap().finished.is_some());
 }
 
 /// A `MakeWriter` collecting everything the subscriber writes.

@@ -5,6 +5,8 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use tracing::error;
+
 use super::hygiene::Hygiene;
 use super::machine::{Legs, Limits};
 use crate::call::effects::Dialer;
@@ -142,20 +144,22 @@ fn dial<T>(key: &'static str, value: Result<T, CommandError>) -> Result<T, Click
     value.map_err(|source| ClickError::Dial { key, source })
 }
 
-/// The agents map from `[[agents]]`: the first agent of each Bitrix24 user wins.
-pub fn agents_by_user(
-    agents: &[AgentConfig],
-) -> Result<HashMap<BitrixUserId, Extension>, ClickError> {
+/// The agents map from `[[agents]]`: the first agent of each Bitrix24 user wins. An extension
+/// that does not fit a dial string is left out and logged (config validation already refuses it:
+/// 1-32 ASCII letters or digits).
+pub fn agents_by_user(agents: &[AgentConfig]) -> HashMap<BitrixUserId, Extension> {
     let mut map = HashMap::new();
     for agent in agents {
-        let ext =
-            Extension::parse(agent.extension.as_str()).map_err(|source| ClickError::Dial {
-                key: "agents.extension",
-                source,
-            })?;
-        map.entry(agent.bitrix_user).or_insert(ext);
+        match Extension::parse(agent.extension.as_str()) {
+            Ok(ext) => {
+                map.entry(agent.bitrix_user).or_insert(ext);
+            }
+            Err(e) => {
+                error!(agent = %agent.id, error = %e, "agent extension unfit for click-to-call");
+            }
+        }
     }
-    Ok(map)
+    map
 }
 
 /// `originate {X: <agent endpoint>} &bridge({Y: customer})`: the agent first, then the customer.

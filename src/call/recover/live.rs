@@ -244,13 +244,7 @@ impl LiveCalls {
         if writes.is_empty() {
             return Ok(());
         }
-        let writes = writes
-            .into_iter()
-            .map(|write| CallWrite {
-                call: call.clone(),
-                write,
-            })
-            .collect();
+        let writes = CallWrite::all(call, writes);
         self.recovery
             .outbox
             .push_all_explained(writes, why)

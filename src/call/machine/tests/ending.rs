@@ -10,12 +10,7 @@ use crate::queue::Outcome;
 /// A sales call (ring all) answered by `c` at 2 s, recording started.
 fn talking() -> World {
     let mut w = World::new();
-    w.feed(started(Target::Queue(route(
-        "sales",
-        Strategy::Simultaneous,
-        &[15],
-        60,
-    ))));
+    w.enter_queue("sales", Strategy::Simultaneous, &[15], 60);
     w.at(2 * S, Input::LegAnswered { leg: w.leg_of("c") });
     w.feed(Input::RecordStarted {
         path: "/rec/x.wav".into(),
@@ -115,12 +110,7 @@ fn a_recording_that_never_completes_is_given_up_after_the_wait() {
 #[test]
 fn a_caller_who_gives_up_while_agents_ring_cancels_every_leg_and_card_and_is_a_missed_call() {
     let mut w = World::new();
-    w.feed(started(Target::Queue(route(
-        "sales",
-        Strategy::Simultaneous,
-        &[15],
-        60,
-    ))));
+    w.enter_queue("sales", Strategy::Simultaneous, &[15], 60);
     let legs: Vec<_> = w.last_bridge().1.into_iter().map(|l| l.leg).collect();
     w.auto_switch = false;
     let gone = w.at(4 * S, hung_up(Cause::ORIGINATOR_CANCEL));
@@ -159,12 +149,7 @@ fn a_caller_who_gives_up_before_any_agent_rang_is_still_registered_and_finished_
     w.presence
         .on_call
         .extend(["1005".to_owned(), "1006".to_owned()]);
-    w.feed(started(Target::Queue(route(
-        "support",
-        Strategy::Sequential,
-        &[5],
-        60,
-    ))));
+    w.enter_queue("support", Strategy::Sequential, &[5], 60);
     let done = w.at(3 * S, complete(0));
     let cards = w.cards();
     assert!(
@@ -316,12 +301,7 @@ fn a_route_that_answered_first_reports_talk_time_not_billsec() {
     s.answer = true;
     s.recording = None;
     let mut w = World::new().with_settings(s);
-    let first = w.feed(started(Target::Queue(route(
-        "sales",
-        Strategy::Sequential,
-        &[15],
-        60,
-    ))));
+    let first = w.enter_queue("sales", Strategy::Sequential, &[15], 60);
     assert!(first.contains(&Action::Answer), "{first:?}");
     w.at(10 * S, Input::LegAnswered { leg: w.leg_of("a") });
     let done = w.at(40 * S, complete(40));
@@ -331,12 +311,7 @@ fn a_route_that_answered_first_reports_talk_time_not_billsec() {
 #[test]
 fn shutdown_while_ringing_hands_the_caller_to_the_dialplan_fallback_and_leaves_the_call_open() {
     let mut w = World::new();
-    w.feed(started(Target::Queue(route(
-        "sales",
-        Strategy::Sequential,
-        &[15],
-        60,
-    ))));
+    w.enter_queue("sales", Strategy::Sequential, &[15], 60);
     let leg = w.leg_of("a");
     w.auto_switch = false;
     let actions = w.at(3 * S, Input::Shutdown);

@@ -18,12 +18,7 @@ fn chain(steps: &[OwnerStep]) -> CallSettings {
 /// A sequential `sales` call whose caller hangs up at `hang_up_at` (a rings 0-5 s, b from 5 s).
 fn missed_in_sales(s: CallSettings, hang_up_at: u64) -> BitrixUserId {
     let mut w = World::new().with_settings(s);
-    w.feed(started(Target::Queue(route(
-        "sales",
-        Strategy::Sequential,
-        &[5],
-        60,
-    ))));
+    w.enter_queue("sales", Strategy::Sequential, &[5], 60);
     w.at(secs(hang_up_at), hung_up(Cause::ORIGINATOR_CANCEL));
     let done = w.feed(complete(0));
     finish_of(&done).expect("a finish").user

@@ -178,12 +178,7 @@ fn sequential_queue_moves_the_card_along_the_ring_steps_then_overflows() {
         crate::queue::Rules::default(),
     )
     .unwrap();
-    w.feed(started(Target::Queue(route(
-        "sales",
-        Strategy::Sequential,
-        &[3, 5, 7],
-        15,
-    ))));
+    w.enter_queue("sales", Strategy::Sequential, &[3, 5, 7], 15);
     w.run_until(20 * S);
     let cards = w.card_intervals();
     assert_eq!(cards[&user("a")], [interval(0, 3)]);
@@ -234,12 +229,7 @@ fn sequential_queue_moves_the_card_along_the_ring_steps_then_overflows() {
 #[test]
 fn at_a_step_deadline_kill_release_hide_and_request_come_together() {
     let mut w = World::new();
-    w.feed(started(Target::Queue(route(
-        "sales",
-        Strategy::Sequential,
-        &[3],
-        60,
-    ))));
+    w.enter_queue("sales", Strategy::Sequential, &[3], 60);
     let leg = w.leg_of("a");
     w.run_until(3 * S - Duration::from_millis(1));
     w.now = w.t0 + 3 * S;
@@ -310,12 +300,7 @@ fn unregistered_and_busy_agents_are_skipped_so_the_next_free_one_rings_at_once()
     let mut w = World::new();
     w.presence.unregistered.insert("1002".into());
     w.presence.on_call.insert("1003".into());
-    w.feed(started(Target::Queue(route(
-        "sales",
-        Strategy::Sequential,
-        &[3, 5],
-        60,
-    ))));
+    w.enter_queue("sales", Strategy::Sequential, &[3, 5], 60);
     w.run_until(4 * S);
     let cards = w.card_intervals();
     assert_eq!(cards[&user("a")], [interval(0, 3)]);
@@ -335,12 +320,7 @@ fn an_agent_whose_bridge_fails_at_once_is_released_with_that_outcome_and_the_nex
     w.fails_at_once.insert("1001".into(), "USER_BUSY");
     w.fails_at_once.insert("1002".into(), "USER_NOT_REGISTERED");
     w.fails_at_once.insert("1003".into(), "CALL_REJECTED");
-    let actions = w.feed(started(Target::Queue(route(
-        "sales",
-        Strategy::Sequential,
-        &[3, 5],
-        60,
-    ))));
+    let actions = w.enter_queue("sales", Strategy::Sequential, &[3, 5], 60);
     assert_eq!(bridged_agents(&actions), [["a"], ["b"], ["c"], ["d"]]);
     assert!(actions.contains(&release("a", Outcome::Busy)));
     assert!(actions.contains(&release("b", Outcome::Unreachable)));
@@ -352,12 +332,7 @@ fn an_agent_whose_bridge_fails_at_once_is_released_with_that_outcome_and_the_nex
 #[test]
 fn a_sequential_queue_starts_a_new_round_when_everyone_was_tried() {
     let mut w = World::new();
-    w.feed(started(Target::Queue(route(
-        "support",
-        Strategy::Sequential,
-        &[2],
-        60,
-    ))));
+    w.enter_queue("support", Strategy::Sequential, &[2], 60);
     w.run_until(5 * S);
     let order: Vec<_> =
         bridged_agents(&w.log.iter().map(|(_, a)| a.clone()).collect::<Vec<_>>()).concat();
@@ -370,12 +345,7 @@ fn a_round_of_only_busy_phones_waits_for_the_retry_instead_of_spinning() {
     let mut w = World::new();
     w.fails_at_once.insert("1005".into(), "USER_BUSY");
     w.fails_at_once.insert("1006".into(), "USER_NOT_REGISTERED");
-    let actions = w.feed(started(Target::Queue(route(
-        "support",
-        Strategy::Sequential,
-        &[2],
-        60,
-    ))));
+    let actions = w.enter_queue("support", Strategy::Sequential, &[2], 60);
     assert_eq!(bridged_agents(&actions), [["e"], ["f"]]);
     assert_eq!(w.call.deadline(), Some(w.t0 + 5 * S), "retry timer");
     w.fails_at_once.clear();
@@ -389,12 +359,7 @@ fn nobody_free_waits_and_asks_again_or_overflows_per_settings() {
     w.presence
         .on_call
         .extend(["1005".to_owned(), "1006".to_owned()]);
-    w.feed(started(Target::Queue(route(
-        "support",
-        Strategy::Sequential,
-        &[2],
-        60,
-    ))));
+    w.enter_queue("support", Strategy::Sequential, &[2], 60);
     assert_eq!(w.call.deadline(), Some(w.t0 + 5 * S), "retry timer");
     w.presence.on_call.clear();
     let actions = w.at(5 * S, Input::NoAgentFree);
@@ -416,12 +381,7 @@ fn nobody_free_waits_and_asks_again_or_overflows_per_settings() {
 #[test]
 fn simultaneous_queue_shows_everyone_at_once_and_hides_the_others_on_answer() {
     let mut w = World::new();
-    let actions = w.feed(started(Target::Queue(route(
-        "sales",
-        Strategy::Simultaneous,
-        &[15],
-        60,
-    ))));
+    let actions = w.enter_queue("sales", Strategy::Simultaneous, &[15], 60);
     assert!(actions.contains(&request("sales", &[], true)));
     let bridge = actions
         .iter()
@@ -459,12 +419,7 @@ fn simultaneous_queue_shows_everyone_at_once_and_hides_the_others_on_answer() {
 #[test]
 fn a_simultaneous_round_that_rings_out_is_killed_whole_and_the_next_round_starts() {
     let mut w = World::new();
-    w.feed(started(Target::Queue(route(
-        "support",
-        Strategy::Simultaneous,
-        &[10],
-        60,
-    ))));
+    w.enter_queue("support", Strategy::Simultaneous, &[10], 60);
     w.run_until(10 * S);
     let at_10: Vec<_> = w
         .log
@@ -641,12 +596,7 @@ fn a_slow_lookup_times_out_to_the_queue_and_its_late_answer_is_ignored() {
 fn a_run_is_a_pure_function_of_its_inputs() {
     let run = || {
         let mut w = World::new();
-        w.feed(started(Target::Queue(route(
-            "sales",
-            Strategy::Sequential,
-            &[3, 5],
-            12,
-        ))));
+        w.enter_queue("sales", Strategy::Sequential, &[3, 5], 12);
         w.run_until(20 * S);
         w.log
     };

@@ -141,6 +141,17 @@ pub(crate) fn started(target: Target) -> Input {
     }
 }
 
+/// The machine every world runs: one caller channel, ids from a fixed seed.
+fn machine(settings: CallSettings) -> Call {
+    Call::new(
+        settings,
+        CallInfo {
+            channel: ChannelId::from("caller-uuid"),
+            ids: IdSequence::new(1),
+        },
+    )
+}
+
 impl World {
     /// A world whose queues `sales` (a, b, c, d) and `support` (e, f) have no cool-downs.
     pub(crate) fn new() -> Self {
@@ -156,15 +167,8 @@ impl World {
             queue("support", &["e", "f"]),
         ];
         let t0 = Instant::now();
-        let call = Call::new(
-            settings(),
-            CallInfo {
-                channel: ChannelId::from("caller-uuid"),
-                ids: IdSequence::new(1),
-            },
-        );
         Self {
-            call,
+            call: machine(settings()),
             t0,
             now: t0,
             policy: Policy::new(agents, queues, Rules::default()).unwrap(),
@@ -177,15 +181,24 @@ impl World {
         }
     }
 
+    /// The same world around a call with `settings`.
     pub(crate) fn with_settings(mut self, settings: CallSettings) -> Self {
-        self.call = Call::new(
-            settings,
-            CallInfo {
-                channel: ChannelId::from("caller-uuid"),
-                ids: IdSequence::new(1),
-            },
-        );
+        self.call = machine(settings);
         self
+    }
+
+    /// Starts the call in a queue [`route`] (`ring` and `max_wait` in seconds); returns every
+    /// action up to where the world waits.
+    pub(crate) fn enter_queue(
+        &mut self,
+        queue: &str,
+        strategy: Strategy,
+        ring: &[u64],
+        max_wait: u64,
+    ) -> Vec<Action> {
+        self.feed(started(Target::Queue(route(
+            queue, strategy, ring, max_wait,
+        ))))
     }
 
     /// Feeds one input and everything the world answers to its actions; returns all actions.
