@@ -75,6 +75,8 @@ pub(crate) struct Snapshot {
     pub esl_dropped: u64,
     /// OAuth token refreshes.
     pub token_refreshes: u64,
+    /// Calls handed back to the dialplan at `esl.max_calls`.
+    pub calls_refused: u64,
 }
 
 impl Snapshot {
@@ -107,6 +109,8 @@ impl Snapshot {
             esl_dropped: sources.inbound.events_dropped()
                 + crate::esl::outbound::EVENTS_DROPPED.load(std::sync::atomic::Ordering::Relaxed),
             token_refreshes: sources.bitrix.refresh_count(),
+            calls_refused: crate::esl::outbound::CALLS_REFUSED
+                .load(std::sync::atomic::Ordering::Relaxed),
         }
     }
 
@@ -205,6 +209,12 @@ impl Snapshot {
                 "Switch events lost: dropped by a full ESL queue (inbound or a call's socket), malformed, stream faults",
                 Counter,
                 self.esl_dropped as f64,
+            ),
+            LiveMetric::single(
+                "fsb24_esl_calls_refused",
+                "Calls handed back to the dialplan because esl.max_calls calls were running",
+                Counter,
+                self.calls_refused as f64,
             ),
             LiveMetric {
                 name: "fsb24_recording_attach",

@@ -71,6 +71,7 @@ pub(crate) fn outbound(config: &Config) -> OutboundOptions {
         handshake_timeout: config.esl.handshake_timeout,
         command_timeout: config.esl.command_timeout,
         linger: Some(config.esl.linger),
+        max_calls: config.esl.max_calls,
         variables: matched_variables(config)
             .into_iter()
             .chain(crate::call::outgoing::variables().map(str::to_owned))

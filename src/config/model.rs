@@ -71,6 +71,9 @@ pub struct EslConfig {
     pub command_timeout: Duration,
     /// `linger` asked for on outbound sessions, so the final hang-up events still arrive.
     pub linger: Duration,
+    /// Most calls fsb24 controls at once; a call past it is handed straight back to the
+    /// dialplan (its fallback) instead of growing memory without bound under overload.
+    pub max_calls: usize,
     /// The inbound (`:8021`) connection used for `uuid_kill`, `originate` and presence.
     pub inbound: EslInboundConfig,
     /// How agents are dialled.

@@ -51,6 +51,7 @@ pub(crate) struct RawEsl {
     pub handshake_timeout: Option<String>,
     pub command_timeout: Option<String>,
     pub linger: Option<String>,
+    pub max_calls: Option<u64>,
     pub inbound: RawEslInbound,
     #[serde(default)]
     pub dial: RawDial,

@@ -150,6 +150,13 @@ pub(crate) fn esl(p: &mut Problems, raw: RawEsl) -> Option<EslConfig> {
         secs(1),
         secs(600),
     );
+    let max_calls = raw.max_calls.unwrap_or(10_000);
+    if !(1..=1_000_000).contains(&max_calls) {
+        p.push(
+            "esl.max_calls",
+            format!("{max_calls} is outside 1..=1000000"),
+        );
+    }
     let listen = socket_addr(p, "esl.listen", raw.listen.as_deref(), "127.0.0.1:8084");
     let inbound = esl_inbound(p, raw.inbound);
     Some(EslConfig {
@@ -157,6 +164,7 @@ pub(crate) fn esl(p: &mut Problems, raw: RawEsl) -> Option<EslConfig> {
         handshake_timeout,
         command_timeout,
         linger,
+        max_calls: usize::try_from(max_calls).unwrap_or(usize::MAX),
         inbound,
         dial: dial(p, raw.dial)?,
     })

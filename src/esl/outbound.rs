@@ -12,6 +12,8 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -20,7 +22,7 @@ use freeswitch_esl_tokio::{
     HeaderLookup,
 };
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
+use tokio::sync::{Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{Instrument, debug, error, info, info_span, warn};
@@ -51,6 +53,9 @@ pub struct OutboundOptions {
     pub event_capacity: usize,
     /// Channel variables copied into [`ChannelInfo::variables`].
     pub variables: Vec<String>,
+    /// Most sessions at once (default 10,000); a connection past it is closed before the
+    /// handshake, so the dialplan continues with its fallback.
+    pub max_calls: usize,
     /// Safety net: `exit` this long after `CHANNEL_HANGUP` even if `CHANNEL_HANGUP_COMPLETE`
     /// never arrives, so a lingering channel cannot leak (default 10 s).
     pub hangup_grace: Duration,
@@ -63,6 +68,7 @@ impl Default for OutboundOptions {
             command_timeout: Duration::from_secs(5),
             linger: None,
             event_capacity: 256,
+            max_calls: 10_000,
             variables: Vec::new(),
             hangup_grace: Duration::from_secs(10),
         }
@@ -124,6 +130,8 @@ impl OutboundServer {
         shutdown: CancellationToken,
         tracker: TaskTracker,
     ) {
+        let slots = Arc::new(Semaphore::new(self.options.max_calls.max(1)));
+        let mut refusing = false;
         loop {
             let accepted = tokio::select! {
                 () = shutdown.cancelled() => break,
@@ -131,6 +139,25 @@ impl OutboundServer {
             };
             match accepted {
                 Ok((stream, peer)) => {
+                    // At the limit the call costs nothing here: the socket closes before
+                    // `connect`, the `socket` app returns and the dialplan runs its fallback.
+                    let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
+                        CALLS_REFUSED.fetch_add(1, Ordering::Relaxed);
+                        if !refusing {
+                            // Once per overload, not per call: fsb24_esl_calls_refused_total counts.
+                            warn!(
+                                limit = self.options.max_calls,
+                                "esl.max_calls reached: new calls go back to the dialplan"
+                            );
+                            refusing = true;
+                        }
+                        drop(stream);
+                        continue;
+                    };
+                    if refusing {
+                        info!("below esl.max_calls again: taking calls");
+                        refusing = false;
+                    }
                     let span = info_span!("esl", peer = %peer, channel = tracing::field::Empty);
                     let session = run_session(
                         stream,
@@ -139,7 +166,13 @@ impl OutboundServer {
                         calls.clone(),
                         shutdown.child_token(),
                     );
-                    tracker.spawn(session.instrument(span));
+                    tracker.spawn(
+                        async move {
+                            session.await;
+                            drop(slot);
+                        }
+                        .instrument(span),
+                    );
                 }
                 // Accept errors (EMFILE, aborted handshakes) concern one connection only.
                 Err(err) => warn!(
@@ -355,6 +388,9 @@ async fn pump(
         debug!("call task gone before the disconnect notice");
     }
 }
+
+/// Calls refused because [`OutboundOptions::max_calls`] sessions were running.
+pub(crate) static CALLS_REFUSED: AtomicU64 = AtomicU64::new(0);
 
 /// Events the ESL crate dropped on every outbound session (its queue was full): each one is
 /// an error, since the call may have missed a state change.

@@ -26,18 +26,21 @@ use crate::outbox::store::{
 };
 
 mod audit;
+mod group;
+mod heads;
 mod ops;
 mod orphans;
 
 use ops::{
     ack_blocking, call_state_blocking, dead_letter_blocking, due_blocking, ms, next_due_blocking,
-    open_blocking, prune_blocking, push_blocking, push_many_blocking, retry_at_blocking,
-    retry_dead_blocking, set_call_id_blocking, status_blocking,
+    open_blocking, prune_blocking, retry_at_blocking, retry_dead_blocking, set_call_id_blocking,
+    status_blocking,
 };
 /// The SQLite outbox store. Cheap to clone; all clones share one connection.
 #[derive(Clone)]
 pub struct SqliteStore {
     conn: Arc<Mutex<Connection>>,
+    group: Arc<group::Group>,
     path: PathBuf,
 }
 
@@ -59,6 +62,7 @@ impl SqliteStore {
             .map_err(|_| StoreError::Thread { op: "open" })??;
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),
+            group: Arc::default(),
             path: path.to_path_buf(),
         })
     }
@@ -110,6 +114,33 @@ impl SqliteStore {
         .await
     }
 
+    /// Stores `writes` (all or none) in the next group commit and returns once it is durable;
+    /// see [`group`].
+    fn push_group(
+        &self,
+        writes: Vec<(CallWrite, Option<WriteCause>)>,
+        now: DateTime<Utc>,
+    ) -> BoxFuture<'_, Result<Vec<EntryId>, StoreError>> {
+        Box::pin(async move {
+            let (reply, stored) = tokio::sync::oneshot::channel();
+            self.group.enqueue(group::Pending {
+                writes,
+                now: ms(now),
+                reply,
+            });
+            let group = Arc::clone(&self.group);
+            self.run("push", move |c, _| {
+                group.flush(c);
+                Ok(())
+            })
+            .await?;
+            // Our flush or an earlier one that took our writes has answered by now.
+            stored
+                .await
+                .map_err(|_| StoreError::Thread { op: "push" })?
+        })
+    }
+
     /// Runs `f` on the connection in a blocking thread.
     fn run<T, F>(&self, op: &'static str, f: F) -> BoxFuture<'_, Result<T, StoreError>>
     where
@@ -137,7 +168,12 @@ impl Store for SqliteStore {
         write: CallWrite,
         now: DateTime<Utc>,
     ) -> BoxFuture<'_, Result<EntryId, StoreError>> {
-        self.run("push", move |c, _| push_blocking(c, &write, ms(now)))
+        Box::pin(async move {
+            let ids = self.push_group(vec![(write, None)], now).await?;
+            ids.into_iter()
+                .next()
+                .ok_or(StoreError::Thread { op: "push" })
+        })
     }
 
     fn due(
@@ -181,11 +217,7 @@ impl Store for SqliteStore {
         writes: Vec<(CallWrite, Option<WriteCause>)>,
         now: DateTime<Utc>,
     ) -> BoxFuture<'_, Result<Vec<EntryId>, StoreError>> {
-        self.run("push_many", move |c, _| {
-            let refs: Vec<(&CallWrite, Option<&WriteCause>)> =
-                writes.iter().map(|(w, c)| (w, c.as_ref())).collect();
-            ops::push_caused_blocking(c, &refs, ms(now))
-        })
+        self.push_group(writes, now)
     }
 
     fn dead_letter(
@@ -221,9 +253,7 @@ impl Store for SqliteStore {
         writes: Vec<CallWrite>,
         now: DateTime<Utc>,
     ) -> BoxFuture<'_, Result<Vec<EntryId>, StoreError>> {
-        self.run("push_many", move |c, _| {
-            push_many_blocking(c, &writes, ms(now))
-        })
+        self.push_group(writes.into_iter().map(|w| (w, None)).collect(), now)
     }
 
     fn orphans(&self) -> BoxFuture<'_, Result<Vec<Orphan>, StoreError>> {

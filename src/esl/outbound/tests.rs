@@ -298,3 +298,44 @@ async fn a_lost_hangup_complete_still_ends_the_session_after_the_grace() {
     ));
     expect(&mut fs, "exit\n").await;
 }
+
+#[tokio::test]
+async fn past_max_calls_a_call_is_closed_before_connect_and_calls_are_taken_again_once_one_ends() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let options = OutboundOptions {
+        max_calls: 1,
+        ..OutboundOptions::default()
+    };
+    let (tx, _calls) = mpsc::channel(4);
+    let shutdown = CancellationToken::new();
+    let tracker = TaskTracker::new();
+    let server = OutboundServer::new(listener, options);
+    tracker.spawn(server.run(tx, shutdown.clone(), tracker.clone()));
+
+    let mut first = dial(addr).await;
+    expect(&mut first, "connect\n").await; // holds the only slot
+    let before = CALLS_REFUSED.load(Ordering::Relaxed);
+    let mut second = dial(addr).await;
+    // Closed without a single command: FreeSWITCH's `socket` app returns to the dialplan.
+    let refused = timeout(WAIT, second.read_command()).await.unwrap();
+    assert_eq!(
+        refused.unwrap_err().kind(),
+        std::io::ErrorKind::UnexpectedEof
+    );
+    assert!(CALLS_REFUSED.load(Ordering::Relaxed) > before);
+
+    // The first session fails its handshake (the switch hung up) and frees the slot.
+    first.drop_connection().await;
+    let taken = timeout(WAIT, async {
+        loop {
+            let mut next = dial(addr).await;
+            if next.read_command().await.is_ok() {
+                break;
+            }
+        }
+    })
+    .await;
+    assert!(taken.is_ok(), "a call is taken again below the limit");
+    shutdown.cancel();
+}

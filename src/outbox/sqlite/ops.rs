@@ -61,11 +61,6 @@ CREATE TABLE IF NOT EXISTS dead_letters (
 );
 ";
 
-/// The head (oldest pending entry) of every call; `?1` = now (ms).
-const HEADS: &str = "FROM entries e LEFT JOIN calls c ON c.call = e.call
-    WHERE e.state = 0
-      AND e.seq = (SELECT MIN(p.seq) FROM entries p WHERE p.call = e.call AND p.state = 0)";
-
 pub(super) fn open_blocking(path: &Path) -> Result<Connection, StoreError> {
     let err = |source| StoreError::Open {
         path: path.display().to_string(),
@@ -86,6 +81,7 @@ pub(super) fn open_blocking(path: &Path) -> Result<Connection, StoreError> {
     conn.execute_batch("PRAGMA synchronous=FULL;")
         .map_err(err)?;
     conn.execute_batch(SCHEMA).map_err(err)?;
+    conn.execute_batch(super::heads::SCHEMA).map_err(err)?;
     // Notes an older build queued are settled the way notes are stored now (see `insert_entry`).
     conn.execute(
         "UPDATE entries SET state = 1, done_at = created_at, outcome = ?1
@@ -93,6 +89,7 @@ pub(super) fn open_blocking(path: &Path) -> Result<Connection, StoreError> {
         params![NOTE_STORED],
     )
     .map_err(err)?;
+    super::heads::rebuild(&conn).map_err(err)?;
     Ok(conn)
 }
 
@@ -145,11 +142,7 @@ pub(super) fn sql(op: &'static str) -> impl Fn(rusqlite::Error) -> StoreError {
     move |source| StoreError::Sql { op, source }
 }
 
-pub(super) fn touch_call(
-    tx: &rusqlite::Transaction<'_>,
-    call: &str,
-    now: i64,
-) -> rusqlite::Result<()> {
+pub(super) fn touch_call(tx: &Connection, call: &str, now: i64) -> rusqlite::Result<()> {
     tx.execute(
         "INSERT INTO calls(call, updated_at) VALUES (?1, ?2)
          ON CONFLICT(call) DO UPDATE SET updated_at = excluded.updated_at",
@@ -165,7 +158,7 @@ pub(super) fn touch_call(
 /// may lose it, which costs a re-sent card move or an "outcome unknown". The accepted note is
 /// the call's only record until its register: it waits for the fsync, like every other write,
 /// and a later fsync makes the earlier relaxed commits durable too.
-fn ephemeral(write: &BitrixWrite) -> bool {
+pub(super) fn ephemeral(write: &BitrixWrite) -> bool {
     matches!(
         write,
         BitrixWrite::Show { .. }
@@ -178,7 +171,7 @@ fn ephemeral(write: &BitrixWrite) -> bool {
 
 /// Runs `f` with `synchronous=NORMAL` when `relaxed` (else `FULL`), then puts the connection
 /// back to `FULL` whatever `f` returned, so a failed relaxed write never relaxes the next one.
-fn with_sync<T>(
+pub(super) fn with_sync<T>(
     conn: &mut Connection,
     op: &'static str,
     relaxed: bool,
@@ -194,25 +187,11 @@ fn with_sync<T>(
     Ok(value)
 }
 
-pub(super) fn push_blocking(
-    conn: &mut Connection,
-    write: &CallWrite,
-    now: i64,
-) -> Result<EntryId, StoreError> {
-    with_sync(conn, "push", ephemeral(&write.write), |conn| {
-        let e = sql("push");
-        let tx = conn.transaction().map_err(&e)?;
-        let id = insert_entry(&tx, "push", write, now)?;
-        tx.commit().map_err(&e)?;
-        Ok(id)
-    })
-}
-
 /// Inserts one entry inside `tx` (touching its call; a finish marks the call over). A note is
 /// stored settled: recovery reads it with the call's writes, the worker never sees it, so the
 /// worker's per-call order is over the writes it sends and nothing else.
 pub(super) fn insert_entry(
-    tx: &rusqlite::Transaction<'_>,
+    tx: &Connection,
     op: &'static str,
     write: &CallWrite,
     now: i64,
@@ -243,50 +222,27 @@ pub(super) fn insert_entry(
     Ok(EntryId(seq))
 }
 
-/// Inserts all `writes` in one transaction: after a crash either all of them are stored or none.
-pub(super) fn push_many_blocking(
-    conn: &mut Connection,
-    writes: &[CallWrite],
+/// [`insert_entry`] and, when given, why the write was made (same transaction).
+pub(super) fn insert_caused(
+    tx: &Connection,
+    op: &'static str,
+    write: &CallWrite,
+    cause: Option<&WriteCause>,
     now: i64,
-) -> Result<Vec<EntryId>, StoreError> {
-    let writes: Vec<(&CallWrite, Option<&WriteCause>)> = writes.iter().map(|w| (w, None)).collect();
-    push_caused_blocking(conn, &writes, now)
-}
-
-/// [`push_many_blocking`] that also stores why each write was made (same transaction).
-pub(super) fn push_caused_blocking(
-    conn: &mut Connection,
-    writes: &[(&CallWrite, Option<&WriteCause>)],
-    now: i64,
-) -> Result<Vec<EntryId>, StoreError> {
-    let relaxed = writes.iter().all(|(w, _)| ephemeral(&w.write));
-    with_sync(conn, "push_many", relaxed, |conn| {
-        let e = sql("push_many");
-        let tx = conn.transaction().map_err(&e)?;
-        let mut ids = Vec::with_capacity(writes.len());
-        for (write, cause) in writes {
-            let id = insert_entry(&tx, "push_many", write, now)?;
-            if let Some(cause) = cause {
-                tx.execute(
-                    "INSERT OR REPLACE INTO causes(seq, at, event) VALUES (?1, ?2, ?3)",
-                    params![id.0, ms(cause.at), cause.event],
-                )
-                .map_err(&e)?;
-            }
-            ids.push(id);
-        }
-        tx.commit().map_err(&e)?;
-        Ok(ids)
-    })
+) -> Result<EntryId, StoreError> {
+    let id = insert_entry(tx, op, write, now)?;
+    if let Some(cause) = cause {
+        tx.execute(
+            "INSERT OR REPLACE INTO causes(seq, at, event) VALUES (?1, ?2, ?3)",
+            params![id.0, ms(cause.at), cause.event],
+        )
+        .map_err(sql(op))?;
+    }
+    Ok(id)
 }
 
 /// Notes one attempt (or settlement) of `entry` inside the caller's transaction.
-fn note_attempt(
-    tx: &rusqlite::Transaction<'_>,
-    entry: EntryId,
-    at: i64,
-    outcome: &str,
-) -> rusqlite::Result<()> {
+fn note_attempt(tx: &Connection, entry: EntryId, at: i64, outcome: &str) -> rusqlite::Result<()> {
     tx.execute(
         "INSERT INTO attempts(seq, at, outcome) VALUES (?1, ?2, ?3)",
         params![entry.0, at, outcome],
@@ -311,15 +267,9 @@ pub(super) fn due_blocking(
     limit: usize,
 ) -> Result<Vec<DueEntry>, StoreError> {
     let e = sql("due");
-    let query = format!(
-        "SELECT e.seq, e.call, e.body, e.attempts, c.register, COALESCE(c.over, 0),
-                COALESCE(c.cards_opened, 0)
-         {HEADS} AND e.not_before <= ?1
-         ORDER BY COALESCE(c.over, 0), e.seq LIMIT ?2"
-    );
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
     let raw: Vec<RawHead> = {
-        let mut stmt = conn.prepare_cached(&query).map_err(&e)?;
+        let mut stmt = conn.prepare_cached(super::heads::DUE).map_err(&e)?;
         let rows = stmt
             .query_map(params![now, limit], |r| {
                 Ok(RawHead {
@@ -612,9 +562,9 @@ pub(super) fn next_due_blocking(
     conn: &mut Connection,
     after: i64,
 ) -> Result<Option<DateTime<Utc>>, StoreError> {
-    let q = format!("SELECT MIN(e.not_before) {HEADS} AND e.not_before > ?1");
     let at: Option<i64> = conn
-        .query_row(&q, params![after], |r| r.get(0))
+        .prepare_cached(super::heads::NEXT_DUE)
+        .and_then(|mut stmt| stmt.query_row(params![after], |r| r.get(0)))
         .map_err(sql("next_due_at"))?;
     Ok(at.map(from_ms))
 }

@@ -318,3 +318,49 @@ async fn a_note_is_stored_for_recovery_and_never_comes_due() {
     let writes: Vec<_> = orphans[0].writes.iter().map(|w| &w.write).collect();
     assert_eq!(writes, [&note, &register(false)]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn pushes_that_arrive_together_share_a_commit_and_each_caller_gets_its_own_entries() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir).await;
+    let pushes = (1..=200u32).map(|n| {
+        let store = store.clone();
+        tokio::spawn(async move {
+            let ids = store
+                .push_many(vec![cw(n, register(true)), cw(n, finish())], t(0))
+                .await
+                .unwrap();
+            (n, ids)
+        })
+    });
+    let mut heads = Vec::new();
+    for push in pushes {
+        let (n, ids) = push.await.unwrap();
+        assert_eq!(ids.len(), 2);
+        assert_eq!(ids[1].0, ids[0].0 + 1, "call {n}: its writes stay together");
+        heads.push(ids[0].0);
+    }
+    heads.sort_unstable();
+    drop(store);
+    // Acknowledged means stored: every call's first write is due after reopening the file.
+    let store = open(&dir).await;
+    assert_eq!(ids(&store.due(t(1), 500).await.unwrap()), heads);
+    assert_eq!(store.status(t(1)).await.unwrap().pending, 400);
+}
+
+#[tokio::test]
+async fn a_file_without_the_heads_table_gets_its_heads_back_when_opened() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir).await;
+    let a1 = store.push(cw(1, register(true)), t(0)).await.unwrap();
+    store.push(cw(1, finish()), t(0)).await.unwrap();
+    let b1 = store.push(cw(2, register(true)), t(0)).await.unwrap();
+    drop(store);
+    {
+        // What a build before the heads table left behind.
+        let conn = Connection::open(dir.path().join("outbox.db")).unwrap();
+        conn.execute_batch("DROP TABLE heads").unwrap();
+    }
+    let store = open(&dir).await;
+    assert_eq!(ids(&store.due(t(1), 10).await.unwrap()), [b1.0, a1.0]);
+}
