@@ -91,12 +91,7 @@ fn a_recording_that_never_completes_is_given_up_after_the_wait() {
     let mut w = talking();
     w.at(40 * S, complete(38));
     w.run_until(50 * S);
-    let at_50: Vec<_> = w
-        .log
-        .iter()
-        .filter(|(t, _)| *t == 50 * S)
-        .map(|(_, a)| a.clone())
-        .collect();
+    let at_50 = w.actions_at(50 * S);
     assert_eq!(finish_of(&at_50).map(|f| f.status_code), Some("200".into()));
     assert_eq!(at_50.last(), Some(&Action::Exit));
     assert!(
@@ -162,13 +157,7 @@ fn a_caller_who_gives_up_before_any_agent_rang_is_still_registered_and_finished_
 #[test]
 fn an_agent_offered_after_the_caller_left_is_given_back() {
     let mut w = World::new();
-    w.auto_switch = false;
-    w.handle(started(Target::Queue(route(
-        "sales",
-        Strategy::Sequential,
-        &[5],
-        60,
-    ))));
+    w.enter_sales_by_hand(&[5]);
     w.handle(hung_up(Cause::ORIGINATOR_CANCEL));
     let late = w.handle(Input::AgentsOffered {
         agents: vec![agent("a")],
@@ -431,13 +420,7 @@ fn a_caller_who_leaves_during_the_lookup_is_finished_as_missed_for_the_fallback_
 #[test]
 fn an_anonymous_caller_is_registered_with_the_placeholder_number() {
     let mut w = World::new();
-    let direct = DirectTarget {
-        agent: agent("a"),
-        ring_timeout: 20 * S,
-        fallback: Overflow::Hangup {
-            cause: Cause::NO_ANSWER,
-        },
-    };
+    let direct = direct_to_a();
     let started_at = chrono::DateTime::parse_from_rfc3339("2026-05-04T09:15:02+02:00").unwrap();
     w.feed(Input::Started {
         target: Target::Agent(direct),

@@ -110,6 +110,17 @@ pub(crate) fn route(queue: &str, strategy: Strategy, ring: &[u64], max_wait: u64
     }
 }
 
+/// A direct call to agent `a`: 20 s of ringing, then the call hangs up with `NO_ANSWER`.
+pub(crate) fn direct_to_a() -> DirectTarget {
+    DirectTarget {
+        agent: agent("a"),
+        ring_timeout: 20 * S,
+        fallback: Overflow::Hangup {
+            cause: Cause::NO_ANSWER,
+        },
+    }
+}
+
 pub(crate) fn finish_of(actions: &[Action]) -> Option<FinishCall> {
     actions.iter().find_map(|a| match a {
         Action::Card(BitrixWrite::Finish(f)) => Some(f.clone()),
@@ -199,6 +210,27 @@ impl World {
         self.feed(started(Target::Queue(route(
             queue, strategy, ring, max_wait,
         ))))
+    }
+
+    /// Starts the call in a sequential `sales` queue (`ring` in seconds, 60 s max wait) with the
+    /// test playing the switch: only the start is handled; returns its actions.
+    pub(crate) fn enter_sales_by_hand(&mut self, ring: &[u64]) -> Vec<Action> {
+        self.auto_switch = false;
+        self.handle(started(Target::Queue(route(
+            "sales",
+            Strategy::Sequential,
+            ring,
+            60,
+        ))))
+    }
+
+    /// Every action emitted exactly at `t0 + at`, in order.
+    pub(crate) fn actions_at(&self, at: Duration) -> Vec<Action> {
+        self.log
+            .iter()
+            .filter(|(t, _)| *t == at)
+            .map(|(_, a)| a.clone())
+            .collect()
     }
 
     /// Feeds one input and everything the world answers to its actions; returns all actions.
