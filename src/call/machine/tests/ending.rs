@@ -1,11 +1,33 @@
 //! Hang-up, finish, recordings, transfers, abandon and shutdown.
 
+use std::time::Duration;
+
 use super::sim::*;
 use crate::call::machine::*;
 use crate::call::status::Cause;
 use crate::ids::AgentId;
 use crate::outbox::op::{BitrixWrite, CallNote, FinishCall};
 use crate::queue::Outcome;
+
+/// [`talking`] until the caller hangs up normally at `at`; the recording then stops.
+fn hung_up_after_talking(at: Duration) -> World {
+    let mut w = talking();
+    w.at(at, hung_up(Cause::NORMAL_CLEARING));
+    w.feed(Input::RecordStopped {
+        path: "/rec/x.wav".into(),
+    });
+    w
+}
+
+/// The call is finished, and a second shutdown does nothing.
+fn assert_finished_for_good(w: &mut World) {
+    assert!(w.call.is_finished());
+    assert_eq!(
+        w.feed(Input::Shutdown),
+        [],
+        "a second shutdown does nothing"
+    );
+}
 
 /// A sales call (ring all) answered by `c` at 2 s, recording started.
 fn talking() -> World {
@@ -20,11 +42,7 @@ fn talking() -> World {
 
 #[test]
 fn a_finished_conversation_hides_nobody_else_finishes_and_attaches_the_complete_recording() {
-    let mut w = talking();
-    w.at(40 * S, hung_up(Cause::NORMAL_CLEARING));
-    w.feed(Input::RecordStopped {
-        path: "/rec/x.wav".into(),
-    });
+    let mut w = hung_up_after_talking(40 * S);
     let done = w.feed(complete(38));
     let expected_finish = FinishCall {
         user: user("c"),
@@ -140,10 +158,7 @@ fn a_caller_who_gives_up_while_agents_ring_cancels_every_leg_and_card_and_is_a_m
 
 #[test]
 fn a_caller_who_gives_up_before_any_agent_rang_is_still_registered_and_finished_as_missed() {
-    let mut w = World::new();
-    w.presence
-        .on_call
-        .extend(["1005".to_owned(), "1006".to_owned()]);
+    let mut w = World::new().with_support_on_call();
     w.enter_queue("support", Strategy::Sequential, &[5], 60);
     let done = w.at(3 * S, complete(0));
     let cards = w.cards();
@@ -323,12 +338,7 @@ fn shutdown_while_ringing_hands_the_caller_to_the_dialplan_fallback_and_leaves_t
             Action::Exit,
         ]
     );
-    assert!(w.call.is_finished());
-    assert_eq!(
-        w.feed(Input::Shutdown),
-        [],
-        "a second shutdown does nothing"
-    );
+    assert_finished_for_good(&mut w);
 }
 
 #[test]
@@ -344,21 +354,12 @@ fn shutdown_during_a_conversation_lets_it_go_on_with_the_talkers_card_open() {
         "{actions:?}"
     );
     assert_eq!(actions.last(), Some(&Action::Exit));
-    assert!(w.call.is_finished());
-    assert_eq!(
-        w.feed(Input::Shutdown),
-        [],
-        "a second shutdown does nothing"
-    );
+    assert_finished_for_good(&mut w);
 }
 
 #[test]
 fn shutdown_after_the_caller_hung_up_still_finishes_the_call() {
-    let mut w = talking();
-    w.at(12 * S, hung_up(Cause::NORMAL_CLEARING));
-    w.feed(Input::RecordStopped {
-        path: "/rec/x.wav".into(),
-    });
+    let mut w = hung_up_after_talking(12 * S);
     assert_eq!(
         w.at(12 * S, Input::Shutdown),
         [],

@@ -333,10 +333,7 @@ fn a_round_of_only_busy_phones_waits_for_the_retry_instead_of_spinning() {
 
 #[test]
 fn nobody_free_waits_and_asks_again_or_overflows_per_settings() {
-    let mut w = World::new();
-    w.presence
-        .on_call
-        .extend(["1005".to_owned(), "1006".to_owned()]);
+    let mut w = World::new().with_support_on_call();
     w.enter_queue("support", Strategy::Sequential, &[2], 60);
     assert_eq!(w.call.deadline(), Some(w.t0 + 5 * S), "retry timer");
     w.presence.on_call.clear();
@@ -345,10 +342,7 @@ fn nobody_free_waits_and_asks_again_or_overflows_per_settings() {
     w.run_until(5 * S);
     assert_eq!(w.card_intervals()[&user("e")], [(5 * S, None)]);
 
-    let mut w = World::new();
-    w.presence
-        .on_call
-        .extend(["1005".to_owned(), "1006".to_owned()]);
+    let mut w = World::new().with_support_on_call();
     let mut r = route("support", Strategy::Sequential, &[2], 60);
     r.when_none_free = WhenNoneFree::Overflow;
     r.overflow = Overflow::Queue(Box::new(route("sales", Strategy::Sequential, &[2], 60)));

@@ -192,6 +192,14 @@ impl World {
         }
     }
 
+    /// The same world with both `support` agents (e: 1005, f: 1006) on another call.
+    pub(crate) fn with_support_on_call(mut self) -> Self {
+        self.presence
+            .on_call
+            .extend(["1005".to_owned(), "1006".to_owned()]);
+        self
+    }
+
     /// The same world around a call with `settings`.
     pub(crate) fn with_settings(mut self, settings: CallSettings) -> Self {
         self.call = machine(settings);
