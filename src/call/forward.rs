@@ -5,8 +5,6 @@
 //! then one `finish` (`200` with the talk time, else a missed call `304`). [`plan`] is pure; the
 //! call then runs like an outgoing one (`call::outgoing::run`, its machine with `Inbound`).
 
-use chrono::{DateTime, Utc};
-
 use crate::call::click::CustomerRoute;
 use crate::call::outgoing::{self, Placement, Plan};
 use crate::call::status::Direction;
@@ -35,23 +33,21 @@ pub(crate) fn plan(config: &Config, route: usize, info: &ChannelInfo, leg: LegId
         .as_deref()
         .and_then(|n| config.numbers.parse(n).ok())
         .unwrap_or_else(|| config.bitrix.defaults.anonymous_number.clone());
-    let started_at: DateTime<Utc> = info.created_at.unwrap_or_else(Utc::now);
     let register = RegisterCall {
-        user: agent.bitrix_user,
-        phone: caller.clone(),
-        call_type: CallType::IncomingRedirected,
-        line_number: route
-            .line_number
-            .clone()
-            .or_else(|| config.bitrix.defaults.line_number.clone()),
-        started_at: started_at.fixed_offset(),
         crm_create: route
             .crm_create
             .unwrap_or(config.bitrix.defaults.crm_create),
-        // The employee sees the card while their mobile rings and while they talk, unless their
-        // card never opens.
-        show: agent.card != Some(CardMode::Never),
-        crm: None,
+        ..outgoing::placed_register(
+            config,
+            info,
+            agent.bitrix_user,
+            caller.clone(),
+            CallType::IncomingRedirected,
+            route.line_number.as_ref(),
+            // The employee sees the card while their mobile rings and while they talk, unless
+            // their card never opens.
+            agent.card != Some(CardMode::Never),
+        )
     };
     let number = config.numbers.normalise(number);
     let dial = match config

@@ -19,7 +19,7 @@ use crate::call::task::{MapCtx, Seen, to_input};
 use crate::config::Config;
 use crate::esl::event::CallEvent;
 use crate::esl::{ChannelInfo, DialLeg, DialString, HangupCause, MediaPath, SessionHandle, VarSet};
-use crate::ids::{AgentId, ExecId, ExternalCallId, LegId};
+use crate::ids::{AgentId, BitrixUserId, ExecId, ExternalCallId, LegId, PhoneNumber};
 use crate::outbox::Outbox;
 use crate::outbox::op::{BitrixWrite, CallType, CallWrite, FinishCall, RegisterCall};
 use crate::recording::RecordingVars;
@@ -76,6 +76,33 @@ pub(crate) struct Placement {
     pub settings: OutgoingSettings,
 }
 
+/// The `register` of a call placed for `user` (outgoing or forwarded): started when the switch
+/// created the channel (now, if it did not say), on `line` or else the portal's default line,
+/// creating CRM records as `[bitrix.defaults]` says. Pure but for that fallback time.
+pub(crate) fn placed_register(
+    config: &Config,
+    info: &ChannelInfo,
+    user: BitrixUserId,
+    phone: PhoneNumber,
+    call_type: CallType,
+    line: Option<&String>,
+    show: bool,
+) -> RegisterCall {
+    let started_at: DateTime<Utc> = info.created_at.unwrap_or_else(Utc::now);
+    RegisterCall {
+        user,
+        phone,
+        call_type,
+        line_number: line
+            .cloned()
+            .or_else(|| config.bitrix.defaults.line_number.clone()),
+        started_at: started_at.fixed_offset(),
+        crm_create: config.bitrix.defaults.crm_create,
+        show,
+        crm: None,
+    }
+}
+
 /// Decides from the config how the outgoing call on `info` goes. `leg` becomes the dialled
 /// leg's `origination_uuid`. Pure: ids and time come in.
 pub(crate) fn plan(config: &Config, info: &ChannelInfo, leg: LegId) -> Plan {
@@ -103,20 +130,15 @@ pub(crate) fn plan(config: &Config, info: &ChannelInfo, leg: LegId) -> Plan {
     let Ok(number) = config.numbers.parse(dialled) else {
         return Plan::Refuse(None);
     };
-    let started_at: DateTime<Utc> = info.created_at.unwrap_or_else(Utc::now);
-    let register = RegisterCall {
-        user: agent.bitrix_user,
-        phone: number.clone(),
-        call_type: CallType::Outgoing,
-        line_number: out
-            .line_number
-            .clone()
-            .or_else(|| config.bitrix.defaults.line_number.clone()),
-        started_at: started_at.fixed_offset(),
-        crm_create: config.bitrix.defaults.crm_create,
-        show: out.show_card,
-        crm: None,
-    };
+    let register = placed_register(
+        config,
+        info,
+        agent.bitrix_user,
+        number.clone(),
+        CallType::Outgoing,
+        out.line_number.as_ref(),
+        out.show_card,
+    );
     let dial = match colleague {
         Some(c) => Dialer::new(config.esl.dial.clone())
             .target(c.extension.as_str())

@@ -1,10 +1,14 @@
-//! Test fixtures shared by the outbox's unit tests: sample writes and times.
+//! Test fixtures shared by the outbox's unit tests: sample writes, times and a crashing store.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::PathBuf;
 
 use chrono::{DateTime, TimeZone as _, Utc};
 
 use crate::ids::{BitrixCallId, BitrixUserId, ExternalCallId, PhoneNumber};
+use crate::outbox::fault::{CrashPoint, Fault, FaultyStore};
 use crate::outbox::op::{BitrixWrite, CallType, CallWrite, FinishCall, RegisterCall};
+use crate::outbox::sqlite::SqliteStore;
 use crate::outbox::store::RegisterResult;
 
 pub(crate) fn t(secs: i64) -> DateTime<Utc> {
@@ -64,5 +68,37 @@ pub(crate) fn result(n: u32) -> RegisterResult {
         call_id: BitrixCallId::new(format!("externalCall.{n:032x}.1777879000")),
         crm: None,
         created_lead: None,
+    }
+}
+
+/// A store that "crashes" at one commit, copying the database into `image` as a kill -9 would
+/// leave it; `_dir` keeps both on disk for the test's lifetime.
+pub(crate) struct Crash {
+    pub(crate) _dir: tempfile::TempDir,
+    pub(crate) store: FaultyStore,
+    pub(crate) image: PathBuf,
+}
+
+/// Opens a fresh SQLite store that crashes at the `nth` `op`, at `point`.
+pub(crate) async fn crashing(op: &'static str, nth: usize, point: CrashPoint) -> Crash {
+    let dir = tempfile::tempdir().unwrap();
+    let image = dir.path().join("image");
+    std::fs::create_dir(&image).unwrap();
+    let inner = SqliteStore::open(&dir.path().join("outbox.db"))
+        .await
+        .unwrap();
+    let store = FaultyStore::new(
+        inner,
+        Fault {
+            op,
+            nth,
+            point,
+            image_dir: image.clone(),
+        },
+    );
+    Crash {
+        _dir: dir,
+        store,
+        image,
     }
 }

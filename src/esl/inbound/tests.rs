@@ -120,6 +120,50 @@ async fn setup(fs: &mut MockConnection, registered: bool) {
     fs.reply_api(contact).await.unwrap();
 }
 
+/// One inbound client under test, with the token and tracker that stop it.
+struct Running {
+    handle: InboundHandle,
+    /// Subscribed before the client connects, so it sees every event.
+    events: broadcast::Receiver<SwitchEvent>,
+    presence: Presence,
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+}
+
+impl Running {
+    fn spawn(port: u16, presence: Presence) -> Self {
+        let tracker = TaskTracker::new();
+        let shutdown = CancellationToken::new();
+        let handle =
+            InboundClient::spawn(options(port), presence.clone(), shutdown.clone(), &tracker);
+        Self {
+            events: handle.subscribe(),
+            handle,
+            presence,
+            shutdown,
+            tracker,
+        }
+    }
+
+    /// A client for agent 1011 connected to a scripted peer, through its first resync with 1011
+    /// `registered` or not; the server is returned so that the client can dial it again.
+    async fn connected(registered: bool) -> (MockEslServer, Self, MockConnection) {
+        let server = MockEslServer::bind("127.0.0.1:0", PASSWORD).await.unwrap();
+        let client = Self::spawn(server.port(), Presence::new(["1011".to_owned()]));
+        let mut fs = timeout(WAIT, server.accept()).await.unwrap().unwrap();
+        setup(&mut fs, registered).await;
+        until_resynced(&client.handle, 1).await;
+        (server, client, fs)
+    }
+
+    /// Cancels the client and waits until its task has ended.
+    async fn stop(self) {
+        self.shutdown.cancel();
+        self.tracker.close();
+        timeout(WAIT, self.tracker.wait()).await.unwrap();
+    }
+}
+
 async fn until_resynced(handle: &InboundHandle, count: u64) {
     let mut rx = handle.resyncs();
     timeout(WAIT, rx.wait_for(|n| *n >= count))
@@ -133,14 +177,8 @@ async fn commands_fail_at_once_while_disconnected() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     drop(listener); // nothing listens: every connect is refused
-    let tracker = TaskTracker::new();
-    let shutdown = CancellationToken::new();
-    let handle = InboundClient::spawn(
-        options(port),
-        Presence::default(),
-        shutdown.clone(),
-        &tracker,
-    );
+    let client = Running::spawn(port, Presence::default());
+    let handle = &client.handle;
     let err = handle
         .uuid_kill(&ChannelId::new("x"), HangupCause::NoAnswer)
         .await
@@ -154,26 +192,13 @@ async fn commands_fail_at_once_while_disconnected() {
         ),
         "{err:?}"
     );
-    shutdown.cancel();
-    tracker.close();
-    timeout(WAIT, tracker.wait()).await.unwrap();
+    client.stop().await;
 }
 
 #[tokio::test]
 async fn originate_waits_for_its_background_job_and_reports_the_cause() {
-    let server = MockEslServer::bind("127.0.0.1:0", PASSWORD).await.unwrap();
-    let tracker = TaskTracker::new();
-    let shutdown = CancellationToken::new();
-    let presence = Presence::new(["1011".to_owned()]);
-    let handle = InboundClient::spawn(
-        options(server.port()),
-        presence.clone(),
-        shutdown.clone(),
-        &tracker,
-    );
-    let mut fs = timeout(WAIT, server.accept()).await.unwrap().unwrap();
-    setup(&mut fs, true).await;
-    until_resynced(&handle, 1).await;
+    let (_server, client, mut fs) = Running::connected(true).await;
+    let (handle, presence) = (&client.handle, &client.presence);
     assert!(presence.is_registered("1011"));
     assert_eq!(presence.live_channels("1011"), 1);
 
@@ -216,27 +241,13 @@ async fn originate_waits_for_its_background_job_and_reports_the_cause() {
             cause: crate::esl::Cause::Known(HangupCause::UserBusy),
         })
     ));
-    shutdown.cancel();
-    tracker.close();
-    timeout(WAIT, tracker.wait()).await.unwrap();
+    client.stop().await;
 }
 
 #[tokio::test]
 async fn lost_connection_is_redialled_resubscribed_and_resynced() {
-    let server = MockEslServer::bind("127.0.0.1:0", PASSWORD).await.unwrap();
-    let tracker = TaskTracker::new();
-    let shutdown = CancellationToken::new();
-    let presence = Presence::new(["1011".to_owned()]);
-    let handle = InboundClient::spawn(
-        options(server.port()),
-        presence.clone(),
-        shutdown.clone(),
-        &tracker,
-    );
-    let mut events = handle.subscribe();
-    let mut fs = timeout(WAIT, server.accept()).await.unwrap().unwrap();
-    setup(&mut fs, false).await;
-    until_resynced(&handle, 1).await;
+    let (server, mut client, mut fs) = Running::connected(false).await;
+    let (handle, presence) = (&client.handle, &client.presence);
     fs.send_event_plain(
         "CUSTOM",
         [
@@ -247,7 +258,7 @@ async fn lost_connection_is_redialled_resubscribed_and_resynced() {
     )
     .await
     .unwrap();
-    let ev = timeout(WAIT, events.recv()).await.unwrap().unwrap();
+    let ev = timeout(WAIT, client.events.recv()).await.unwrap().unwrap();
     assert_eq!(
         ev,
         SwitchEvent::Registered {
@@ -260,7 +271,7 @@ async fn lost_connection_is_redialled_resubscribed_and_resynced() {
     fs.drop_connection().await;
     let mut fs = timeout(WAIT, server.accept()).await.unwrap().unwrap();
     setup(&mut fs, false).await; // the snapshot wins over the stale event state
-    until_resynced(&handle, 2).await;
+    until_resynced(handle, 2).await;
     let c1 = ChannelId::new("c1");
     let (kill, ()) = tokio::join!(handle.uuid_kill(&c1, HangupCause::NoAnswer), async {
         expect(&mut fs, "api uuid_kill c1 NO_ANSWER").await;
@@ -268,7 +279,5 @@ async fn lost_connection_is_redialled_resubscribed_and_resynced() {
     });
     kill.unwrap();
     assert!(!presence.is_registered("1011"));
-    shutdown.cancel();
-    tracker.close();
-    timeout(WAIT, tracker.wait()).await.unwrap();
+    client.stop().await;
 }

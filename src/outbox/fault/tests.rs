@@ -6,39 +6,30 @@ use std::path::Path;
 
 use super::*;
 use crate::outbox::store::RegisterResult;
-use crate::outbox::testkit::{call, cw, finish, register, result, t};
-
-struct Crash {
-    _dir: tempfile::TempDir,
-    store: FaultyStore,
-    image: PathBuf,
-}
-
-async fn crashing(op: &'static str, nth: usize, point: CrashPoint) -> Crash {
-    let dir = tempfile::tempdir().unwrap();
-    let image = dir.path().join("image");
-    std::fs::create_dir(&image).unwrap();
-    let inner = SqliteStore::open(&dir.path().join("outbox.db"))
-        .await
-        .unwrap();
-    let store = FaultyStore::new(
-        inner,
-        Fault {
-            op,
-            nth,
-            point,
-            image_dir: image.clone(),
-        },
-    );
-    Crash {
-        _dir: dir,
-        store,
-        image,
-    }
-}
+use crate::outbox::testkit::{Crash, call, crashing, cw, finish, register, result, t};
 
 async fn reopen(image: &Path) -> SqliteStore {
     SqliteStore::open(&image.join("outbox.db")).await.unwrap()
+}
+
+/// Pushes a register and a finish for call 1, "crashes" while acking the register at `point`,
+/// and returns the register's id with what is due after reopening.
+async fn register_ack_crash(point: CrashPoint) -> (EntryId, Vec<DueEntry>) {
+    let crash = crashing("ack", 0, point).await;
+    let id = crash
+        .store
+        .push(cw(1, register(false)), t(0))
+        .await
+        .unwrap();
+    crash.store.push(cw(1, finish()), t(0)).await.unwrap();
+    let done = Completion::Registered {
+        result: result(1),
+        opened_card: false,
+    };
+    assert!(crash.store.ack(id, done, t(1)).await.is_err());
+    let reopened = reopen(&crash.image).await;
+    let due = reopened.due(t(2), 10).await.unwrap();
+    (id, due)
 }
 
 /// Pushes five writes; the third "crashes". Returns which pushes returned Ok.
@@ -48,6 +39,18 @@ async fn push_five(store: &FaultyStore) -> Vec<bool> {
         oks.push(store.push(cw(n, register(false)), t(0)).await.is_ok());
     }
     oks
+}
+
+/// Pushes five writes, the third "crashing" at `point`, checks that only the first two returned
+/// Ok, and reopens the image.
+async fn crash_at_third_push(point: CrashPoint) -> (Crash, SqliteStore) {
+    let crash = crashing("push", 2, point).await;
+    assert_eq!(
+        push_five(&crash.store).await,
+        [true, true, false, false, false]
+    );
+    let reopened = reopen(&crash.image).await;
+    (crash, reopened)
 }
 
 async fn calls_present(store: &SqliteStore) -> Vec<ExternalCallId> {
@@ -62,24 +65,14 @@ async fn calls_present(store: &SqliteStore) -> Vec<ExternalCallId> {
 
 #[tokio::test]
 async fn a_crash_before_the_commit_loses_only_the_push_that_never_returned_ok() {
-    let crash = crashing("push", 2, CrashPoint::BeforeCommit).await;
-    assert_eq!(
-        push_five(&crash.store).await,
-        [true, true, false, false, false]
-    );
+    let (crash, reopened) = crash_at_third_push(CrashPoint::BeforeCommit).await;
     assert!(crash.store.crashed());
-    let reopened = reopen(&crash.image).await;
     assert_eq!(calls_present(&reopened).await, [call(0), call(1)]);
 }
 
 #[tokio::test]
 async fn a_crash_after_the_commit_keeps_the_entry_exactly_once() {
-    let crash = crashing("push", 2, CrashPoint::AfterCommit).await;
-    assert_eq!(
-        push_five(&crash.store).await,
-        [true, true, false, false, false]
-    );
-    let reopened = reopen(&crash.image).await;
+    let (_crash, reopened) = crash_at_third_push(CrashPoint::AfterCommit).await;
     // The third push committed although its caller never heard Ok; nothing is duplicated.
     assert_eq!(calls_present(&reopened).await, [call(0), call(1), call(2)]);
     assert_eq!(reopened.status(t(0)).await.unwrap().pending, 3);
@@ -109,20 +102,7 @@ async fn every_push_that_returned_ok_survives_a_crash_at_any_later_point() {
 
 #[tokio::test]
 async fn a_register_ack_lost_in_a_crash_leaves_the_register_pending_for_a_safe_resend() {
-    let crash = crashing("ack", 0, CrashPoint::BeforeCommit).await;
-    let id = crash
-        .store
-        .push(cw(1, register(false)), t(0))
-        .await
-        .unwrap();
-    crash.store.push(cw(1, finish()), t(0)).await.unwrap();
-    let done = Completion::Registered {
-        result: result(1),
-        opened_card: false,
-    };
-    assert!(crash.store.ack(id, done, t(1)).await.is_err());
-    let reopened = reopen(&crash.image).await;
-    let due = reopened.due(t(2), 10).await.unwrap();
+    let (id, due) = register_ack_crash(CrashPoint::BeforeCommit).await;
     assert_eq!(
         (due.len(), due[0].id, &due[0].write),
         (1, id, &register(false))
@@ -132,20 +112,7 @@ async fn a_register_ack_lost_in_a_crash_leaves_the_register_pending_for_a_safe_r
 
 #[tokio::test]
 async fn a_committed_register_ack_carries_the_call_id_across_the_crash() {
-    let crash = crashing("ack", 0, CrashPoint::AfterCommit).await;
-    let id = crash
-        .store
-        .push(cw(1, register(false)), t(0))
-        .await
-        .unwrap();
-    crash.store.push(cw(1, finish()), t(0)).await.unwrap();
-    let done = Completion::Registered {
-        result: result(1),
-        opened_card: false,
-    };
-    assert!(crash.store.ack(id, done, t(1)).await.is_err());
-    let reopened = reopen(&crash.image).await;
-    let due = reopened.due(t(2), 10).await.unwrap();
+    let (_, due) = register_ack_crash(CrashPoint::AfterCommit).await;
     assert_eq!(due[0].write, finish());
     let expected: Option<RegisterResult> = Some(result(1));
     assert_eq!(due[0].state.registered, expected);

@@ -331,18 +331,17 @@ pub(super) fn ack_blocking(
     // The ack of a card move needs no fsync either: losing it to a power cut re-sends a show or
     // hide, which is harmless. Waiting for it held the call's next card move back by up to
     // 230 ms under disk load (pinned by call_queue's sequential ring-step test).
-    let kind: Option<String> = conn
-        .query_row(
-            "SELECT kind FROM entries WHERE seq = ?1",
-            params![entry.0],
-            |r| r.get(0),
-        )
-        .optional()
-        .map_err(&e)?;
+    let kind = entry_text(conn, "SELECT kind FROM entries WHERE seq = ?1", entry).map_err(&e)?;
     let relaxed = matches!(kind.as_deref(), Some("show" | "hide"));
     with_sync(conn, "ack", relaxed, |conn| {
         ack_in_tx(conn, entry, done, now)
     })
+}
+
+/// The one text column `query` selects for `entry` (bound as `?1`); `None` when no row matches.
+fn entry_text(conn: &Connection, query: &str, entry: EntryId) -> rusqlite::Result<Option<String>> {
+    conn.query_row(query, params![entry.0], |r| r.get(0))
+        .optional()
 }
 
 fn ack_in_tx(
@@ -353,14 +352,12 @@ fn ack_in_tx(
 ) -> Result<(), StoreError> {
     let e = sql("ack");
     let tx = conn.transaction().map_err(&e)?;
-    let call: Option<String> = tx
-        .query_row(
-            "SELECT call FROM entries WHERE seq = ?1 AND state = 0",
-            params![entry.0],
-            |r| r.get(0),
-        )
-        .optional()
-        .map_err(&e)?;
+    let call = entry_text(
+        &tx,
+        "SELECT call FROM entries WHERE seq = ?1 AND state = 0",
+        entry,
+    )
+    .map_err(&e)?;
     let Some(call) = call else {
         return Err(StoreError::NotPending { op: "ack", entry });
     };
@@ -404,6 +401,22 @@ fn ack_in_tx(
     tx.commit().map_err(&e)
 }
 
+/// Runs `statement`, which changes `entry` only while it is pending: no row changed means the
+/// entry is not pending (already acked, dead-lettered or unknown).
+fn change_pending(
+    tx: &rusqlite::Transaction<'_>,
+    op: &'static str,
+    entry: EntryId,
+    statement: &str,
+    params: impl rusqlite::Params,
+) -> Result<(), StoreError> {
+    let changed = tx.execute(statement, params).map_err(sql(op))?;
+    if changed == 0 {
+        return Err(StoreError::NotPending { op, entry });
+    }
+    Ok(())
+}
+
 pub(super) fn dead_letter_blocking(
     conn: &mut Connection,
     entry: EntryId,
@@ -412,20 +425,15 @@ pub(super) fn dead_letter_blocking(
 ) -> Result<(), StoreError> {
     let e = sql("dead_letter");
     let tx = conn.transaction().map_err(&e)?;
-    let moved = tx
-        .execute(
-            "INSERT INTO dead_letters(seq, call, kind, body, attempts, created_at, failed_at, reason)
-             SELECT seq, call, kind, body, attempts + 1, created_at, ?2, ?3
-             FROM entries WHERE seq = ?1 AND state = 0",
-            params![entry.0, now, reason],
-        )
-        .map_err(&e)?;
-    if moved == 0 {
-        return Err(StoreError::NotPending {
-            op: "dead_letter",
-            entry,
-        });
-    }
+    change_pending(
+        &tx,
+        "dead_letter",
+        entry,
+        "INSERT INTO dead_letters(seq, call, kind, body, attempts, created_at, failed_at, reason)
+         SELECT seq, call, kind, body, attempts + 1, created_at, ?2, ?3
+         FROM entries WHERE seq = ?1 AND state = 0",
+        params![entry.0, now, reason],
+    )?;
     tx.execute("DELETE FROM entries WHERE seq = ?1", params![entry.0])
         .map_err(&e)?;
     note_attempt(&tx, entry, now, &format!("dead letter: {reason}")).map_err(&e)?;
@@ -578,19 +586,14 @@ pub(super) fn retry_at_blocking(
 ) -> Result<(), StoreError> {
     let e = sql("retry_at");
     let tx = conn.transaction().map_err(&e)?;
-    let n = tx
-        .execute(
-            "UPDATE entries SET attempts = attempts + 1, not_before = ?2, last_error = ?3
-             WHERE seq = ?1 AND state = 0",
-            params![entry.0, when, error],
-        )
-        .map_err(&e)?;
-    if n == 0 {
-        return Err(StoreError::NotPending {
-            op: "retry_at",
-            entry,
-        });
-    }
+    change_pending(
+        &tx,
+        "retry_at",
+        entry,
+        "UPDATE entries SET attempts = attempts + 1, not_before = ?2, last_error = ?3
+         WHERE seq = ?1 AND state = 0",
+        params![entry.0, when, error],
+    )?;
     let next = from_ms(when).to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     note_attempt(&tx, entry, now, &format!("retry at {next}: {error}")).map_err(&e)?;
     tx.commit().map_err(&e)

@@ -7,12 +7,11 @@ use std::sync::Mutex;
 
 use super::*;
 use crate::ids::BitrixCallId;
-use crate::outbox::SqliteStore;
 use crate::outbox::deliver::{DeliverError, Delivered};
-use crate::outbox::fault::{CrashPoint, Fault, FaultyStore};
+use crate::outbox::fault::CrashPoint;
 use crate::outbox::op::BitrixWrite;
 use crate::outbox::store::{RegisterResult, Store};
-use crate::outbox::testkit::{cw, finish, register};
+use crate::outbox::testkit::{crashing, cw, finish, register};
 
 /// Bitrix24's behaviour that makes retries safe: register de-dups an unfinished call by
 /// `EXTERNAL_CALL_ID`; finish of a finished call is "Call is not found".
@@ -85,21 +84,8 @@ async fn drain(outbox: &Outbox) {
 }
 
 async fn crash_and_restart(op: &'static str, nth: usize, point: CrashPoint) -> Arc<Portal> {
-    let dir = tempfile::tempdir().unwrap();
-    let image = dir.path().join("image");
-    std::fs::create_dir(&image).unwrap();
-    let inner = SqliteStore::open(&dir.path().join("outbox.db"))
-        .await
-        .unwrap();
-    let faulty = Arc::new(FaultyStore::new(
-        inner,
-        Fault {
-            op,
-            nth,
-            point,
-            image_dir: image.clone(),
-        },
-    ));
+    let crash = crashing(op, nth, point).await;
+    let faulty = Arc::new(crash.store);
     let portal = Arc::new(Portal::default());
     let config = WorkerConfig {
         backoff: RetryBackoff {
@@ -128,7 +114,7 @@ async fn crash_and_restart(op: &'static str, nth: usize, point: CrashPoint) -> A
     first.await.unwrap();
 
     // "Restart": a new process opens what the killed one left on disk.
-    let outbox = Outbox::open(&image.join("outbox.db")).await.unwrap();
+    let outbox = Outbox::open(&crash.image.join("outbox.db")).await.unwrap();
     let stop = CancellationToken::new();
     let second = tokio::spawn(run(
         outbox.clone(),

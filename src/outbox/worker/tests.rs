@@ -177,6 +177,16 @@ struct Harness {
     worker: Option<JoinHandle<()>>,
 }
 
+/// Every write of an ended call `n` whose card showed to user 2: register, show, hide, finish.
+fn whole_call(n: u32) -> [CallWrite; 4] {
+    [
+        cw(n, register(true)),
+        cw(n, show(2)),
+        cw(n, hide(2)),
+        cw(n, finish()),
+    ]
+}
+
 impl Harness {
     async fn new(fake: FakeDeliver) -> Self {
         let dir = tempfile::tempdir().unwrap();
@@ -439,13 +449,7 @@ async fn after_an_outage_over_calls_are_recorded_without_cards_and_live_calls_ge
     }
     let mut h = Harness::new(fake).await;
     for n in 0..2 {
-        h.push([
-            cw(n, register(true)),
-            cw(n, show(2)),
-            cw(n, hide(2)),
-            cw(n, finish()),
-        ])
-        .await;
+        h.push(whole_call(n)).await;
     }
     h.push([cw(2, register(true)), cw(2, show(3))]).await;
     h.start(config());
@@ -493,13 +497,7 @@ async fn a_backlog_replays_at_the_portal_rate_and_reports_progress() {
     };
     let mut h = Harness::new(fake).await;
     for n in 0..CALLS {
-        h.push([
-            cw(n, register(true)),
-            cw(n, show(2)),
-            cw(n, hide(2)),
-            cw(n, finish()),
-        ])
-        .await;
+        h.push(whole_call(n)).await;
     }
     let t0 = Instant::now();
     h.start(config());

@@ -58,6 +58,21 @@ fn policy(order: Order, rules: Rules) -> Policy {
     Policy::new(agents, vec![queue], rules).unwrap()
 }
 
+/// The list-order policy with `rules()`, a start time, and every phone registered and idle.
+fn list_order() -> (Policy, Instant, Phones) {
+    (
+        policy(Order::ListOrder, rules()),
+        Instant::now(),
+        Phones::default(),
+    )
+}
+
+/// Names of up to `limit` agents picked from `sales` with no exclude list.
+fn picked(p: &mut Policy, now: Instant, limit: usize, phones: &Phones) -> Vec<String> {
+    let agents = p.pick(now, &sales(), &[], limit, phones).unwrap();
+    names(&agents).into_iter().map(str::to_owned).collect()
+}
+
 fn names(picked: &[AgentInfo]) -> Vec<&str> {
     picked.iter().map(|a| a.agent.as_str()).collect()
 }
@@ -68,13 +83,8 @@ fn sales() -> QueueName {
 
 #[test]
 fn list_order_offers_the_first_free_agent_and_skips_excluded_ones() {
-    let mut p = policy(Order::ListOrder, rules());
-    let now = Instant::now();
-    let phones = Phones::default();
-    assert_eq!(
-        names(&p.pick(now, &sales(), &[], 1, &phones).unwrap()),
-        ["a"]
-    );
+    let (mut p, now, phones) = list_order();
+    assert_eq!(picked(&mut p, now, 1, &phones), ["a"]);
     // a is reserved now; b comes next even without an exclude list.
     assert_eq!(
         names(
@@ -83,10 +93,7 @@ fn list_order_offers_the_first_free_agent_and_skips_excluded_ones() {
         ),
         ["b"]
     );
-    assert_eq!(
-        names(&p.pick(now, &sales(), &[], 5, &phones).unwrap()),
-        ["c", "d"]
-    );
+    assert_eq!(picked(&mut p, now, 5, &phones), ["c", "d"]);
     assert!(p.pick(now, &sales(), &[], 1, &phones).unwrap().is_empty());
 }
 
@@ -106,10 +113,7 @@ fn unregistered_and_busy_agents_are_not_free_unless_busy_agents_are_allowed() {
         p.availability(now, &AgentId::from("c"), false, &phones),
         Availability::OnCall
     );
-    assert_eq!(
-        names(&p.pick(now, &sales(), &[], 4, &phones).unwrap()),
-        ["a", "d"]
-    );
+    assert_eq!(picked(&mut p, now, 4, &phones), ["a", "d"]);
     let mut lenient = policy(
         Order::ListOrder,
         Rules {
@@ -117,17 +121,12 @@ fn unregistered_and_busy_agents_are_not_free_unless_busy_agents_are_allowed() {
             ..rules()
         },
     );
-    assert_eq!(
-        names(&lenient.pick(now, &sales(), &[], 4, &phones).unwrap()),
-        ["a", "c", "d"]
-    );
+    assert_eq!(picked(&mut lenient, now, 4, &phones), ["a", "c", "d"]);
 }
 
 #[test]
 fn an_agent_is_never_offered_to_two_calls_at_once() {
-    let mut p = policy(Order::ListOrder, rules());
-    let now = Instant::now();
-    let phones = Phones::default();
+    let (mut p, now, phones) = list_order();
     let first = p.pick(now, &sales(), &[], 4, &phones).unwrap();
     assert_eq!(first.len(), 4);
     assert!(p.pick(now, &sales(), &[], 4, &phones).unwrap().is_empty());
@@ -282,18 +281,10 @@ fn bad_configuration_is_a_typed_error() {
 
 #[test]
 fn a_reload_changes_membership_but_keeps_reservations_and_rests() {
-    let mut p = policy(Order::ListOrder, rules());
-    let now = Instant::now();
-    let phones = Phones::default();
-    assert_eq!(
-        names(&p.pick(now, &sales(), &[], 1, &phones).unwrap()),
-        ["a"]
-    );
+    let (mut p, now, phones) = list_order();
+    assert_eq!(picked(&mut p, now, 1, &phones), ["a"]);
     p.release(now, &AgentId::from("a"), Outcome::NoAnswer); // a rests 2 s
-    assert_eq!(
-        names(&p.pick(now, &sales(), &[], 1, &phones).unwrap()),
-        ["b"]
-    );
+    assert_eq!(picked(&mut p, now, 1, &phones), ["b"]);
 
     // The new config drops b and d and puts c first.
     let queue = QueueSettings {
@@ -305,11 +296,7 @@ fn a_reload_changes_membership_but_keeps_reservations_and_rests() {
     let next = Policy::new(vec![info("a", 1), info("c", 3)], vec![queue], rules()).unwrap();
     p.reconfigure(next);
 
-    assert_eq!(
-        names(&p.pick(now, &sales(), &[], 4, &phones).unwrap()),
-        ["c"],
-        "a still rests"
-    );
+    assert_eq!(picked(&mut p, now, 4, &phones), ["c"], "a still rests");
     assert_eq!(
         p.availability(now, &AgentId::from("b"), false, &phones),
         Availability::Reserved

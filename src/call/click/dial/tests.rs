@@ -33,6 +33,15 @@ fn legs() -> Legs {
     }
 }
 
+/// The `originate` arguments when agent 1001 clicks to call `phone`.
+fn args_for_1001(dial: &ClickDial, phone: &str) -> String {
+    let ext = Extension::parse("1001").unwrap();
+    let phone = PhoneNumber::parse(phone).unwrap();
+    originate_request(dial, &ext, &phone, &legs())
+        .unwrap()
+        .api_args()
+}
+
 #[test]
 fn originate_rings_the_agent_then_bridges_the_customer_with_both_leg_ids() {
     let c = config(
@@ -61,11 +70,7 @@ fn a_gateway_route_dials_the_number_through_the_gateway() {
     );
     assert!(!dial.add_to_chat, "ADD_TO_CHAT follows bitrix.defaults");
     assert_eq!(dial.limits.max_duration, Duration::from_secs(4 * 3600));
-    let ext = Extension::parse("1001").unwrap();
-    let phone = PhoneNumber::parse("+4930123456789").unwrap();
-    let args = originate_request(&dial, &ext, &phone, &legs())
-        .unwrap()
-        .api_args();
+    let args = args_for_1001(&dial, "+4930123456789");
     assert!(
         args.contains("]sofia/gateway/carrier/+4930123456789)"),
         "{args}"
@@ -93,11 +98,7 @@ fn the_employee_is_dialled_through_the_configured_template_like_queue_calls() {
         "[esl.dial]\ndomain = \"pbx.local\"\ntemplate = \"sofia/internal/{extension}%{domain}\"",
     );
     let dial = ClickDial::from_config(&Config::from_toml_str(&text).unwrap()).unwrap();
-    let ext = Extension::parse("1001").unwrap();
-    let phone = PhoneNumber::parse("+4930123456789").unwrap();
-    let args = originate_request(&dial, &ext, &phone, &legs())
-        .unwrap()
-        .api_args();
+    let args = args_for_1001(&dial, "+4930123456789");
     assert!(
         args.contains("]sofia/internal/1001%pbx.local &bridge("),
         "{args}"

@@ -1,11 +1,33 @@
 //! Hang-up, finish, recordings, transfers, abandon and shutdown.
 
+use std::time::Duration;
+
 use super::sim::*;
 use crate::call::machine::*;
 use crate::call::status::Cause;
 use crate::ids::AgentId;
 use crate::outbox::op::{BitrixWrite, CallNote, FinishCall};
 use crate::queue::Outcome;
+
+/// [`talking`] until the caller hangs up normally at `at`; the recording then stops.
+fn hung_up_after_talking(at: Duration) -> World {
+    let mut w = talking();
+    w.at(at, hung_up(Cause::NORMAL_CLEARING));
+    w.feed(Input::RecordStopped {
+        path: "/rec/x.wav".into(),
+    });
+    w
+}
+
+/// The call is finished, and a second shutdown does nothing.
+fn assert_finished_for_good(w: &mut World) {
+    assert!(w.call.is_finished());
+    assert_eq!(
+        w.feed(Input::Shutdown),
+        [],
+        "a second shutdown does nothing"
+    );
+}
 
 /// A sales call (ring all) answered by `c` at 2 s, recording started.
 fn talking() -> World {
@@ -20,11 +42,7 @@ fn talking() -> World {
 
 #[test]
 fn a_finished_conversation_hides_nobody_else_finishes_and_attaches_the_complete_recording() {
-    let mut w = talking();
-    w.at(40 * S, hung_up(Cause::NORMAL_CLEARING));
-    w.feed(Input::RecordStopped {
-        path: "/rec/x.wav".into(),
-    });
+    let mut w = hung_up_after_talking(40 * S);
     let done = w.feed(complete(38));
     let expected_finish = FinishCall {
         user: user("c"),
@@ -91,12 +109,7 @@ fn a_recording_that_never_completes_is_given_up_after_the_wait() {
     let mut w = talking();
     w.at(40 * S, complete(38));
     w.run_until(50 * S);
-    let at_50: Vec<_> = w
-        .log
-        .iter()
-        .filter(|(t, _)| *t == 50 * S)
-        .map(|(_, a)| a.clone())
-        .collect();
+    let at_50 = w.actions_at(50 * S);
     assert_eq!(finish_of(&at_50).map(|f| f.status_code), Some("200".into()));
     assert_eq!(at_50.last(), Some(&Action::Exit));
     assert!(
@@ -145,10 +158,7 @@ fn a_caller_who_gives_up_while_agents_ring_cancels_every_leg_and_card_and_is_a_m
 
 #[test]
 fn a_caller_who_gives_up_before_any_agent_rang_is_still_registered_and_finished_as_missed() {
-    let mut w = World::new();
-    w.presence
-        .on_call
-        .extend(["1005".to_owned(), "1006".to_owned()]);
+    let mut w = World::new().with_support_on_call();
     w.enter_queue("support", Strategy::Sequential, &[5], 60);
     let done = w.at(3 * S, complete(0));
     let cards = w.cards();
@@ -162,13 +172,7 @@ fn a_caller_who_gives_up_before_any_agent_rang_is_still_registered_and_finished_
 #[test]
 fn an_agent_offered_after_the_caller_left_is_given_back() {
     let mut w = World::new();
-    w.auto_switch = false;
-    w.handle(started(Target::Queue(route(
-        "sales",
-        Strategy::Sequential,
-        &[5],
-        60,
-    ))));
+    w.enter_sales_by_hand(&[5]);
     w.handle(hung_up(Cause::ORIGINATOR_CANCEL));
     let late = w.handle(Input::AgentsOffered {
         agents: vec![agent("a")],
@@ -334,12 +338,7 @@ fn shutdown_while_ringing_hands_the_caller_to_the_dialplan_fallback_and_leaves_t
             Action::Exit,
         ]
     );
-    assert!(w.call.is_finished());
-    assert_eq!(
-        w.feed(Input::Shutdown),
-        [],
-        "a second shutdown does nothing"
-    );
+    assert_finished_for_good(&mut w);
 }
 
 #[test]
@@ -355,21 +354,12 @@ fn shutdown_during_a_conversation_lets_it_go_on_with_the_talkers_card_open() {
         "{actions:?}"
     );
     assert_eq!(actions.last(), Some(&Action::Exit));
-    assert!(w.call.is_finished());
-    assert_eq!(
-        w.feed(Input::Shutdown),
-        [],
-        "a second shutdown does nothing"
-    );
+    assert_finished_for_good(&mut w);
 }
 
 #[test]
 fn shutdown_after_the_caller_hung_up_still_finishes_the_call() {
-    let mut w = talking();
-    w.at(12 * S, hung_up(Cause::NORMAL_CLEARING));
-    w.feed(Input::RecordStopped {
-        path: "/rec/x.wav".into(),
-    });
+    let mut w = hung_up_after_talking(12 * S);
     assert_eq!(
         w.at(12 * S, Input::Shutdown),
         [],
@@ -431,13 +421,7 @@ fn a_caller_who_leaves_during_the_lookup_is_finished_as_missed_for_the_fallback_
 #[test]
 fn an_anonymous_caller_is_registered_with_the_placeholder_number() {
     let mut w = World::new();
-    let direct = DirectTarget {
-        agent: agent("a"),
-        ring_timeout: 20 * S,
-        fallback: Overflow::Hangup {
-            cause: Cause::NO_ANSWER,
-        },
-    };
+    let direct = direct_to_a();
     let started_at = chrono::DateTime::parse_from_rfc3339("2026-05-04T09:15:02+02:00").unwrap();
     w.feed(Input::Started {
         target: Target::Agent(direct),

@@ -56,13 +56,7 @@ fn bridged_agents(actions: &[Action]) -> Vec<Vec<String>> {
 #[test]
 fn employee_route_registers_with_the_card_open_and_bridges_the_extension() {
     let mut w = World::new();
-    let direct = DirectTarget {
-        agent: agent("a"),
-        ring_timeout: 20 * S,
-        fallback: Overflow::Hangup {
-            cause: Cause::NO_ANSWER,
-        },
-    };
+    let direct = direct_to_a();
     let actions = w.feed(started(Target::Agent(direct)));
     // continue_on_fail alone: no other value (the ringback a queue configures) can take it
     // down with a refused multiset.
@@ -141,12 +135,7 @@ fn employee_who_does_not_answer_is_cancelled_at_the_ring_timeout_and_the_fallbac
     })));
     let leg = w.leg_of("a");
     w.run_until(10 * S);
-    let at_10: Vec<_> = w
-        .log
-        .iter()
-        .filter(|(t, _)| *t == 10 * S)
-        .map(|(_, a)| a.clone())
-        .collect();
+    let at_10 = w.actions_at(10 * S);
     assert_eq!(
         at_10[0],
         Action::KillLeg {
@@ -184,12 +173,7 @@ fn sequential_queue_moves_the_card_along_the_ring_steps_then_overflows() {
     assert_eq!(cards[&user("a")], [interval(0, 3)]);
     assert_eq!(cards[&user("b")], [interval(3, 8)]);
     assert_eq!(cards[&user("c")], [interval(8, 15)]);
-    let at_15: Vec<_> = w
-        .log
-        .iter()
-        .filter(|(t, _)| *t == 15 * S)
-        .map(|(_, a)| a.clone())
-        .collect();
+    let at_15 = w.actions_at(15 * S);
     assert!(matches!(at_15[0], Action::KillLeg { .. }));
     assert_eq!(at_15[1], release("c", Outcome::NoAnswer));
     assert_eq!(at_15[2], hide(&["c"]));
@@ -252,13 +236,7 @@ fn at_a_step_deadline_kill_release_hide_and_request_come_together() {
 #[test]
 fn the_old_bridges_end_after_a_hand_over_is_ignored() {
     let mut w = World::new();
-    w.auto_switch = false;
-    w.handle(started(Target::Queue(route(
-        "sales",
-        Strategy::Sequential,
-        &[3],
-        60,
-    ))));
+    w.enter_sales_by_hand(&[3]);
     w.handle(Input::AgentsOffered {
         agents: vec![agent("a")],
     });
@@ -355,10 +333,7 @@ fn a_round_of_only_busy_phones_waits_for_the_retry_instead_of_spinning() {
 
 #[test]
 fn nobody_free_waits_and_asks_again_or_overflows_per_settings() {
-    let mut w = World::new();
-    w.presence
-        .on_call
-        .extend(["1005".to_owned(), "1006".to_owned()]);
+    let mut w = World::new().with_support_on_call();
     w.enter_queue("support", Strategy::Sequential, &[2], 60);
     assert_eq!(w.call.deadline(), Some(w.t0 + 5 * S), "retry timer");
     w.presence.on_call.clear();
@@ -367,10 +342,7 @@ fn nobody_free_waits_and_asks_again_or_overflows_per_settings() {
     w.run_until(5 * S);
     assert_eq!(w.card_intervals()[&user("e")], [(5 * S, None)]);
 
-    let mut w = World::new();
-    w.presence
-        .on_call
-        .extend(["1005".to_owned(), "1006".to_owned()]);
+    let mut w = World::new().with_support_on_call();
     let mut r = route("support", Strategy::Sequential, &[2], 60);
     r.when_none_free = WhenNoneFree::Overflow;
     r.overflow = Overflow::Queue(Box::new(route("sales", Strategy::Sequential, &[2], 60)));
@@ -421,12 +393,7 @@ fn a_simultaneous_round_that_rings_out_is_killed_whole_and_the_next_round_starts
     let mut w = World::new();
     w.enter_queue("support", Strategy::Simultaneous, &[10], 60);
     w.run_until(10 * S);
-    let at_10: Vec<_> = w
-        .log
-        .iter()
-        .filter(|(t, _)| *t == 10 * S)
-        .map(|(_, a)| a.clone())
-        .collect();
+    let at_10 = w.actions_at(10 * S);
     assert_eq!(
         at_10
             .iter()

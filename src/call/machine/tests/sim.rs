@@ -110,6 +110,17 @@ pub(crate) fn route(queue: &str, strategy: Strategy, ring: &[u64], max_wait: u64
     }
 }
 
+/// A direct call to agent `a`: 20 s of ringing, then the call hangs up with `NO_ANSWER`.
+pub(crate) fn direct_to_a() -> DirectTarget {
+    DirectTarget {
+        agent: agent("a"),
+        ring_timeout: 20 * S,
+        fallback: Overflow::Hangup {
+            cause: Cause::NO_ANSWER,
+        },
+    }
+}
+
 pub(crate) fn finish_of(actions: &[Action]) -> Option<FinishCall> {
     actions.iter().find_map(|a| match a {
         Action::Card(BitrixWrite::Finish(f)) => Some(f.clone()),
@@ -181,6 +192,14 @@ impl World {
         }
     }
 
+    /// The same world with both `support` agents (e: 1005, f: 1006) on another call.
+    pub(crate) fn with_support_on_call(mut self) -> Self {
+        self.presence
+            .on_call
+            .extend(["1005".to_owned(), "1006".to_owned()]);
+        self
+    }
+
     /// The same world around a call with `settings`.
     pub(crate) fn with_settings(mut self, settings: CallSettings) -> Self {
         self.call = machine(settings);
@@ -199,6 +218,27 @@ impl World {
         self.feed(started(Target::Queue(route(
             queue, strategy, ring, max_wait,
         ))))
+    }
+
+    /// Starts the call in a sequential `sales` queue (`ring` in seconds, 60 s max wait) with the
+    /// test playing the switch: only the start is handled; returns its actions.
+    pub(crate) fn enter_sales_by_hand(&mut self, ring: &[u64]) -> Vec<Action> {
+        self.auto_switch = false;
+        self.handle(started(Target::Queue(route(
+            "sales",
+            Strategy::Sequential,
+            ring,
+            60,
+        ))))
+    }
+
+    /// Every action emitted exactly at `t0 + at`, in order.
+    pub(crate) fn actions_at(&self, at: Duration) -> Vec<Action> {
+        self.log
+            .iter()
+            .filter(|(t, _)| *t == at)
+            .map(|(_, a)| a.clone())
+            .collect()
     }
 
     /// Feeds one input and everything the world answers to its actions; returns all actions.
