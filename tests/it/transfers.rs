@@ -20,6 +20,8 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::support::app::World;
+use crate::support::bitrix_peer::CardInterval;
+use crate::support::esl_peer::RingRecord;
 use crate::support::esl_peer::caller::CallSpec;
 
 const EMPLOYEE_ROUTE: &str = r#"
@@ -107,35 +109,17 @@ async fn blind_transfer(how: Blind) {
         }
     }
 
-    let call = w.finished_call(&caller.uuid).await;
-    let finish = call.finished.clone().unwrap();
-    let finishes = w.bx.method_calls("telephony.externalcall.finish");
-    assert_eq!(finishes.len(), 1, "exactly one finish: {finishes:?}");
-    assert_eq!((finish.user_id, finish.status_code.as_str()), (12, "200"));
-
     // The whole talk time: from 1001's answer to the caller's end (1 s + 0.4 s ringing 1002 +
-    // 1.5 s), as the switch timed it.
-    let first = w.fs.ring_ended("1001", 0).await.unwrap();
-    let second = w.fs.ring_ended("1002", 0).await.unwrap();
-    assert!(w.fs.channel_gone(&caller.uuid).await);
-    let talked = (second.ended.unwrap() + Duration::from_millis(1500)) - first.ended.unwrap();
-    let duration = Duration::from_secs(u64::try_from(finish.duration).unwrap());
-    assert!(
-        duration.abs_diff(talked) <= SANITY,
-        "DURATION {} s for {} ms of talk",
-        finish.duration,
-        ms(talked)
-    );
-
-    // The card follows the talker: 1001's from the ring to the REFER, 1002's from their ring to
-    // the finish; never both open at once.
-    let timeline = w.bx.timeline(&call.call_id);
-    let users: Vec<u64> = timeline.iter().map(|i| i.user).collect();
-    assert_eq!(users, [11, 12], "{timeline:?}");
-    let (old, new) = (timeline[0], timeline[1]);
-    let old_to = old.to.unwrap();
-    assert!(old_to <= new.from, "{timeline:?}");
-    assert_eq!(new.to, Some(finish.at));
+    // 1.5 s), as the switch timed it. The card follows the talker: 1001's from the ring to the
+    // REFER, 1002's from their ring to the finish.
+    let Handed {
+        first,
+        second,
+        old,
+        new,
+        old_to,
+        timeline,
+    } = handed_to_1002(&w, &caller.uuid, Duration::from_millis(1500)).await;
     assert!(
         old.from <= first.ended.unwrap(),
         "1001 saw the card while it rang"
@@ -166,6 +150,56 @@ async fn blind_transfer(how: Blind) {
         "recording attached"
     );
     w.app.shutdown().await;
+}
+
+/// How a transferred call ended, as [`handed_to_1002`] checked it.
+struct Handed {
+    first: RingRecord,
+    second: RingRecord,
+    old: CardInterval,
+    new: CardInterval,
+    old_to: Instant,
+    timeline: Vec<CardInterval>,
+}
+
+/// The checks every transfer ends with: exactly one finish, for 1002 (user 12) with 200; its
+/// DURATION the whole talk time as the switch timed it (1001's answer to 1002's answer plus
+/// `last_talk`); and a card timeline of 1001 then 1002, never both open at once, 1002's card
+/// open until the finish.
+async fn handed_to_1002(w: &World, caller: &str, last_talk: Duration) -> Handed {
+    let call = w.finished_call(caller).await;
+    let finish = call.finished.clone().unwrap();
+    let finishes = w.bx.method_calls("telephony.externalcall.finish");
+    assert_eq!(finishes.len(), 1, "exactly one finish: {finishes:?}");
+    assert_eq!((finish.user_id, finish.status_code.as_str()), (12, "200"));
+
+    let first = w.fs.ring_ended("1001", 0).await.unwrap();
+    let second = w.fs.ring_ended("1002", 0).await.unwrap();
+    assert!(w.fs.channel_gone(caller).await);
+    let talked = (second.ended.unwrap() + last_talk) - first.ended.unwrap();
+    let duration = Duration::from_secs(u64::try_from(finish.duration).unwrap());
+    assert!(
+        duration.abs_diff(talked) <= SANITY,
+        "DURATION {} s for {} ms of talk",
+        finish.duration,
+        ms(talked)
+    );
+
+    let timeline = w.bx.timeline(&call.call_id);
+    let users: Vec<u64> = timeline.iter().map(|i| i.user).collect();
+    assert_eq!(users, [11, 12], "{timeline:?}");
+    let (old, new) = (timeline[0], timeline[1]);
+    let old_to = old.to.unwrap();
+    assert!(old_to <= new.from, "{timeline:?}");
+    assert_eq!(new.to, Some(finish.at));
+    Handed {
+        first,
+        second,
+        old,
+        new,
+        old_to,
+        timeline,
+    }
 }
 
 /// Waits (5 s failsafe) for CHANNEL_BRIDGE of `uuid` on the switch's event bus.
@@ -214,33 +248,15 @@ async fn an_attended_transfer_ends_with_one_finish_for_the_final_talker_and_the_
         "1001 joins the customer and 1002 (REFER with Replaces)"
     );
 
-    let call = w.finished_call(&caller.uuid).await;
-    let finish = call.finished.clone().unwrap();
-    let finishes = w.bx.method_calls("telephony.externalcall.finish");
-    assert_eq!(finishes.len(), 1, "exactly one finish: {finishes:?}");
-    assert_eq!((finish.user_id, finish.status_code.as_str()), (12, "200"));
-
-    // The whole talk time: from 1001's answer to 1002's hang-up.
-    let first = w.fs.ring_ended("1001", 0).await.unwrap();
-    let second = w.fs.ring_ended("1002", 0).await.unwrap();
-    assert!(w.fs.channel_gone(&caller.uuid).await);
-    let talked = (second.ended.unwrap() + Duration::from_secs(3)) - first.ended.unwrap();
-    let duration = Duration::from_secs(u64::try_from(finish.duration).unwrap());
-    assert!(
-        duration.abs_diff(talked) <= SANITY,
-        "DURATION {} s for {} ms of talk",
-        finish.duration,
-        ms(talked)
-    );
-
-    // 1001's card until the REFER, 1002's from the REFER to the finish; never both.
-    let timeline = w.bx.timeline(&call.call_id);
-    let users: Vec<u64> = timeline.iter().map(|i| i.user).collect();
-    assert_eq!(users, [11, 12], "{timeline:?}");
-    let (old, new) = (timeline[0], timeline[1]);
-    let old_to = old.to.unwrap();
-    assert!(referred_at <= old_to && old_to <= new.from, "{timeline:?}");
-    assert_eq!(new.to, Some(finish.at));
+    // The whole talk time: from 1001's answer to 1002's hang-up. 1001's card until the REFER,
+    // 1002's from the REFER to the finish.
+    let Handed {
+        new,
+        old_to,
+        timeline,
+        ..
+    } = handed_to_1002(&w, &caller.uuid, Duration::from_secs(3)).await;
+    assert!(referred_at <= old_to, "{timeline:?}");
     edge(
         "attended: 1001's card closed after the REFER",
         gap(old_to, referred_at),
