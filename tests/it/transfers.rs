@@ -88,15 +88,7 @@ async fn blind_transfer(how: Blind) {
         ..CallSpec::default()
     };
     let caller = w.fs.offer_call(w.app.esl_addr, spec).await.unwrap();
-    let bridged = tokio::time::timeout(Duration::from_secs(5), async {
-        while let Ok(ev) = events.recv().await {
-            if ev.name() == "CHANNEL_BRIDGE" && ev.header("Unique-ID") == Some(&caller.uuid) {
-                return;
-            }
-        }
-    })
-    .await;
-    assert!(bridged.is_ok(), "the caller is bridged to 1001");
+    bridged(&mut events, &caller.uuid).await;
     // 1001 talks for a second, then their phone sends the REFER (the agent's own timing).
     tokio::time::sleep(Duration::from_secs(1)).await;
     let referred_at = Instant::now();
