@@ -11,6 +11,7 @@ pub(crate) mod error;
 pub(crate) mod event;
 pub(crate) mod inbound;
 pub(crate) mod outbound;
+mod overflow;
 pub(crate) mod presence;
 pub(crate) mod switch_event;
 

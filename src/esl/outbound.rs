@@ -29,6 +29,7 @@ use tracing::{Instrument, debug, error, info, info_span, warn};
 
 use super::error::EslError;
 use super::event::{CallEvent, DisconnectCause, Mapped, map_event};
+use super::overflow;
 use crate::ids::ChannelId;
 
 mod forward;
@@ -192,7 +193,7 @@ async fn run_session(
     calls: mpsc::Sender<IncomingCall>,
     shutdown: CancellationToken,
 ) {
-    let connect = EslConnectOptions::new();
+    let connect = overflow::backpressure(EslConnectOptions::new(), options.command_timeout);
     let (client, stream_events) = EslClient::accept_outbound_stream_with_options(stream, connect);
     let info = match handshake(&client, &options).await {
         Ok(info) => info,

@@ -14,6 +14,7 @@ use tracing::{Instrument, debug, error, info, info_span, warn};
 
 use super::{InboundHandle, InboundOptions};
 use crate::esl::error::EslError;
+use crate::esl::overflow;
 use crate::esl::presence::Presence;
 use crate::esl::switch_event::{SwitchMapped, map_switch_event};
 
@@ -59,8 +60,9 @@ const SUBCLASSES: [&str; 3] = ["sofia::register", "sofia::unregister", "sofia::e
 /// (presence and the broadcast are synchronous), so the queue only fills while this task is not
 /// scheduled. Measured with `cargo bench --bench load` (docs/scaling.md): about 6 switch-wide
 /// events per call, so 500 calls/s are 3,000 events/s, and 20,000 holds more than 6 s of them.
-/// Memory is spent only while events wait. A drop is counted, logged as an error and followed
-/// by a resync of the presence it could have changed.
+/// Memory is spent only while events wait. When it is full the reader waits for room
+/// (`esl/overflow.rs`) instead of dropping; a drop past that wait is counted, logged as an
+/// error and followed by a resync of the presence it could have changed.
 const EVENT_QUEUE: usize = 20_000;
 
 pub(super) async fn run(
@@ -118,6 +120,7 @@ async fn connect(options: &InboundOptions) -> Result<(EslClient, EslEventStream)
     let connect = EslConnectOptions::new()
         .with_connect_timeout(t)
         .with_event_queue_size(EVENT_QUEUE);
+    let connect = overflow::backpressure(connect, options.command_timeout);
     let auth = AuthMethod::password(options.password.clone());
     let (client, events) = EslClient::connect_with_auth(&options.host, options.port, auth, connect)
         .await
