@@ -13,16 +13,18 @@
 //!
 //! The wait is bounded so a wedged consumer cannot hold the switch's socket forever: past it
 //! the crate drops the event after all, and fsb24 counts it, logs it as an error and resyncs
-//! what it could have changed. The bound is [`WAIT`], far above any scheduling delay seen in
-//! the load bench, or half the connection's command timeout if that is shorter, so a command
-//! sent during a wait still gets its reply in time.
+//! what it could have changed. The bound is [`WAIT`], above the scheduling delays seen in the
+//! overloaded load bench, or half the connection's command timeout if that is shorter, so a
+//! command sent during a wait still gets its reply in time. The switch side tolerates far more:
+//! `switch_socket_send` (switch_apr.c) retries a blocked write every 10 ms, 60,000 times
+//! (10 minutes), before it gives up on the event.
 
 use std::time::Duration;
 
 use freeswitch_esl_tokio::{EslConnectOptions, EventOverflow};
 
 /// Longest a reader waits for queue room before the crate drops the event.
-pub(crate) const WAIT: Duration = Duration::from_millis(500);
+pub(crate) const WAIT: Duration = Duration::from_secs(2);
 
 /// `options` with the reader waiting for queue room instead of dropping: up to [`WAIT`], or
 /// half of `command_timeout` if that is shorter.
