@@ -358,6 +358,7 @@ impl Call {
             }
             "linger" => self.send(&reply("+OK will linger")).await?,
             "myevents" => self.send(&reply("+OK Events Enabled")).await?,
+            "nixevent" => self.send(&reply("+OK events nixed")).await?,
             "event" => {
                 self.send(&reply("+OK event listener enabled plain"))
                     .await?;

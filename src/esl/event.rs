@@ -231,6 +231,48 @@ pub fn map_event(event: &EslEvent, own: &ChannelId) -> Result<Mapped, MapError> 
     map_own(event, kind, event_name)
 }
 
+/// The fixed set `myevents` subscribes on an outbound socket (esl-protocol.md §6, the
+/// `myevents` row of the command table).
+const MYEVENTS: [EslEventType; 23] = {
+    use EslEventType as T;
+    [
+        T::ChannelAnswer,
+        T::ChannelApplication,
+        T::ChannelBridge,
+        T::ChannelCreate,
+        T::ChannelData,
+        T::ChannelDestroy,
+        T::ChannelExecute,
+        T::ChannelExecuteComplete,
+        T::ChannelHangup,
+        T::ChannelHangupComplete,
+        T::ChannelOriginate,
+        T::ChannelUuid,
+        T::ChannelOutgoing,
+        T::ChannelPark,
+        T::ChannelProgress,
+        T::ChannelProgressMedia,
+        T::ChannelState,
+        T::ChannelUnbridge,
+        T::ChannelUnpark,
+        T::DetectedSpeech,
+        T::Dtmf,
+        T::Notalk,
+        T::Talk,
+    ]
+};
+
+/// The types `myevents` subscribes that no call uses. The session unsubscribes them right after
+/// `myevents` (`nixevent`), so the switch never writes them and fsb24 never parses them: a
+/// real call's own CHANNEL_STATE, CHANNEL_DATA, CHANNEL_PARK/UNPARK and CHANNEL_DESTROY are
+/// several KiB each, and parsing was the largest share of fsb24's CPU (docs/scaling.md).
+pub(crate) fn unused_myevents() -> Vec<EslEventType> {
+    MYEVENTS
+        .into_iter()
+        .filter(|kind| !is_mapped_kind(*kind))
+        .collect()
+}
+
 fn is_mapped_kind(kind: EslEventType) -> bool {
     use EslEventType as T;
     matches!(

@@ -232,7 +232,8 @@ async fn run_session(
     pump(&client, stream_events, &own, &tx, &options).await;
 }
 
-/// `connect`, verify `async full`, then linger, myevents, RECORD_*/BACKGROUND_JOB. No `resume`
+/// `connect`, verify `async full`, then linger, myevents, RECORD_*/BACKGROUND_JOB, nixevent of
+/// myevents' types no call uses. No `resume`
 /// (see the module doc): it would make our own crash cut the call's conversation.
 async fn handshake(client: &EslClient, options: &OutboundOptions) -> Result<ChannelInfo, EslError> {
     let t = options.handshake_timeout;
@@ -267,6 +268,11 @@ async fn handshake(client: &EslClient, options: &OutboundOptions) -> Result<Chan
         .subscribe_events(EventFormat::Plain, extra)
         .await
         .map_err(map("event"))?;
+    // ...and of myevents' set only what a call uses: `myevents` keeps its own-channel filter.
+    client
+        .nixevent(super::event::unused_myevents())
+        .await
+        .map_err(map("nixevent"))?;
     client.set_command_timeout(options.command_timeout);
     Ok(info)
 }

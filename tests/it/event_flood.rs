@@ -67,12 +67,11 @@ async fn a_flood_while_the_call_task_is_held_loses_no_event_and_the_hangup_finis
         ..CallSpec::default()
     };
     let mut caller = w.fs.offer_call(w.app.esl_addr, spec).await.unwrap();
-    // The session subscribed (the last setup command): events from now on are its own.
-    // The session subscribed (the reply to its last setup command): the call task starts now,
-    // and its first outbox write waits for the lock.
+    // The session is set up (the reply to its last setup command, `nixevent`): the call task
+    // starts now, and its first outbox write waits for the lock.
     loop {
         let label = caller.next_sent().await.expect("the session is set up");
-        if label.starts_with("+OK event listener enabled") {
+        if label.starts_with("+OK events nixed") {
             break;
         }
     }

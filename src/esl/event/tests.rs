@@ -356,3 +356,27 @@ fn talk_time_is_billmsec_rounded_not_the_epoch_second_difference() {
     assert_eq!(summary(5, 0).talk_secs(), 5, "no billmsec: billsec");
     assert_eq!(summary(0, 0).talk_secs(), 0);
 }
+
+#[test]
+fn the_session_unsubscribes_exactly_the_myevents_types_no_call_maps() {
+    use EslEventType as T;
+    let unused = unused_myevents();
+    assert!(unused.iter().all(|kind| !is_mapped_kind(*kind)));
+    for kept in [T::ChannelAnswer, T::ChannelHangupComplete, T::Dtmf] {
+        assert!(!unused.contains(&kept), "{kept} is used");
+    }
+    for nixed in [
+        T::ChannelState,
+        T::ChannelData,
+        T::ChannelPark,
+        T::ChannelDestroy,
+    ] {
+        assert!(unused.contains(&nixed), "{nixed} is never used");
+    }
+    // Every type a call maps and myevents delivers stays subscribed.
+    let kept = MYEVENTS
+        .iter()
+        .filter(|kind| is_mapped_kind(**kind))
+        .count();
+    assert_eq!(kept + unused.len(), MYEVENTS.len());
+}

@@ -87,6 +87,12 @@ async fn handshake(fs: &mut MockConnection, uuid: &str) {
     fs.reply_ok_text("event listener enabled plain")
         .await
         .unwrap();
+    let nix = expect(fs, "nixevent").await;
+    assert!(
+        nix.contains("CHANNEL_STATE") && !nix.contains("CHANNEL_HANGUP"),
+        "{nix:?}"
+    );
+    fs.reply_ok_text("events nixed").await.unwrap();
     // No `resume`: every test's next `expect` would see it.
 }
 

@@ -527,3 +527,64 @@ fn whole_second_timers_last_between_n_minus_one_and_n_seconds() {
         }
     }
 }
+
+/// `nixevent` after `myevents` (what fsb24's handshake does) takes those types off the event
+/// list while own-channel filtering stays, as in mod_event_socket.
+#[tokio::test]
+async fn nixevent_after_myevents_stops_those_types_only() {
+    let fs = FsPeer::start().await.unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let spec = CallSpec {
+        caller: "+79991234567".into(),
+        destination: "9000".into(),
+        ..CallSpec::default()
+    };
+    let _caller = fs
+        .offer_call(listener.local_addr().unwrap(), spec)
+        .await
+        .unwrap();
+    let (sock, _) = timeout(Duration::from_secs(5), listener.accept())
+        .await
+        .unwrap()
+        .unwrap();
+    let mut app = RawClient::from_stream(sock);
+    let mut replies = Vec::new();
+    for cmd in [
+        "connect",
+        "myevents",
+        "nixevent CHANNEL_STATE CHANNEL_EXECUTE",
+        "nixevent",
+    ] {
+        app.send(&format!("{cmd}\n\n")).await;
+        let reply = app.next().await.unwrap();
+        replies.push(reply.header("Reply-Text").unwrap_or_default().to_owned());
+    }
+    assert_eq!(
+        replies[1..],
+        [
+            "+OK Events Enabled",
+            "+OK events nixed",
+            "-ERR no keywords supplied"
+        ]
+    );
+    app.send(&execute("answer", "")).await;
+    app.send(&execute("hangup", "NORMAL_CLEARING")).await;
+    let mut seen = Vec::new();
+    while let Some(f) = app.next().await {
+        if f.header("Content-Type") == Some("text/event-plain") {
+            let h = event_headers(&f.body);
+            seen.push(get(&h, "Event-Name").unwrap_or_default().to_owned());
+        }
+    }
+    for kept in [
+        "CHANNEL_ANSWER",
+        "CHANNEL_EXECUTE_COMPLETE",
+        "CHANNEL_HANGUP",
+    ] {
+        assert!(seen.iter().any(|n| n == kept), "{kept} missing: {seen:?}");
+    }
+    for nixed in ["CHANNEL_STATE", "CHANNEL_EXECUTE"] {
+        assert!(!seen.iter().any(|n| n == nixed), "{nixed} sent: {seen:?}");
+    }
+    fs.shutdown().await;
+}

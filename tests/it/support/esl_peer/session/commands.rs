@@ -1,4 +1,5 @@
-//! The session commands with more than a one-line reply: auth, event, filter, sendmsg, bgapi.
+//! The session commands with more than a one-line reply: auth, event, nixevent, filter, sendmsg,
+//! bgapi.
 
 use std::sync::Arc;
 
@@ -35,7 +36,10 @@ impl Session {
             let w = w.trim_start_matches("SWITCH_EVENT_");
             match w.to_ascii_uppercase().as_str() {
                 _ if custom => drop(self.customs.insert(w.to_owned())),
-                "ALL" => self.all = true,
+                "ALL" => {
+                    self.all = true;
+                    self.nixed.clear();
+                }
                 "CUSTOM" => custom = true,
                 up => drop(self.names.insert(up.to_owned())),
             }
@@ -47,6 +51,36 @@ impl Session {
         self.json = fmt == "json";
         self.reply(&format!("+OK event listener enabled {fmt}"))
             .await
+    }
+
+    /// `nixevent` as mod_event_socket does it: a type leaves the event list; after `ALL` the
+    /// list becomes every type but the ones nixed; `ALL` empties it; words after `CUSTOM` are
+    /// subclasses to drop.
+    pub(super) async fn nixevent(&mut self, rest: &str) -> std::io::Result<bool> {
+        let (mut custom, mut any) = (false, false);
+        for w in rest.split_whitespace() {
+            let w = w.trim_start_matches("SWITCH_EVENT_");
+            match w.to_ascii_uppercase().as_str() {
+                _ if custom => drop(self.customs.remove(w)),
+                "ALL" => {
+                    self.all = false;
+                    self.nixed.clear();
+                    self.names.clear();
+                }
+                "CUSTOM" => custom = true,
+                up => {
+                    if self.all {
+                        self.nixed.insert(up.to_owned());
+                    }
+                    self.names.remove(up);
+                }
+            }
+            any = true;
+        }
+        if !any {
+            return self.reply("-ERR no keywords supplied").await;
+        }
+        self.reply("+OK events nixed").await
     }
 
     pub(super) async fn filter(&mut self, rest: &str) -> std::io::Result<bool> {

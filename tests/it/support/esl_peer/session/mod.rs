@@ -69,6 +69,8 @@ struct Session {
     authed: bool,
     password: String,
     all: bool,
+    /// Types `nixevent` removed from `ALL` (the switch then sends every type but these).
+    nixed: HashSet<String>,
     names: HashSet<String>,
     customs: HashSet<String>,
     filters: Vec<(String, String)>,
@@ -114,6 +116,7 @@ pub async fn serve(
         authed,
         password,
         all: false,
+        nixed: HashSet::new(),
         names: HashSet::new(),
         customs: HashSet::new(),
         filters: Vec::new(),
@@ -214,10 +217,9 @@ impl Session {
 
     fn wants(&self, ev: &EventRef) -> bool {
         let name = ev.name();
-        let subscribed = self.all
+        let subscribed = (self.all && !self.nixed.contains(name))
             || self.names.contains(name)
-            || (name == "CUSTOM" && ev.subclass().is_some_and(|s| self.customs.contains(s)))
-            || (self.myevents && MYEVENTS.contains(&name));
+            || (name == "CUSTOM" && ev.subclass().is_some_and(|s| self.customs.contains(s)));
         if !subscribed {
             return false;
         }
@@ -266,7 +268,10 @@ impl Session {
             }
             "myevents" if self.myevents => self.reply("-ERR aready enabled.").await,
             "myevents" if self.ctl.is_some() => {
+                // Like mod_event_socket: the fixed set joins the event list (so `nixevent`
+                // and `noevents` remove its types), and own-channel filtering starts.
                 self.myevents = true;
+                self.names.extend(MYEVENTS.iter().map(|n| (*n).to_owned()));
                 self.reply("+OK Events Enabled").await
             }
             "linger" if self.ctl.is_some() => {
@@ -289,8 +294,10 @@ impl Session {
                 self.reply("+OK").await
             }
             "event" => self.subscribe(&rest).await,
+            "nixevent" => self.nixevent(&rest).await,
             "noevents" => {
                 self.all = false;
+                self.nixed.clear();
                 self.names.clear();
                 self.customs.clear();
                 self.reply("+OK no longer listening for events").await
