@@ -222,22 +222,28 @@ pub(super) fn insert_entry(
     let body =
         serde_json::to_string(&write.write).map_err(|source| StoreError::Encode { op, source })?;
     let call = write.call.as_str();
-    exec(
-        tx,
-        "INSERT INTO entries(call, kind, body, created_at) VALUES (?1, ?2, ?3, ?4)",
-        params![call, kind_of(&write.write), body, now],
-    )
-    .map_err(&e)?;
-    let seq = tx.last_insert_rowid();
-    if matches!(write.write, BitrixWrite::Note(_)) {
+    let kind = kind_of(&write.write);
+    let seq = if matches!(write.write, BitrixWrite::Note(_)) {
+        // Settled as it is inserted: no `heads` trigger fires for it (it never heads its call).
         exec(
             tx,
-            "UPDATE entries SET state = 1, done_at = ?2, outcome = ?3 WHERE seq = ?1",
-            params![seq, now, NOTE_STORED],
+            "INSERT INTO entries(call, kind, body, created_at, state, done_at, outcome)
+             VALUES (?1, ?2, ?3, ?4, 1, ?4, ?5)",
+            params![call, kind, body, now, NOTE_STORED],
         )
         .map_err(&e)?;
+        let seq = tx.last_insert_rowid();
         note_attempt(tx, EntryId(seq), now, NOTE_STORED).map_err(&e)?;
-    }
+        seq
+    } else {
+        exec(
+            tx,
+            "INSERT INTO entries(call, kind, body, created_at) VALUES (?1, ?2, ?3, ?4)",
+            params![call, kind, body, now],
+        )
+        .map_err(&e)?;
+        tx.last_insert_rowid()
+    };
     touch_call(tx, call, now).map_err(&e)?;
     if matches!(write.write, BitrixWrite::Finish(_)) {
         exec(
