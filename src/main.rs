@@ -11,6 +11,12 @@ use clap::{Parser, Subcommand};
 use fsb24::config::Config;
 use tokio::signal::unix::{SignalKind, signal};
 
+/// jemalloc instead of the system allocator: parsing the switch's 5-17 KiB events allocates a
+/// few hundred strings each, and glibc's malloc (with its fastbin consolidation on every larger
+/// block) was about a third of fsb24's CPU under load (docs/scaling.md, "What a call costs").
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 /// FreeSWITCH <-> Bitrix24 telephony bridge.
 #[derive(Parser)]
 #[command(version, about)]

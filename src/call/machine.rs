@@ -27,8 +27,8 @@ use cards::Cards;
 
 pub(crate) use forward::{ExternalDial, ForwardTarget};
 pub(crate) use settings::{
-    CallInfo, CallSettings, CallbackCard, CardMode, DirectTarget, MissedOwner, Overflow, OwnerStep,
-    QueueRoute, RecordingSettings, Strategy, Target, WhenNoneFree,
+    AgentCards, CallInfo, CallSettings, CallbackCard, CardMode, DirectTarget, MissedOwner,
+    Overflow, OwnerStep, QueueRoute, RecordingSettings, Strategy, Target, WhenNoneFree,
 };
 pub(crate) use vocabulary::{Action, BridgeLeg, BridgeOutcome, Caller, Input, Pick, Transferee};
 

@@ -12,9 +12,9 @@ use chrono::{DateTime, FixedOffset, Utc};
 use crate::call::callback;
 use crate::call::click::CustomerRoute;
 use crate::call::machine::{
-    CallSettings, CallbackCard, Caller, CardMode, DirectTarget, ExternalDial, ForwardTarget, Input,
-    MissedOwner, Overflow, OwnerStep, QueueRoute, RecordingSettings, Strategy, Target,
-    WhenNoneFree,
+    AgentCards, CallSettings, CallbackCard, Caller, CardMode, DirectTarget, ExternalDial,
+    ForwardTarget, Input, MissedOwner, Overflow, OwnerStep, QueueRoute, RecordingSettings,
+    Strategy, Target, WhenNoneFree,
 };
 use crate::call::status::{Cause, MissedStatus};
 use crate::config::{
@@ -63,14 +63,19 @@ pub(crate) struct Resolved {
 
 /// The first route that matches, resolved; `None` when no route matches (the call is handed back
 /// to the dialplan).
-pub(crate) fn resolve(config: &Config, arrival: &Arrival<'_>) -> Option<Resolved> {
+/// `cards` is [`agent_cards`] of `config`, built once per config version.
+pub(crate) fn resolve(
+    config: &Config,
+    cards: &AgentCards,
+    arrival: &Arrival<'_>,
+) -> Option<Resolved> {
     let (index, route) = config
         .routes
         .iter()
         .enumerate()
         .find(|(_, r)| matches(r, arrival))?;
     let (target, wait) = target(config, &route.target)?;
-    let settings = settings(config, route, wait);
+    let settings = settings(config, cards, route, wait);
     // Normalised once here: the number Bitrix24 sees (register, CRM search) is the one dialled.
     let caller = match config.numbers.parse(arrival.caller_number) {
         Ok(number) => Caller::Number(number),
@@ -98,7 +103,11 @@ pub(crate) fn resolve(config: &Config, arrival: &Arrival<'_>) -> Option<Resolved
 /// [`callback::vars`]): routed to `[events] callback_queue`, registered as `TYPE=4` with the
 /// form's line and CRM entity. `None` for any other call, or when no callback queue is set.
 /// [`Resolved::route`] is `None`: no `[[routes]]` entry took it.
-pub(crate) fn resolve_callback(config: &Config, arrival: &Arrival<'_>) -> Option<Resolved> {
+pub(crate) fn resolve_callback(
+    config: &Config,
+    cards: &AgentCards,
+    arrival: &Arrival<'_>,
+) -> Option<Resolved> {
     let vars = arrival.variables;
     if !callback::vars::is_marked(vars) {
         return None;
@@ -115,7 +124,7 @@ pub(crate) fn resolve_callback(config: &Config, arrival: &Arrival<'_>) -> Option
         missed_owner: None,
     };
     let (target, wait) = target(config, &route.target)?;
-    let mut settings = settings(config, &route, wait);
+    let mut settings = settings(config, cards, &route, wait);
     settings.callback = Some(CallbackCard { crm });
     // The customer is the number dialled (checked again: a channel variable is input too).
     let caller = vars
@@ -356,7 +365,23 @@ fn missed_owner(config: &Config, route: &RouteConfig) -> MissedOwner {
     }
 }
 
-fn settings(config: &Config, route: &RouteConfig, wait: WaitMedia) -> CallSettings {
+/// Each agent's own card mode, for the agents that set one (shared by the calls of a version).
+pub(crate) fn agent_cards(config: &Config) -> AgentCards {
+    AgentCards::new(
+        config
+            .agents
+            .iter()
+            .filter_map(|a| Some((a.id.clone(), card_mode(a.card?))))
+            .collect(),
+    )
+}
+
+fn settings(
+    config: &Config,
+    cards: &AgentCards,
+    route: &RouteConfig,
+    wait: WaitMedia,
+) -> CallSettings {
     let defaults = &config.bitrix.defaults;
     // Music needs an answered caller (transfer_ringback); a ringback tone works before answer,
     // so the caller is not billed until an agent picks up.
@@ -379,11 +404,7 @@ fn settings(config: &Config, route: &RouteConfig, wait: WaitMedia) -> CallSettin
             wait_after_hangup: config.recording.wait_after_hangup,
         }),
         missed_owner: missed_owner(config, route),
-        agent_cards: config
-            .agents
-            .iter()
-            .filter_map(|a| Some((a.id.clone(), card_mode(a.card?))))
-            .collect(),
+        agent_cards: AgentCards::clone(cards),
         callback: None,
     }
 }
@@ -439,11 +460,11 @@ mod tests {
     fn routes_match_in_order_and_the_catch_all_takes_the_rest() {
         let config = Config::from_toml_str(CONFIG).unwrap();
         let vars = HashMap::new();
-        let direct = resolve(&config, &arrival("100", &vars)).unwrap();
+        let direct = resolve(&config, &agent_cards(&config), &arrival("100", &vars)).unwrap();
         assert!(
             matches!(direct.start, Input::Started { target: Target::Agent(ref d), .. } if d.agent.user == BitrixUserId(11))
         );
-        let known = resolve(&config, &arrival("200", &vars)).unwrap();
+        let known = resolve(&config, &agent_cards(&config), &arrival("200", &vars)).unwrap();
         let Input::Started {
             target:
                 Target::Responsible {
@@ -465,7 +486,7 @@ mod tests {
         assert!(
             matches!(fallback.overflow, Overflow::Agent(ref d) if d.agent.agent == AgentId::new("1002"))
         );
-        let other = resolve(&config, &arrival("999", &vars)).unwrap();
+        let other = resolve(&config, &agent_cards(&config), &arrival("999", &vars)).unwrap();
         assert!(
             matches!(other.start, Input::Started { target: Target::Queue(ref q), .. } if q.queue.as_str() == "sales")
         );
@@ -478,7 +499,7 @@ mod tests {
         let vars = HashMap::new();
         let mut a = arrival("100", &vars);
         a.caller_number = "anonymous";
-        let resolved = resolve(&config, &a).unwrap();
+        let resolved = resolve(&config, &agent_cards(&config), &a).unwrap();
         assert!(matches!(
             resolved.start,
             Input::Started {
@@ -498,7 +519,7 @@ mod tests {
             let text = CONFIG.replace("[[routes]]\n        destination = \"100\"", extra);
             let config = Config::from_toml_str(&text).unwrap();
             let vars = HashMap::new();
-            resolve(&config, &arrival(destination, &vars))
+            resolve(&config, &agent_cards(&config), &arrival(destination, &vars))
                 .unwrap()
                 .settings
                 .missed_owner

@@ -15,7 +15,7 @@ use tracing::{Instrument, info_span, warn};
 use crate::bitrix::CallType;
 use crate::call::board::{Arrived, Board, BoardEntry};
 use crate::call::effects::{CallEffects, CallServices};
-use crate::call::machine::{Call, CallInfo, Input, Target, Transferee};
+use crate::call::machine::{AgentCards, Call, CallInfo, Input, Target, Transferee};
 use crate::call::outgoing::{self, OutgoingSession, Plan};
 use crate::call::route::{self, Arrival};
 use crate::call::task::{self, MapCtx};
@@ -41,6 +41,8 @@ pub(crate) struct CallConfig {
     agents_by_user: Arc<HashMap<BitrixUserId, AgentId>>,
     /// Bitrix24 user -> the extension click-to-call rings for them.
     click_agents: Arc<HashMap<BitrixUserId, Extension>>,
+    /// Each agent's own card mode, shared by every call of this version.
+    agent_cards: AgentCards,
 }
 
 impl CallConfig {
@@ -63,11 +65,13 @@ impl CallConfig {
             .map(|a| (a.bitrix_user, a.id.clone()))
             .collect();
         let click_agents = click::agents_by_user(&config.agents);
+        let agent_cards = route::agent_cards(&config);
         Self {
             config,
             extensions: Arc::new(extensions),
             agents_by_user: Arc::new(agents_by_user),
             click_agents: Arc::new(click_agents),
+            agent_cards,
         }
     }
 
@@ -135,8 +139,8 @@ pub(crate) fn spawn(incoming: IncomingCall, config: &CallConfig, services: &Serv
         events,
     } = incoming;
     let arrival = arrival_of(&info);
-    let resolved = route::resolve_callback(&config.config, &arrival)
-        .or_else(|| route::resolve(&config.config, &arrival));
+    let resolved = route::resolve_callback(&config.config, &config.agent_cards, &arrival)
+        .or_else(|| route::resolve(&config.config, &config.agent_cards, &arrival));
     let Some(resolved) = resolved else {
         // Not ours: hand the call back. The socket closes before any bridge, so the dialplan
         // continues after `socket` and runs its fallback (esl-protocol.md §5.6).

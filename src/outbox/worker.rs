@@ -154,7 +154,14 @@ pub async fn run_draining<D: Deliver>(
             biased;
             () = shutdown.cancelled() => break,
             () = drain.cancelled(), if !lp.draining => lp.draining = true,
-            Some(joined) = lp.tasks.join_next_with_id() => lp.joined(joined).await,
+            Some(joined) = lp.tasks.join_next_with_id() => {
+                lp.joined(joined).await;
+                // A batch answers up to 50 deliveries at once: take every one that has ended
+                // before reading the store again, not one `due()` per delivery.
+                while let Some(joined) = lp.tasks.try_join_next_with_id() {
+                    lp.joined(joined).await;
+                }
+            }
             () = outbox.wake().notified() => {}
             () = sleep_until(deadline) => {}
         }
@@ -215,7 +222,9 @@ impl<D: Deliver> Loop<D> {
     async fn spawn_due(&mut self, free: usize) -> Result<Option<Instant>, StoreError> {
         let outbox = self.dispatch.outbox.clone();
         let now = outbox.now();
-        let limit = self.config().max_in_flight.saturating_mul(2).max(1);
+        // Each busy call's head is among the due ones (it stays pending while in flight), so
+        // this many rows hold every idle head the free slots can take.
+        let limit = free.saturating_add(self.busy.len()).max(1);
         let due = outbox.store().due(now, limit).await?;
         let idle: Vec<_> = due
             .into_iter()

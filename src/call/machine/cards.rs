@@ -50,8 +50,8 @@ impl Call {
     /// When `agent`'s card opens: their own mode, else `default` (their queue's).
     pub(super) fn card_mode(&self, agent: Option<&AgentId>, default: CardMode) -> CardMode {
         agent
-            .and_then(|a| self.settings.agent_cards.iter().find(|(id, _)| id == a))
-            .map_or(default, |(_, mode)| *mode)
+            .and_then(|a| self.settings.agent_cards.get(a))
+            .map_or(default, |mode| *mode)
     }
 
     /// `user` talks now: their card opens unless their mode is [`CardMode::Never`], in which

@@ -1,12 +1,18 @@
 //! What a call is configured to do: per-call settings and the route's target (plain data the lead
 //! maps from the config).
 
+use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::call::status::{Cause, MissedStatus};
 use crate::ids::{AgentId, BitrixUserId, ChannelId, IdSequence, PhoneNumber, QueueName};
 use crate::queue::AgentInfo;
 use crate::recording::PathTemplate;
+
+/// Each agent's own [`CardMode`], for the agents that set one. Built once per config version and
+/// shared by its calls: a copy per call was O(agents) of memory and work for every call.
+pub(crate) type AgentCards = Arc<HashMap<AgentId, CardMode>>;
 
 /// Per-call behaviour, mapped from the config by the lead. Plain data.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,7 +45,7 @@ pub(crate) struct CallSettings {
     pub missed_owner: MissedOwner,
     /// Agents whose card opens differently from their queue's [`QueueRoute::card`] (or, outside
     /// a queue, from [`CardMode::Ringing`]).
-    pub agent_cards: Vec<(AgentId, CardMode)>,
+    pub agent_cards: AgentCards,
     /// Set when the call is a callback fsb24 dialled (`ONEXTERNALCALLBACKSTART`): registered as
     /// `TYPE=4`, bound to the form's CRM entity.
     pub callback: Option<CallbackCard>,

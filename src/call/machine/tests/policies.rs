@@ -71,7 +71,8 @@ fn a_busy_phone_is_not_the_last_rung_and_a_found_responsible_manager_owns_the_mi
 
 fn moded(modes: &[(&str, CardMode)]) -> CallSettings {
     let mut s = settings();
-    s.agent_cards = modes.iter().map(|(a, m)| (AgentId::from(*a), *m)).collect();
+    s.agent_cards =
+        std::sync::Arc::new(modes.iter().map(|(a, m)| (AgentId::from(*a), *m)).collect());
     s
 }
 

@@ -90,7 +90,7 @@ pub(crate) fn settings() -> CallSettings {
             steps: Vec::new(),
             last_resort: OWNER,
         },
-        agent_cards: Vec::new(),
+        agent_cards: AgentCards::default(),
         callback: None,
     }
 }
