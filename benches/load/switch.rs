@@ -846,6 +846,9 @@ async fn inbound_conn(sw: Arc<Switch>, stream: TcpStream, password: String) {
             "event" => {
                 let names: Vec<String> = words.skip(1).map(str::to_owned).collect();
                 let all = names.iter().any(|n| n == "ALL");
+                if all || names.iter().any(|n| n == "HEARTBEAT") {
+                    tokio::spawn(heartbeats(Arc::clone(&sw), tx.clone()));
+                }
                 let mut hub = sw.hub.lock().await;
                 hub.push(Listener {
                     names,
@@ -878,6 +881,28 @@ async fn inbound_conn(sw: Arc<Switch>, stream: TcpStream, password: String) {
     drop(tx);
     let _ = writer.await;
 }
+
+/// The switch's HEARTBEAT every 20 s (FreeSWITCH's default `event-heartbeat-interval`), which
+/// fsb24's inbound connection uses as its liveness signal, until the connection closes.
+async fn heartbeats(sw: Arc<Switch>, tx: mpsc::Sender<Arc<Vec<u8>>>) {
+    let started = Instant::now();
+    let mut every = tokio::time::interval_at(started + HEARTBEAT, HEARTBEAT);
+    loop {
+        every.tick().await;
+        let body = format!(
+            "Event-Name: HEARTBEAT\nCore-UUID: {}\nEvent-Date-Timestamp: {}\nEvent-Info: System%20Ready\nUp-Time: {}%20seconds\nSession-Count: {}\n",
+            sw.core_uuid,
+            now_us(),
+            started.elapsed().as_secs(),
+            sw.legs.len(),
+        );
+        if tx.send(Arc::new(event_frame(&body))).await.is_err() {
+            return;
+        }
+    }
+}
+
+const HEARTBEAT: Duration = Duration::from_secs(20);
 
 fn inbound_api(sw: &Switch, words: &[&str]) -> String {
     match words {
