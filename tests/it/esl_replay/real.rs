@@ -1,5 +1,11 @@
 //! Causal replay of the real outbound scenarios against the peer, and the mapping of every real
 //! event through `fsb24::esl::map_event` / `map_switch_event`.
+//!
+//! The replays run on tokio's paused clock: the peer's timers (rings, talk times, leg timeouts,
+//! the 20 ms tick) and the app's recorded think times pass at once when nothing else can run,
+//! so a scenario of many seconds replays in milliseconds with the same causality (the peer and
+//! the app are both in this process; their loopback sockets use TCP_NODELAY, as FreeSWITCH's
+//! do, so no frame waits for a delayed ACK while the clock jumps).
 
 use std::path::Path;
 use std::time::Duration;
@@ -94,6 +100,8 @@ async fn replay(
         .await
         .unwrap()
         .unwrap();
+    // The app's side of a real deployment sends each command at once too.
+    sock.set_nodelay(true).unwrap();
     let (mut rd, mut wr) = sock.into_split();
     let (count_tx, mut count_rx) = watch::channel(0usize);
     let (key_tx, mut key_rx) = mpsc::channel(4096);
@@ -217,7 +225,7 @@ fn transcript_parser_reads_every_real_file_byte_exact() {
     assert_eq!(a.keys.last().map(String::as_str), Some("notice disconnect"));
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn replay_a_answered_agent() {
     let fs = FsPeer::start().await.unwrap();
     tokio::fs::create_dir_all("/tmp/rec").await.unwrap();
@@ -228,7 +236,7 @@ async fn replay_a_answered_agent() {
     fs.shutdown().await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn replay_b_sequential_noanswer_then_answer() {
     let fs = FsPeer::start().await.unwrap();
     fs.phone("1001").rings_forever();
@@ -244,17 +252,17 @@ async fn replay_b_sequential_noanswer_then_answer() {
     assert_same("b", &real, &got);
     let r = fs.ring_log();
     assert_eq!(r[0].why.as_deref(), Some("NO_ANSWER"));
-    // Whole epoch seconds: 4.0-5.0 s (the exact rule is `whole_second_deadline`'s unit test;
-    // the upper bound only allows for a loaded machine).
+    // Whole epoch seconds: 4.0-5.0 s, ended on the next 20 ms tick (the exact rule is
+    // `whole_second_deadline`'s unit test; the paused clock makes the bound exact anywhere).
     let rang = r[0].ended.unwrap() - r[0].started;
     assert!(
-        rang >= Duration::from_secs(4) && rang < Duration::from_secs(6),
+        rang >= Duration::from_secs(4) && rang <= Duration::from_millis(5020),
         "leg_timeout=5 rang {rang:?}"
     );
     fs.shutdown().await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn replay_b2_unregistered_and_unknown_user() {
     let fs = FsPeer::start().await.unwrap();
     fs.phone("1005").unregistered();
@@ -269,7 +277,7 @@ async fn replay_b2_unregistered_and_unknown_user() {
     fs.shutdown().await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn replay_c_caller_abandon_while_ringing() {
     let fs = FsPeer::start().await.unwrap();
     fs.phone("1001").rings_forever();
@@ -285,7 +293,7 @@ async fn replay_c_caller_abandon_while_ringing() {
     fs.shutdown().await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn replay_g2_unknown_app_kills_call() {
     let fs = FsPeer::start().await.unwrap();
     let (real, got) = replay(&fs, "g2_unknown_app_kills_call.txt", "OUT8084#1", None).await;
@@ -293,7 +301,7 @@ async fn replay_g2_unknown_app_kills_call() {
     fs.shutdown().await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn replay_h_no_linger_app_hangup() {
     let fs = FsPeer::start().await.unwrap();
     let (real, got) = replay(&fs, "h_no_linger_app_hangup.txt", "OUT8084#1", None).await;
@@ -301,7 +309,7 @@ async fn replay_h_no_linger_app_hangup() {
     fs.shutdown().await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn replay_f_answered_agent_json_events() {
     let fs = FsPeer::start().await.unwrap();
     tokio::fs::create_dir_all("/tmp/rec").await.unwrap();
@@ -318,7 +326,7 @@ async fn replay_f_answered_agent_json_events() {
     fs.shutdown().await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn replay_d_record_during_bridge() {
     let fs = FsPeer::start().await.unwrap();
     tokio::fs::create_dir_all("/tmp/rec").await.unwrap();
@@ -329,7 +337,7 @@ async fn replay_d_record_during_bridge() {
     fs.shutdown().await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn replay_simultaneous_bridge_first_answer_wins() {
     let fs = FsPeer::start().await.unwrap();
     fs.phone("1001").rings_forever();
@@ -351,7 +359,7 @@ async fn replay_simultaneous_bridge_first_answer_wins() {
     fs.shutdown().await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn replay_uuid_kill_agent_leg_all_runs() {
     for run in 1..=5 {
         let fs = FsPeer::start().await.unwrap();
@@ -371,7 +379,7 @@ async fn replay_uuid_kill_agent_leg_all_runs() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn replay_record_stop_paths_all_runs() {
     tokio::fs::create_dir_all("/tmp/rec").await.unwrap();
     let runs = [
@@ -507,7 +515,7 @@ fn every_real_event_maps_to_the_expected_call_event_or_is_knowingly_ignored() {
     assert_eq!((outbound, inbound, json), (387, 207, 20));
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn replay_transfer_of_the_agent_leg_returns_the_bridge() {
     let fs = FsPeer::start().await.unwrap();
     fs.phone("1001").answers_after(Duration::from_secs(1));
@@ -526,7 +534,7 @@ async fn replay_transfer_of_the_agent_leg_returns_the_bridge() {
 /// after answering (the capture's sipp script; the REFER left 2.0 s after its 200 OK). The
 /// caller is the channel transferred: its socket gets UNBRIDGE without a partner, the bridge's
 /// and the socket app's EXECUTE_COMPLETE, then the dialplan's events on the same connection.
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn replay_blind_refer_transfers_the_caller_on_the_same_connection() {
     let fs = FsPeer::start().await.unwrap();
     fs.phone("1001").answers_after(Duration::from_secs(1));

@@ -93,6 +93,10 @@ pub async fn serve(
     ctl: Option<Controlled>,
     sent: mpsc::Sender<String>,
 ) {
+    // mod_event_socket sets TCP_NODELAY on every ESL connection, the `socket` app's and the
+    // inbound listener's (esl-protocol.md §5.1): each frame leaves at once, never held back by
+    // Nagle until the app's delayed ACK (which would also stall the paused-clock replays).
+    let _ = stream.set_nodelay(true);
     let (rd, out) = stream.into_split();
     let (cmd_tx, mut cmd_rx) = mpsc::channel::<Command>(64);
     let reader_cancel = stop.clone();
