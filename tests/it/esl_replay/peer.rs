@@ -249,6 +249,18 @@ async fn inbound_server_can_be_killed_and_restarted_on_the_same_port() {
 
 /// Plays the app side of an outbound call: the peer dials us, we connect and subscribe.
 async fn app_session(fs: &FsPeer, spec: CallSpec) -> (RawClient, String) {
+    let setup = ["myevents", "linger", "event plain RECORD_START RECORD_STOP"];
+    let (app, uuid, _) = app_session_with(fs, spec, &setup).await;
+    (app, uuid)
+}
+
+/// Like [`app_session`], with the setup commands after `connect` given; returns each one's
+/// Reply-Text too.
+async fn app_session_with(
+    fs: &FsPeer,
+    spec: CallSpec,
+    setup: &[&str],
+) -> (RawClient, String, Vec<String>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let caller = fs
         .offer_call(listener.local_addr().unwrap(), spec)
@@ -276,11 +288,13 @@ async fn app_session(fs: &FsPeer, spec: CallSpec) -> (RawClient, String) {
     assert!(
         reply.header("Content-Length").is_none() && reply.header("Reply-Text") == Some("%2BOK%0A")
     );
-    for cmd in ["myevents", "linger", "event plain RECORD_START RECORD_STOP"] {
+    let mut replies = Vec::new();
+    for cmd in setup {
         app.send(&format!("{cmd}\n\n")).await;
-        app.next().await.unwrap();
+        let reply = app.next().await.unwrap();
+        replies.push(reply.header("Reply-Text").unwrap_or_default().to_owned());
     }
-    (app, caller.uuid.clone())
+    (app, caller.uuid.clone(), replies)
 }
 
 fn execute(app: &str, arg: &str) -> String {
@@ -535,37 +549,22 @@ fn whole_second_timers_last_between_n_minus_one_and_n_seconds() {
 
 /// `nixevent` after `myevents` (what fsb24's handshake does) takes those types off the event
 /// list while own-channel filtering stays, as in mod_event_socket.
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn nixevent_after_myevents_stops_those_types_only() {
     let fs = FsPeer::start().await.unwrap();
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let spec = CallSpec {
         caller: "+79991234567".into(),
         destination: "9000".into(),
         ..CallSpec::default()
     };
-    let _caller = fs
-        .offer_call(listener.local_addr().unwrap(), spec)
-        .await
-        .unwrap();
-    let (sock, _) = timeout(Duration::from_secs(5), listener.accept())
-        .await
-        .unwrap()
-        .unwrap();
-    let mut app = RawClient::from_stream(sock);
-    let mut replies = Vec::new();
-    for cmd in [
-        "connect",
+    let setup = [
         "myevents",
         "nixevent CHANNEL_STATE CHANNEL_EXECUTE",
         "nixevent",
-    ] {
-        app.send(&format!("{cmd}\n\n")).await;
-        let reply = app.next().await.unwrap();
-        replies.push(reply.header("Reply-Text").unwrap_or_default().to_owned());
-    }
+    ];
+    let (mut app, _, replies) = app_session_with(&fs, spec, &setup).await;
     assert_eq!(
-        replies[1..],
+        replies,
         [
             "+OK Events Enabled",
             "+OK events nixed",
