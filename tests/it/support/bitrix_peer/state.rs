@@ -122,6 +122,20 @@ pub struct FinishRecord {
     pub at: Instant,
 }
 
+impl FinishRecord {
+    /// Asserts an answered call's finish: STATUS_CODE 200 and `secs` of talk. DURATION is
+    /// billsec, counted on whole epoch seconds as FreeSWITCH does, so `secs` of talk reads
+    /// `secs` or `secs + 1`.
+    pub fn assert_talked(&self, secs: i64) {
+        assert_eq!(self.status_code, "200", "{}", self.failed_reason);
+        assert!(
+            (secs..=secs + 1).contains(&self.duration),
+            "DURATION {} for {secs} s of talk",
+            self.duration
+        );
+    }
+}
+
 /// An external line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Line {
